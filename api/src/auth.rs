@@ -1,0 +1,145 @@
+//! Access tokens (short-lived HS256 JWTs) and the `AuthUser` extractor, which turns a bearer
+//! token into a `Principal` with every grant the member holds now. Authorisation itself is
+//! `Principal::can` in the domain: one place, not re-derived per handler.
+
+use crate::errors::ApiError;
+use crate::state::AppState;
+use actix_web::{dev::Payload, web, FromRequest, HttpRequest};
+use futures_util::future::LocalBoxFuture;
+use jsonwebtoken::{decode, encode, Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+use yunlian_domain::auth::{Grant, Principal, Role};
+use yunlian_domain::Error;
+use yunlian_infra::db::{self, ScopedFutureExt};
+
+#[derive(Debug, Serialize, Deserialize)]
+pub struct Claims {
+    pub sub: Uuid,
+    pub sid: Uuid,
+    pub iat: i64,
+    pub exp: i64,
+}
+
+#[derive(Clone)]
+pub struct JwtKeys {
+    enc: EncodingKey,
+    dec: DecodingKey,
+}
+
+impl JwtKeys {
+    pub fn new(secret: &[u8]) -> Self {
+        JwtKeys {
+            enc: EncodingKey::from_secret(secret),
+            dec: DecodingKey::from_secret(secret),
+        }
+    }
+
+    pub fn issue(&self, claims: &Claims) -> Result<String, ApiError> {
+        encode(&Header::new(Algorithm::HS256), claims, &self.enc)
+            .map_err(|e| Error::Internal(format!("jwt: {e}")).into())
+    }
+
+    /// Checks signature and expiry against `now` (from the clock port, not the system time).
+    pub fn verify(&self, token: &str, now: i64) -> Result<Claims, ApiError> {
+        let mut v = Validation::new(Algorithm::HS256);
+        v.validate_exp = false; // checked below against the clock port
+        v.required_spec_claims = ["exp", "sub"].into_iter().map(String::from).collect();
+        let claims = decode::<Claims>(token, &self.dec, &v)
+            .map_err(|_| ApiError::new(actix_web::http::StatusCode::UNAUTHORIZED, "token_invalid"))?
+            .claims;
+        if claims.exp <= now {
+            return Err(ApiError::new(
+                actix_web::http::StatusCode::UNAUTHORIZED,
+                "token_expired",
+            ));
+        }
+        Ok(claims)
+    }
+}
+
+/// The authenticated caller. Extracting it checks the token, that its session is still live
+/// (so logout and password changes bite at once), and loads the caller's current grants.
+pub struct AuthUser(pub Principal);
+
+impl std::ops::Deref for AuthUser {
+    type Target = Principal;
+    fn deref(&self) -> &Principal {
+        &self.0
+    }
+}
+
+impl FromRequest for AuthUser {
+    type Error = ApiError;
+    type Future = LocalBoxFuture<'static, Result<Self, Self::Error>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let state = req.app_data::<web::Data<AppState>>().cloned();
+        let header = req
+            .headers()
+            .get(actix_web::http::header::AUTHORIZATION)
+            .and_then(|h| h.to_str().ok())
+            .map(str::to_owned);
+        Box::pin(async move {
+            let state = state.ok_or_else(|| ApiError::from(Error::Internal("no state".into())))?;
+            let unauth =
+                || ApiError::new(actix_web::http::StatusCode::UNAUTHORIZED, "unauthenticated");
+            let header = header.ok_or_else(unauth)?;
+            let token = header
+                .strip_prefix("Bearer ")
+                .or_else(|| header.strip_prefix("bearer "))
+                .ok_or_else(unauth)?
+                .trim();
+            let now = state.clock.now();
+            let claims = state.jwt.verify(token, now.timestamp())?;
+            let principal = load_principal(&state, claims.sub, claims.sid, now).await?;
+            Ok(AuthUser(principal))
+        })
+    }
+}
+
+async fn load_principal(
+    state: &AppState,
+    member_id: Uuid,
+    session_id: Uuid,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Result<Principal, ApiError> {
+    let grants = state
+        .db
+        .read(|mut c| {
+            async move {
+                if !db::sessions::is_live(&mut c, session_id, member_id, now).await? {
+                    return Ok(None);
+                }
+                let Some((member, org_path)) = db::members::get(&mut c, member_id).await? else {
+                    return Ok(None);
+                };
+                let mut grants = db::roles::grants_of(&mut c, member_id).await?;
+                grants.push(Grant {
+                    org_id: member.org_id,
+                    org_path,
+                    role: Role::Member,
+                });
+                if let Some(g) = member.group_id {
+                    if let Some(group) = db::orgs::get(&mut c, g).await? {
+                        grants.push(Grant {
+                            org_id: g,
+                            org_path: group.path,
+                            role: Role::Member,
+                        });
+                    }
+                }
+                Ok(Some(grants))
+            }
+            .scope_boxed()
+        })
+        .await?
+        .ok_or_else(|| {
+            ApiError::new(actix_web::http::StatusCode::UNAUTHORIZED, "session_revoked")
+        })?;
+    Ok(Principal {
+        member_id,
+        session_id,
+        grants,
+    })
+}

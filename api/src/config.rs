@@ -1,0 +1,216 @@
+//! Configuration from the environment, optionally seeded from a file of `KEY=value` lines
+//! (`YUNLIAN_CONFIG_FILE`); a variable set in the environment wins over the file.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+
+/// Every setting the server reads, with its default; the README's configuration table and
+/// docker-compose.yml are checked against this list by a test.
+pub const KEYS: &[(&str, &str)] = &[
+    ("YUNLIAN_CONFIG_FILE", "(unset)"),
+    ("YUNLIAN_BIND", "127.0.0.1:8080"),
+    ("YUNLIAN_DATA_DIR", "./data"),
+    ("DATABASE_URL", "sqlite://$YUNLIAN_DATA_DIR/yunlian.db"),
+    ("YUNLIAN_DB_POOL_SIZE", "16"),
+    ("REDIS_URL", "(unset: in-process)"),
+    ("YUNLIAN_ADMIN_PHONE", "(unset)"),
+    ("YUNLIAN_ADMIN_PASSWORD", "(unset)"),
+    ("YUNLIAN_ADMIN_NAME", "管理员"),
+    ("YUNLIAN_ROOT_ORG_NAME", "中共某县委员会"),
+    ("YUNLIAN_JWT_SECRET", "(generated into the data dir)"),
+    ("YUNLIAN_ACCESS_TOKEN_TTL_SECS", "900"),
+    ("YUNLIAN_REFRESH_TOKEN_TTL_DAYS", "30"),
+    ("YUNLIAN_MAX_BODY_BYTES", "1048576"),
+    ("YUNLIAN_MAX_IMPORT_BYTES", "4194304"),
+    ("YUNLIAN_TRUST_PROXY", "false"),
+    ("YUNLIAN_WORKERS", "(number of cores)"),
+    ("YUNLIAN_LOG_FORMAT", "text"),
+    ("RUST_LOG", "info"),
+];
+
+#[derive(Clone)]
+pub struct Config {
+    pub bind: String,
+    pub data_dir: PathBuf,
+    pub database_url: String,
+    pub db_pool_size: usize,
+    pub redis_url: Option<String>,
+    pub admin_phone: Option<String>,
+    pub admin_password: Option<String>,
+    pub admin_name: String,
+    pub root_org_name: String,
+    pub jwt_secret: Option<String>,
+    pub access_token_ttl_secs: i64,
+    pub refresh_token_ttl_days: i64,
+    pub max_body_bytes: usize,
+    pub max_import_bytes: usize,
+    pub trust_proxy: bool,
+    pub workers: Option<usize>,
+    pub log_json: bool,
+}
+
+impl std::fmt::Debug for Config {
+    // Secrets never reach a log line.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Config")
+            .field("bind", &self.bind)
+            .field("data_dir", &self.data_dir)
+            .field("database", &redact_url(&self.database_url))
+            .field("redis", &self.redis_url.as_deref().map(redact_url))
+            .field(
+                "admin_phone",
+                &self
+                    .admin_phone
+                    .as_deref()
+                    .map(yunlian_domain::member::mask_phone),
+            )
+            .field("workers", &self.workers)
+            .finish_non_exhaustive()
+    }
+}
+
+/// `scheme://user:secret@host/db` → `scheme://user:***@host/db`.
+pub fn redact_url(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(s), Some(at)) if at > s => {
+            let creds = &url[s + 3..at];
+            let user = creds.split(':').next().unwrap_or("");
+            format!("{}{}:***{}", &url[..s + 3], user, &url[at..])
+        }
+        _ => url.to_string(),
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("{key}: {why}")]
+    Invalid { key: &'static str, why: String },
+    #[error("config file {0}: {1}")]
+    File(String, String),
+}
+
+impl Config {
+    /// Reads the process environment (and the optional file).
+    pub fn from_env() -> Result<Config, ConfigError> {
+        let env: HashMap<String, String> = std::env::vars().collect();
+        Self::from_map(env)
+    }
+
+    /// Reads from a map of variables, as the environment would give them.
+    pub fn from_map(mut vars: HashMap<String, String>) -> Result<Config, ConfigError> {
+        if let Some(path) = vars.get("YUNLIAN_CONFIG_FILE").cloned() {
+            let iter = dotenvy::from_path_iter(&path)
+                .map_err(|e| ConfigError::File(path.clone(), e.to_string()))?;
+            for item in iter {
+                let (k, v) = item.map_err(|e| ConfigError::File(path.clone(), e.to_string()))?;
+                vars.entry(k).or_insert(v);
+            }
+        }
+        let get = |k: &str| {
+            vars.get(k)
+                .map(|v| v.trim().to_string())
+                .filter(|v| !v.is_empty())
+        };
+        let num = |k: &'static str, default: i64| -> Result<i64, ConfigError> {
+            get(k).map_or(Ok(default), |v| {
+                v.parse::<i64>()
+                    .ok()
+                    .filter(|n| *n > 0)
+                    .ok_or(ConfigError::Invalid {
+                        key: k,
+                        why: format!("not a positive number: {v}"),
+                    })
+            })
+        };
+        let data_dir = PathBuf::from(get("YUNLIAN_DATA_DIR").unwrap_or_else(|| "./data".into()));
+        let database_url = get("DATABASE_URL").unwrap_or_else(|| {
+            format!("sqlite://{}", data_dir.join("yunlian.db").to_string_lossy())
+        });
+        let flag = |k: &'static str| -> Result<bool, ConfigError> {
+            match get(k).as_deref().map(str::to_ascii_lowercase).as_deref() {
+                None | Some("false" | "0" | "no") => Ok(false),
+                Some("true" | "1" | "yes") => Ok(true),
+                Some(v) => Err(ConfigError::Invalid {
+                    key: k,
+                    why: format!("not a boolean: {v}"),
+                }),
+            }
+        };
+        let log_json = match get("YUNLIAN_LOG_FORMAT").as_deref() {
+            None | Some("text") => false,
+            Some("json") => true,
+            Some(v) => {
+                return Err(ConfigError::Invalid {
+                    key: "YUNLIAN_LOG_FORMAT",
+                    why: format!("text or json, not {v}"),
+                })
+            }
+        };
+        let workers = match get("YUNLIAN_WORKERS") {
+            None => None,
+            Some(_) => Some(num("YUNLIAN_WORKERS", 1)? as usize),
+        };
+        let admin_phone = get("YUNLIAN_ADMIN_PHONE");
+        let admin_password = get("YUNLIAN_ADMIN_PASSWORD");
+        if admin_phone.is_some() != admin_password.is_some() {
+            return Err(ConfigError::Invalid {
+                key: "YUNLIAN_ADMIN_PASSWORD",
+                why: "set YUNLIAN_ADMIN_PHONE and YUNLIAN_ADMIN_PASSWORD together".into(),
+            });
+        }
+        Ok(Config {
+            bind: get("YUNLIAN_BIND").unwrap_or_else(|| "127.0.0.1:8080".into()),
+            data_dir,
+            database_url,
+            db_pool_size: num("YUNLIAN_DB_POOL_SIZE", 16)? as usize,
+            redis_url: get("REDIS_URL"),
+            admin_phone,
+            admin_password,
+            admin_name: get("YUNLIAN_ADMIN_NAME").unwrap_or_else(|| "管理员".into()),
+            root_org_name: get("YUNLIAN_ROOT_ORG_NAME").unwrap_or_else(|| "中共某县委员会".into()),
+            jwt_secret: get("YUNLIAN_JWT_SECRET"),
+            access_token_ttl_secs: num("YUNLIAN_ACCESS_TOKEN_TTL_SECS", 900)?,
+            refresh_token_ttl_days: num("YUNLIAN_REFRESH_TOKEN_TTL_DAYS", 30)?,
+            max_body_bytes: num("YUNLIAN_MAX_BODY_BYTES", 1 << 20)? as usize,
+            max_import_bytes: num("YUNLIAN_MAX_IMPORT_BYTES", 4 << 20)? as usize,
+            trust_proxy: flag("YUNLIAN_TRUST_PROXY")?,
+            workers,
+            log_json,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_put_sqlite_under_the_data_dir() {
+        let c = Config::from_map(HashMap::new()).expect("defaults");
+        assert_eq!(c.bind, "127.0.0.1:8080");
+        assert_eq!(c.database_url, "sqlite://./data/yunlian.db");
+        assert!(c.redis_url.is_none());
+        let c = Config::from_map(HashMap::from([(
+            "YUNLIAN_DATA_DIR".into(),
+            "/srv/yl".into(),
+        )]))
+        .expect("data dir");
+        assert_eq!(c.database_url, "sqlite:///srv/yl/yunlian.db");
+    }
+
+    #[test]
+    fn bad_values_name_their_key_and_urls_hide_passwords() {
+        let e = Config::from_map(HashMap::from([("YUNLIAN_DB_POOL_SIZE".into(), "x".into())]));
+        assert!(matches!(
+            e,
+            Err(ConfigError::Invalid {
+                key: "YUNLIAN_DB_POOL_SIZE",
+                ..
+            })
+        ));
+        assert_eq!(
+            redact_url("postgres://yl:s3cret@db:5432/yl"),
+            "postgres://yl:***@db:5432/yl"
+        );
+    }
+}

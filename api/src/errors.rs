@@ -1,0 +1,305 @@
+//! The one error type of the API. Each error has a stable machine `code` (part of the wire
+//! contract) and a human message in Chinese or English. Handlers return `ApiError`; the request
+//! middleware renders it as `application/problem+json` in the caller's language with the
+//! request id.
+
+use actix_web::http::StatusCode;
+use actix_web::{HttpResponse, ResponseError};
+use serde_json::json;
+use yunlian_domain::{Error, FieldError};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Lang {
+    Zh,
+    En,
+}
+
+impl Lang {
+    /// Picks from `Accept-Language`: the highest-weighted of zh and en; Chinese by default.
+    pub fn from_header(h: Option<&str>) -> Lang {
+        let Some(h) = h else { return Lang::Zh };
+        let mut best: Option<(f32, Lang)> = None;
+        for part in h.split(',') {
+            let mut it = part.trim().split(';');
+            let tag = it.next().unwrap_or("").trim().to_ascii_lowercase();
+            let q = it
+                .find_map(|p| {
+                    p.trim()
+                        .strip_prefix("q=")
+                        .and_then(|v| v.parse::<f32>().ok())
+                })
+                .unwrap_or(1.0);
+            let lang = if tag.starts_with("en") {
+                Lang::En
+            } else if tag.starts_with("zh") {
+                Lang::Zh
+            } else {
+                continue;
+            };
+            if best.is_none_or(|(bq, _)| q > bq) {
+                best = Some((q, lang));
+            }
+        }
+        best.map(|(_, l)| l).unwrap_or(Lang::Zh)
+    }
+}
+
+#[derive(Debug)]
+pub struct ApiError {
+    pub status: StatusCode,
+    pub code: &'static str,
+    pub fields: Vec<FieldError>,
+    pub retry_after: Option<u64>,
+    /// Extra detail for the log only (never sent: it may hold internals).
+    pub internal: Option<String>,
+}
+
+impl ApiError {
+    pub fn new(status: StatusCode, code: &'static str) -> Self {
+        ApiError {
+            status,
+            code,
+            fields: Vec::new(),
+            retry_after: None,
+            internal: None,
+        }
+    }
+    pub fn bad_request(code: &'static str) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, code)
+    }
+    pub fn not_found() -> Self {
+        Self::new(StatusCode::NOT_FOUND, "not_found")
+    }
+    pub fn forbidden() -> Self {
+        Self::new(StatusCode::FORBIDDEN, "forbidden")
+    }
+    pub fn field(field: &str, code: &'static str) -> Self {
+        Error::invalid(field, code).into()
+    }
+
+    /// The problem body in `lang`, carrying the request id.
+    pub fn body(&self, lang: Lang, request_id: &str) -> serde_json::Value {
+        let title = message(self.code, lang);
+        let mut body = json!({
+            "type": format!("urn:yunlian:problem:{}", self.code),
+            "title": title,
+            "status": self.status.as_u16(),
+            "code": self.code,
+            "detail": title,
+            "request_id": request_id,
+        });
+        if !self.fields.is_empty() {
+            body["errors"] = self
+                .fields
+                .iter()
+                .map(|f| {
+                    let mut e = json!({
+                        "field": f.field,
+                        "code": f.code,
+                        "message": message(f.code, lang),
+                    });
+                    if let Some(l) = f.line {
+                        e["line"] = json!(l);
+                    }
+                    e
+                })
+                .collect();
+        }
+        if let Some(s) = self.retry_after {
+            body["retry_after"] = json!(s);
+        }
+        body
+    }
+}
+
+impl std::fmt::Display for ApiError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} {}", self.status.as_u16(), self.code)?;
+        if let Some(i) = &self.internal {
+            write!(f, ": {i}")?;
+        }
+        Ok(())
+    }
+}
+
+impl ResponseError for ApiError {
+    fn status_code(&self) -> StatusCode {
+        self.status
+    }
+
+    /// A plain rendering; the request middleware re-renders it in the caller's language.
+    fn error_response(&self) -> HttpResponse {
+        let mut res = HttpResponse::build(self.status);
+        res.content_type("application/problem+json");
+        if let Some(s) = self.retry_after {
+            res.insert_header(("Retry-After", s.to_string()));
+        }
+        res.body(self.body(Lang::Zh, "").to_string())
+    }
+}
+
+impl From<Error> for ApiError {
+    fn from(e: Error) -> Self {
+        match e {
+            Error::Invalid(fields) => ApiError {
+                fields,
+                ..ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "validation_failed")
+            },
+            Error::Unprocessable(code) => ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, code),
+            Error::NotFound => ApiError::not_found(),
+            Error::Forbidden(code) => ApiError::new(StatusCode::FORBIDDEN, code),
+            Error::Conflict(code) => ApiError::new(StatusCode::CONFLICT, code),
+            Error::Unauthenticated(code) => ApiError::new(StatusCode::UNAUTHORIZED, code),
+            Error::RateLimited { retry_after_secs } => ApiError {
+                retry_after: Some(retry_after_secs),
+                ..ApiError::new(StatusCode::TOO_MANY_REQUESTS, "too_many_attempts")
+            },
+            Error::Unavailable(why) => ApiError {
+                retry_after: Some(5),
+                internal: Some(why),
+                ..ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "service_unavailable")
+            },
+            Error::Internal(why) => ApiError {
+                internal: Some(why),
+                ..ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal")
+            },
+        }
+    }
+}
+
+/// The human message of a code. Codes without an entry fall back to a generic message, and a
+/// test keeps every code the server can send in this table.
+pub fn message(code: &str, lang: Lang) -> &'static str {
+    let (zh, en) = match code {
+        "malformed_json" => (
+            "请求体不是有效的 JSON",
+            "The request body is not valid JSON",
+        ),
+        "unknown_field" => ("请求包含未知字段", "The request contains an unknown field"),
+        "missing_field" => ("缺少必填字段", "A required field is missing"),
+        "invalid_type" => ("字段类型不正确", "A field has the wrong type"),
+        "invalid_query" => ("查询参数不正确", "A query parameter is invalid"),
+        "invalid_cursor" => ("分页游标无效", "The page cursor is invalid"),
+        "payload_too_large" => ("请求体过大", "The request body is too large"),
+        "unsupported_media_type" => ("不支持的内容类型", "Unsupported content type"),
+        "validation_failed" => ("输入有误，请检查标出的字段", "Some fields are invalid"),
+        "unauthenticated" => ("请先登录", "Please log in"),
+        "token_invalid" => ("登录凭证无效", "The access token is invalid"),
+        "token_expired" => (
+            "登录已过期，请刷新或重新登录",
+            "The access token has expired",
+        ),
+        "session_revoked" => (
+            "登录已失效，请重新登录",
+            "This session has ended; log in again",
+        ),
+        "invalid_credentials" => ("手机号或密码错误", "Wrong phone number or password"),
+        "refresh_token_invalid" => ("刷新凭证无效，请重新登录", "The refresh token is invalid"),
+        "refresh_token_reused" => (
+            "刷新凭证已被使用，为安全起见该登录已全部注销",
+            "The refresh token was already used; this login has been revoked for safety",
+        ),
+        "wrong_password" => ("当前密码不正确", "The current password is wrong"),
+        "too_many_attempts" => (
+            "尝试次数过多，请稍后再试",
+            "Too many attempts; try again later",
+        ),
+        "forbidden" => ("没有权限执行此操作", "You may not do this"),
+        "role_out_of_scope" => (
+            "只能在本人管辖范围内授予或撤销该角色",
+            "You may only grant or revoke this role within your own organisation",
+        ),
+        "not_found" => ("未找到", "Not found"),
+        "route_not_found" => ("接口不存在", "No such endpoint"),
+        "phone_taken" => ("该手机号已被使用", "This phone number is already in use"),
+        "org_name_taken" => (
+            "同级组织中已有此名称",
+            "A sibling organisation already has this name",
+        ),
+        "role_already_granted" => ("该成员已拥有此角色", "The member already holds this role"),
+        "conflict" => ("与现有数据冲突", "Conflicts with existing data"),
+        "cannot_revoke_own_admin" => (
+            "不能撤销自己的管理员角色",
+            "You cannot revoke your own admin role",
+        ),
+        "org_id_required" => ("请指定组织", "Choose an organisation (org_id)"),
+        "csv_not_utf8" => (
+            "文件不是 UTF-8 编码，请在表格软件中另存为“CSV UTF-8”",
+            "The file is not UTF-8; save it as \"CSV UTF-8\"",
+        ),
+        "csv_malformed" => ("CSV 格式错误", "The CSV is malformed"),
+        "csv_too_many_rows" => ("一次最多导入 5000 行", "At most 5,000 rows per import"),
+        "csv_header_missing" => (
+            "缺少必需的表头（姓名、手机号）",
+            "A required column header is missing",
+        ),
+        "csv_duplicate_header" => ("表头重复", "A column header appears twice"),
+        "roster_invalid" => (
+            "名册有错误，未导入任何数据",
+            "The roster has errors; nothing was imported",
+        ),
+        "service_unavailable" => (
+            "服务暂时不可用，请稍后重试",
+            "Service unavailable; retry shortly",
+        ),
+        "internal" => ("服务器内部错误", "Internal server error"),
+        // field codes
+        "required" => ("必填", "Required"),
+        "too_long" => ("过长", "Too long"),
+        "invalid_phone" => ("手机号格式不正确", "Not a valid mobile number"),
+        "duplicate_phone_in_file" => ("文件中手机号重复", "This phone appears earlier in the file"),
+        "out_of_range" => ("超出允许范围", "Out of range"),
+        "invalid_date" => ("日期格式不正确", "Not a valid date"),
+        "invalid_status" => (
+            "党员类别应为“正式党员”或“预备党员”",
+            "Status must be full or probationary",
+        ),
+        "invalid_residence" => (
+            "居住情况应为“在家”或“外出”",
+            "Residence must be at home or migrant",
+        ),
+        "invalid_flag" => ("应填“是”或“否”", "Must be yes or no"),
+        "invalid_value" => ("取值不正确", "Invalid value"),
+        "password_too_weak" => (
+            "密码至少 8 位，且包含字母和数字",
+            "Passwords need 8+ characters with letters and digits",
+        ),
+        "kind_not_allowed_under_parent" => (
+            "该类型组织不能设在此上级组织下",
+            "This kind of organisation cannot sit under that parent",
+        ),
+        "role_not_allowed_for_org" => (
+            "该角色不适用于此类组织",
+            "This role does not fit that organisation",
+        ),
+        "member_outside_org" => (
+            "该成员不属于此组织",
+            "The member does not belong to that organisation",
+        ),
+        "group_not_found" => ("本支部下没有该党小组", "No such party group in this branch"),
+        "org_not_found" => ("组织不存在", "No such organisation"),
+        "org_holds_no_members" => (
+            "党员须编入支部或党委",
+            "Members belong to a branch or committee",
+        ),
+        _ => ("请求失败", "Request failed"),
+    };
+    match lang {
+        Lang::Zh => zh,
+        Lang::En => en,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn chinese_unless_english_is_preferred() {
+        assert_eq!(Lang::from_header(None), Lang::Zh);
+        assert_eq!(Lang::from_header(Some("en-US,en;q=0.9")), Lang::En);
+        assert_eq!(Lang::from_header(Some("zh-CN,zh;q=0.9,en;q=0.8")), Lang::Zh);
+        assert_eq!(Lang::from_header(Some("fr, en;q=0.5")), Lang::En);
+        assert_eq!(Lang::from_header(Some("fr")), Lang::Zh);
+    }
+}

@@ -1,0 +1,433 @@
+//! Members: create, list, read, edit, import a roster, reset a password.
+
+use super::{authorize, created, decode_cursor, limit, nullable, page};
+use crate::auth::AuthUser;
+use crate::errors::ApiError;
+use crate::handlers::orgs::load as load_org;
+use crate::state::AppState;
+use actix_web::{web, HttpResponse};
+use chrono::NaiveDate;
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+use yunlian_domain::auth::Action;
+use yunlian_domain::member::{
+    check_join_date, check_password, check_residence, parse_name, Member, MemberFields,
+    MemberStatus, Phone, Residence,
+};
+use yunlian_domain::org::{Org, OrgKind};
+use yunlian_domain::{roster, Error, FieldError};
+use yunlian_infra::db::{self, members::MemberFilter, ScopedFutureExt};
+use yunlian_infra::password;
+
+/// The org a member is placed in must hold members; a group, when given, must be a party group
+/// directly inside it.
+async fn check_placement(
+    state: &AppState,
+    org: &Org,
+    group_id: Option<Uuid>,
+) -> Result<(), ApiError> {
+    if !org.kind.holds_members() {
+        return Err(ApiError::field("org_id", "org_holds_no_members"));
+    }
+    if let Some(g) = group_id {
+        let group = state
+            .db
+            .read(|mut c| async move { db::orgs::get(&mut c, g).await }.scope_boxed())
+            .await?;
+        match group {
+            Some(group) if group.kind == OrgKind::Group && group.parent_id == Some(org.id) => {}
+            _ => return Err(ApiError::field("group_id", "group_not_found")),
+        }
+    }
+    Ok(())
+}
+
+fn collect<T>(r: Result<T, FieldError>, errs: &mut Vec<FieldError>) -> Option<T> {
+    r.map_err(|e| errs.push(e)).ok()
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateMember {
+    org_id: Uuid,
+    group_id: Option<Uuid>,
+    name: String,
+    phone: String,
+    status: MemberStatus,
+    join_date: Option<NaiveDate>,
+    residence: Option<Residence>,
+    migrant_city: Option<String>,
+    elderly_or_infirm: Option<bool>,
+    central_household: Option<bool>,
+    /// An initial password, so the member can log in at once.
+    password: Option<String>,
+}
+
+pub async fn create_member(
+    state: web::Data<AppState>,
+    user: AuthUser,
+    body: web::Json<CreateMember>,
+) -> Result<HttpResponse, ApiError> {
+    let b = body.into_inner();
+    let org = load_org(&state, b.org_id).await?;
+    authorize(&user, Action::ManageMembers, &org.path)?;
+    let today = state.clock.now().date_naive();
+    let mut errs = Vec::new();
+    let name = collect(parse_name(&b.name), &mut errs);
+    let phone = collect(Phone::parse(&b.phone), &mut errs);
+    let join_date = b
+        .join_date
+        .and_then(|d| collect(check_join_date(d, today), &mut errs));
+    let residence = b.residence.unwrap_or(Residence::AtHome);
+    let city = collect(
+        check_residence(residence, b.migrant_city.as_deref()),
+        &mut errs,
+    );
+    if let Some(p) = &b.password {
+        collect(check_password(p), &mut errs);
+    }
+    let (Some(name), Some(phone), Some(migrant_city), true) = (name, phone, city, errs.is_empty())
+    else {
+        return Err(Error::Invalid(errs).into());
+    };
+    check_placement(&state, &org, b.group_id).await?;
+    let hash = match &b.password {
+        Some(p) => Some(password::hash(p).await?),
+        None => None,
+    };
+    let now = state.clock.now();
+    let member = Member {
+        id: Uuid::now_v7(),
+        org_id: org.id,
+        group_id: b.group_id,
+        fields: MemberFields {
+            name,
+            phone,
+            status: b.status,
+            join_date,
+            residence,
+            migrant_city,
+            elderly_or_infirm: b.elderly_or_infirm.unwrap_or(false),
+            central_household: b.central_household.unwrap_or(false),
+        },
+        can_login: hash.is_some(),
+        created_at: now,
+        updated_at: now,
+    };
+    let m = member.clone();
+    state
+        .db
+        .write(|mut c| async move { db::members::insert(&mut c, &m, hash).await }.scope_boxed())
+        .await?;
+    tracing::info!(member = %member.id, org = %org.id, phone = %member.fields.phone.masked(), "member created");
+    Ok(created(&member))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListMembersQuery {
+    org_id: Option<Uuid>,
+    status: Option<MemberStatus>,
+    residence: Option<Residence>,
+    group_id: Option<Uuid>,
+    q: Option<String>,
+    cursor: Option<String>,
+    limit: Option<i64>,
+}
+
+pub async fn list_members(
+    state: web::Data<AppState>,
+    user: AuthUser,
+    q: web::Query<ListMembersQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let q = q.into_inner();
+    let limit = limit(q.limit)?;
+    let within = match q.org_id {
+        Some(id) => {
+            let org = load_org(&state, id).await?;
+            authorize(&user, Action::ReadMembers, &org.path)?;
+            org.path
+        }
+        None => {
+            let mut roots = user.member_read_roots();
+            match roots.len() {
+                0 => return Err(ApiError::forbidden()),
+                1 => roots.remove(0),
+                _ => return Err(ApiError::field("org_id", "org_id_required")),
+            }
+        }
+    };
+    let filter = MemberFilter {
+        within,
+        status: q.status,
+        residence: q.residence,
+        group_id: q.group_id,
+        q: q.q.map(|s| s.trim().to_string()).filter(|s| !s.is_empty()),
+        after: decode_cursor(q.cursor.as_deref())?,
+        limit: limit + 1,
+    };
+    let rows = state
+        .db
+        .read(|mut c| async move { db::members::list(&mut c, &filter).await }.scope_boxed())
+        .await?;
+    Ok(HttpResponse::Ok().json(page(rows, limit, |m| m.id)))
+}
+
+/// Loads a member the caller may act on: themselves for reading, or anyone in a subtree where
+/// they hold `action`.
+async fn load_for(
+    state: &AppState,
+    user: &AuthUser,
+    id: Uuid,
+    action: Action,
+) -> Result<(Member, String), ApiError> {
+    let (member, path) = state
+        .db
+        .read(|mut c| async move { db::members::get(&mut c, id).await }.scope_boxed())
+        .await?
+        .ok_or_else(ApiError::not_found)?;
+    if !(action == Action::ReadMembers && member.id == user.member_id) {
+        authorize(user, action, &path)?;
+    }
+    Ok((member, path))
+}
+
+pub async fn get_member(
+    state: web::Data<AppState>,
+    user: AuthUser,
+    id: web::Path<Uuid>,
+) -> Result<HttpResponse, ApiError> {
+    let (member, _) = load_for(&state, &user, id.into_inner(), Action::ReadMembers).await?;
+    Ok(HttpResponse::Ok().json(member))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateMember {
+    org_id: Option<Uuid>,
+    #[serde(default, deserialize_with = "nullable")]
+    group_id: Option<Option<Uuid>>,
+    name: Option<String>,
+    phone: Option<String>,
+    status: Option<MemberStatus>,
+    #[serde(default, deserialize_with = "nullable")]
+    join_date: Option<Option<NaiveDate>>,
+    residence: Option<Residence>,
+    #[serde(default, deserialize_with = "nullable")]
+    migrant_city: Option<Option<String>>,
+    elderly_or_infirm: Option<bool>,
+    central_household: Option<bool>,
+}
+
+pub async fn update_member(
+    state: web::Data<AppState>,
+    user: AuthUser,
+    id: web::Path<Uuid>,
+    body: web::Json<UpdateMember>,
+) -> Result<HttpResponse, ApiError> {
+    let b = body.into_inner();
+    let (mut m, _) = load_for(&state, &user, id.into_inner(), Action::ManageMembers).await?;
+    let today = state.clock.now().date_naive();
+    let mut errs = Vec::new();
+    let f = &mut m.fields;
+    if let Some(n) = &b.name {
+        if let Some(n) = collect(parse_name(n), &mut errs) {
+            f.name = n;
+        }
+    }
+    if let Some(p) = &b.phone {
+        if let Some(p) = collect(Phone::parse(p), &mut errs) {
+            f.phone = p;
+        }
+    }
+    if let Some(s) = b.status {
+        f.status = s;
+    }
+    if let Some(d) = b.join_date {
+        f.join_date = match d {
+            Some(d) => collect(check_join_date(d, today), &mut errs),
+            None => None,
+        };
+    }
+    if let Some(r) = b.residence {
+        f.residence = r;
+    }
+    let city = match b.migrant_city {
+        Some(c) => c,
+        None => f.migrant_city.clone(),
+    };
+    if let Some(c) = collect(check_residence(f.residence, city.as_deref()), &mut errs) {
+        f.migrant_city = c;
+    }
+    if let Some(e) = b.elderly_or_infirm {
+        f.elderly_or_infirm = e;
+    }
+    if let Some(c) = b.central_household {
+        f.central_household = c;
+    }
+    if !errs.is_empty() {
+        return Err(Error::Invalid(errs).into());
+    }
+    // Moving a member to another org needs the right there too; the group follows the org.
+    let target_org = match b.org_id {
+        Some(o) if o != m.org_id => {
+            let org = load_org(&state, o).await?;
+            authorize(&user, Action::ManageMembers, &org.path)?;
+            m.org_id = o;
+            if b.group_id.is_none() {
+                m.group_id = None;
+            }
+            org
+        }
+        _ => load_org(&state, m.org_id).await?,
+    };
+    if let Some(g) = b.group_id {
+        m.group_id = g;
+    }
+    check_placement(&state, &target_org, m.group_id).await?;
+    m.updated_at = state.clock.now();
+    let saved = m.clone();
+    state
+        .db
+        .write(|mut c| async move { db::members::update(&mut c, &saved).await }.scope_boxed())
+        .await?;
+    Ok(HttpResponse::Ok().json(m))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ResetPassword {
+    password: String,
+}
+
+/// An admin or secretary sets a member's password (an imported member's first, or a forgotten
+/// one); every session of that member ends.
+pub async fn reset_member_password(
+    state: web::Data<AppState>,
+    user: AuthUser,
+    id: web::Path<Uuid>,
+    body: web::Json<ResetPassword>,
+) -> Result<HttpResponse, ApiError> {
+    let (m, _) = load_for(&state, &user, id.into_inner(), Action::ManageMembers).await?;
+    check_password(&body.password).map_err(|e| Error::Invalid(vec![e]))?;
+    let hash = password::hash(&body.password).await?;
+    super::auth::set_password_and_revoke(&state, m.id, hash, "password_reset").await?;
+    tracing::info!(member = %m.id, by = %user.member_id, "password reset");
+    Ok(HttpResponse::NoContent().finish())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ImportQuery {
+    #[serde(default)]
+    dry_run: bool,
+}
+
+#[derive(Serialize)]
+struct ImportReport {
+    dry_run: bool,
+    rows: usize,
+    created: usize,
+    ignored_columns: Vec<String>,
+}
+
+/// Imports a roster CSV into a branch: all rows or none.
+pub async fn import_members(
+    state: web::Data<AppState>,
+    user: AuthUser,
+    org_id: web::Path<Uuid>,
+    q: web::Query<ImportQuery>,
+    body: web::Bytes,
+) -> Result<HttpResponse, ApiError> {
+    let org = load_org(&state, org_id.into_inner()).await?;
+    authorize(&user, Action::ManageMembers, &org.path)?;
+    if !org.kind.holds_members() {
+        return Err(ApiError::field("org_id", "org_holds_no_members"));
+    }
+    let now = state.clock.now();
+    let parsed = roster::parse(&body, now.date_naive())?;
+    let mut errors = parsed.errors;
+    let rows = parsed.roster.rows;
+
+    // Checks against what is stored: phones already taken, groups that do not exist.
+    let phones: Vec<String> = rows
+        .iter()
+        .map(|r| r.member.phone.as_str().to_string())
+        .collect();
+    let group_names: Vec<String> = {
+        let mut g: Vec<String> = rows.iter().filter_map(|r| r.group.clone()).collect();
+        g.sort();
+        g.dedup();
+        g
+    };
+    let oid = org.id;
+    let (taken, groups) = state
+        .db
+        .read(|mut c| {
+            async move {
+                let taken = db::members::taken_phones(&mut c, &phones).await?;
+                let mut groups = Vec::new();
+                for name in group_names {
+                    let g = db::orgs::child_by_name(&mut c, oid, &name).await?;
+                    groups.push((name, g.filter(|g| g.kind == OrgKind::Group).map(|g| g.id)));
+                }
+                Ok((taken, groups))
+            }
+            .scope_boxed()
+        })
+        .await?;
+    let mut members = Vec::with_capacity(rows.len());
+    for row in &rows {
+        if taken.iter().any(|t| t == row.member.phone.as_str()) {
+            errors.push(FieldError::new("phone", "phone_taken").at_line(row.line));
+        }
+        let group_id = match &row.group {
+            None => None,
+            Some(name) => match groups
+                .iter()
+                .find(|(n, _)| n == name)
+                .and_then(|(_, id)| *id)
+            {
+                Some(id) => Some(id),
+                None => {
+                    errors.push(FieldError::new("group", "group_not_found").at_line(row.line));
+                    None
+                }
+            },
+        };
+        members.push(Member {
+            id: Uuid::now_v7(),
+            org_id: org.id,
+            group_id,
+            fields: row.member.clone(),
+            can_login: false,
+            created_at: now,
+            updated_at: now,
+        });
+    }
+    if !errors.is_empty() {
+        errors.sort_by_key(|e| e.line);
+        return Err(ApiError {
+            fields: errors,
+            ..ApiError::from(Error::Unprocessable("roster_invalid"))
+        });
+    }
+    let report = ImportReport {
+        dry_run: q.dry_run,
+        rows: members.len(),
+        created: if q.dry_run { 0 } else { members.len() },
+        ignored_columns: parsed.roster.ignored_columns,
+    };
+    if q.dry_run {
+        return Ok(HttpResponse::Ok().json(report));
+    }
+    let n = members.len();
+    state
+        .db
+        .write(|mut c| {
+            async move { db::members::insert_many(&mut c, &members).await }.scope_boxed()
+        })
+        .await?;
+    tracing::info!(org = %org.id, created = n, by = %user.member_id, "roster imported");
+    Ok(created(&report))
+}

@@ -1,0 +1,86 @@
+//! Handlers, one file per resource. A handler parses, authorises, calls infra, maps the result.
+
+pub mod auth;
+pub mod health;
+pub mod members;
+pub mod orgs;
+pub mod roles;
+
+use crate::errors::ApiError;
+use actix_web::http::StatusCode;
+use base64::Engine as _;
+use serde::{Deserialize, Deserializer, Serialize};
+use uuid::Uuid;
+use yunlian_domain::auth::{Action, Principal};
+
+pub const DEFAULT_LIMIT: i64 = 50;
+pub const MAX_LIMIT: i64 = 200;
+
+/// One page of a list, with the opaque cursor of the next page when there is one.
+#[derive(Serialize)]
+pub struct Page<T> {
+    pub items: Vec<T>,
+    pub next_cursor: Option<String>,
+}
+
+/// Builds a page from `limit + 1` fetched rows: the extra row only says that more exist.
+pub fn page<T>(mut rows: Vec<T>, limit: i64, id: impl Fn(&T) -> Uuid) -> Page<T> {
+    let more = rows.len() as i64 > limit;
+    rows.truncate(limit as usize);
+    let next_cursor = if more {
+        rows.last().map(|r| encode_cursor(id(r)))
+    } else {
+        None
+    };
+    Page {
+        items: rows,
+        next_cursor,
+    }
+}
+
+pub fn encode_cursor(id: Uuid) -> String {
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(id.as_bytes())
+}
+
+pub fn decode_cursor(c: Option<&str>) -> Result<Option<Uuid>, ApiError> {
+    let Some(c) = c else { return Ok(None) };
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(c)
+        .map_err(|_| ApiError::bad_request("invalid_cursor"))?;
+    Uuid::from_slice(&bytes)
+        .map(Some)
+        .map_err(|_| ApiError::bad_request("invalid_cursor"))
+}
+
+pub fn limit(l: Option<i64>) -> Result<i64, ApiError> {
+    match l {
+        None => Ok(DEFAULT_LIMIT),
+        Some(n) if (1..=MAX_LIMIT).contains(&n) => Ok(n),
+        Some(_) => Err(ApiError::field("limit", "out_of_range")),
+    }
+}
+
+/// Authorise `action` on the org at `path`: 404 when the caller cannot see the org at all (its
+/// existence does not leak to a sibling branch), 403 when they see it but lack the role.
+pub fn authorize(p: &Principal, action: Action, path: &str) -> Result<(), ApiError> {
+    if p.can(action, path) {
+        Ok(())
+    } else if p.sees(path) {
+        Err(ApiError::forbidden())
+    } else {
+        Err(ApiError::not_found())
+    }
+}
+
+/// For PATCH bodies: absent → `None`, `null` → `Some(None)`, a value → `Some(Some(v))`.
+pub fn nullable<'de, T, D>(d: D) -> Result<Option<Option<T>>, D::Error>
+where
+    T: Deserialize<'de>,
+    D: Deserializer<'de>,
+{
+    Option::<T>::deserialize(d).map(Some)
+}
+
+pub fn created<T: Serialize>(body: &T) -> actix_web::HttpResponse {
+    actix_web::HttpResponse::build(StatusCode::CREATED).json(body)
+}

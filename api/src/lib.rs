@@ -1,0 +1,12 @@
+//! Yunlian's HTTP API: actix-web routes and handlers, the auth extractor, configuration and
+//! start-up. `main.rs` is a few lines around [`startup::Application`].
+
+pub mod auth;
+pub mod config;
+pub mod errors;
+pub mod handlers;
+pub mod middleware;
+pub mod routes;
+pub mod startup;
+pub mod state;
+pub mod telemetry;

@@ -1,0 +1,79 @@
+//! The request middleware: a request id on every response and log line, the access log, and
+//! problem bodies rendered in the caller's language.
+
+use crate::errors::{ApiError, Lang};
+use actix_web::body::{BoxBody, MessageBody};
+use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::http::header::{HeaderName, HeaderValue, ACCEPT_LANGUAGE};
+use actix_web::middleware::Next;
+use actix_web::{HttpMessage, HttpResponse};
+use tracing::Instrument;
+
+pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+/// The request id, readable by handlers through the request extensions.
+#[derive(Clone, Debug)]
+pub struct RequestId(pub String);
+
+fn incoming_id(req: &ServiceRequest) -> Option<String> {
+    let v = req.headers().get(&REQUEST_ID)?.to_str().ok()?;
+    let ok = !v.is_empty()
+        && v.len() <= 64
+        && v.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+    ok.then(|| v.to_string())
+}
+
+pub async fn request_context(
+    req: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
+    let id = incoming_id(&req).unwrap_or_else(|| uuid::Uuid::now_v7().to_string());
+    let lang = Lang::from_header(
+        req.headers()
+            .get(ACCEPT_LANGUAGE)
+            .and_then(|h| h.to_str().ok()),
+    );
+    req.extensions_mut().insert(RequestId(id.clone()));
+    req.extensions_mut().insert(lang);
+    // The path only: query strings may carry a phone number.
+    let span = tracing::info_span!("request", request_id = %id, method = %req.method(), path = %req.path());
+    let started = std::time::Instant::now();
+    async move {
+        let res = next.call(req).await?;
+        let res = match res
+            .response()
+            .error()
+            .and_then(|e| e.as_error::<ApiError>())
+        {
+            Some(err) => {
+                if err.status.is_server_error() {
+                    tracing::error!(code = err.code, error = %err, "request failed");
+                } else {
+                    tracing::info!(code = err.code, "request refused");
+                }
+                let mut fresh = HttpResponse::build(err.status);
+                fresh.content_type("application/problem+json");
+                if let Some(s) = err.retry_after {
+                    fresh.insert_header(("Retry-After", s.to_string()));
+                }
+                let body = err.body(lang, &id).to_string();
+                let (req, _) = res.into_parts();
+                ServiceResponse::new(req, fresh.body(body))
+            }
+            None => res.map_into_boxed_body(),
+        };
+        let mut res = res;
+        if let Ok(v) = HeaderValue::from_str(&id) {
+            res.headers_mut().insert(REQUEST_ID, v);
+        }
+        tracing::info!(
+            status = res.status().as_u16(),
+            latency_ms = started.elapsed().as_secs_f64() * 1e3,
+            "request done"
+        );
+        Ok(res)
+    }
+    .instrument(span)
+    .await
+}

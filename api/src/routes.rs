@@ -1,0 +1,39 @@
+//! Every route the server serves, in one table. The router is built from it and a test checks
+//! it against openapi.yaml (method, path and operationId), so the two cannot drift apart.
+
+use crate::handlers::{auth, health, members, orgs, roles};
+use actix_web::web;
+
+macro_rules! routes {
+    ($( $method:ident $path:literal $op:literal => $handler:path ;)*) => {
+        /// (method, path, operationId) of every route.
+        pub const ROUTES: &[(&str, &str, &str)] = &[ $( (stringify!($method), $path, $op) ),* ];
+
+        pub fn configure(cfg: &mut web::ServiceConfig) {
+            $( cfg.route($path, web::$method().to($handler)); )*
+        }
+    };
+}
+
+routes! {
+    get    "/healthz"                          "healthz"             => health::healthz;
+    get    "/readyz"                           "readyz"              => health::readyz;
+    post   "/v1/auth/login"                    "login"               => auth::login;
+    post   "/v1/auth/refresh"                  "refreshToken"        => auth::refresh_token;
+    post   "/v1/auth/logout"                   "logout"              => auth::logout;
+    get    "/v1/me"                            "getMe"               => auth::get_me;
+    post   "/v1/me/password"                   "changePassword"      => auth::change_password;
+    post   "/v1/orgs"                          "createOrg"           => orgs::create_org;
+    get    "/v1/orgs"                          "listOrgs"            => orgs::list_orgs;
+    get    "/v1/orgs/{org_id}"                 "getOrg"              => orgs::get_org;
+    patch  "/v1/orgs/{org_id}"                 "updateOrg"           => orgs::update_org;
+    post   "/v1/orgs/{org_id}/members/import"  "importMembers"       => members::import_members;
+    post   "/v1/members"                       "createMember"        => members::create_member;
+    get    "/v1/members"                       "listMembers"         => members::list_members;
+    get    "/v1/members/{member_id}"           "getMember"           => members::get_member;
+    patch  "/v1/members/{member_id}"           "updateMember"        => members::update_member;
+    post   "/v1/members/{member_id}/password"  "resetMemberPassword" => members::reset_member_password;
+    post   "/v1/roles"                         "grantRole"           => roles::grant_role;
+    get    "/v1/roles"                         "listRoles"           => roles::list_roles;
+    delete "/v1/roles/{role_id}"               "revokeRole"          => roles::revoke_role;
+}

@@ -1,0 +1,19 @@
+//! What every handler shares: the database, Redis when configured, the rate limiter, the clock
+//! and the token keys.
+
+use crate::auth::JwtKeys;
+use crate::config::Config;
+use std::sync::Arc;
+use yunlian_domain::ports::Clock;
+use yunlian_infra::ratelimit::Limiter;
+use yunlian_infra::redis_bus::Redis;
+use yunlian_infra::Db;
+
+pub struct AppState {
+    pub db: Db,
+    pub redis: Option<Redis>,
+    pub limiter: Limiter,
+    pub clock: Arc<dyn Clock>,
+    pub jwt: JwtKeys,
+    pub config: Config,
+}

@@ -1,0 +1,245 @@
+//! Roles scoped to an org subtree, and the one place that decides who may do what where.
+//!
+//! A grant reaches its org and everything below it, never sideways: the secretary of branch A
+//! sees nothing of sibling branch B. Every member also holds an implicit `member` role on their
+//! own branch (and party group).
+
+use crate::org::{is_within, OrgKind};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    /// 乡镇管理员: administers a committee and all below it.
+    TownshipAdmin,
+    /// 书记
+    Secretary,
+    /// 支委
+    CommitteeMember,
+    /// 党小组长
+    GroupLeader,
+    /// 党员: implicit on one's own branch; never stored as a grant.
+    Member,
+}
+
+impl Role {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::TownshipAdmin => "township_admin",
+            Role::Secretary => "secretary",
+            Role::CommitteeMember => "committee_member",
+            Role::GroupLeader => "group_leader",
+            Role::Member => "member",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Some(match s {
+            "township_admin" => Role::TownshipAdmin,
+            "secretary" => Role::Secretary,
+            "committee_member" => Role::CommitteeMember,
+            "group_leader" => Role::GroupLeader,
+            "member" => Role::Member,
+            _ => return None,
+        })
+    }
+
+    /// Whether this role may be granted on an org of `kind`.
+    pub fn fits(self, kind: OrgKind) -> bool {
+        use OrgKind::*;
+        match self {
+            Role::TownshipAdmin => kind == Committee,
+            Role::Secretary | Role::CommitteeMember => {
+                matches!(kind, Committee | GeneralBranch | Branch)
+            }
+            Role::GroupLeader => kind == Group,
+            Role::Member => false,
+        }
+    }
+}
+
+/// One role held on one org (and so on its subtree).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Grant {
+    pub org_id: Uuid,
+    pub org_path: String,
+    pub role: Role,
+}
+
+/// Who is calling, with every grant they hold now (read fresh on each request).
+#[derive(Debug, Clone)]
+pub struct Principal {
+    pub member_id: Uuid,
+    pub session_id: Uuid,
+    pub grants: Vec<Grant>,
+}
+
+/// What a caller wants to do to something inside an org.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Action {
+    /// See the org itself (name, kind, parent).
+    ReadOrg,
+    /// Create child orgs, rename.
+    ManageOrg,
+    /// See the roster and member details.
+    ReadMembers,
+    /// Add, edit, import members; reset their passwords.
+    ManageMembers,
+    /// See who holds which role.
+    ReadRoles,
+    /// Grant or revoke this role here.
+    GrantRole(Role),
+}
+
+impl Principal {
+    fn roles_over<'a>(&'a self, target_path: &'a str) -> impl Iterator<Item = Role> + 'a {
+        self.grants
+            .iter()
+            .filter(move |g| is_within(target_path, &g.org_path))
+            .map(|g| g.role)
+    }
+
+    /// May this caller do `action` on the org at `target_path`?
+    pub fn can(&self, action: Action, target_path: &str) -> bool {
+        let mut roles = self.roles_over(target_path);
+        match action {
+            Action::ReadOrg => roles.next().is_some(),
+            Action::ManageOrg | Action::ManageMembers => {
+                roles.any(|r| matches!(r, Role::TownshipAdmin | Role::Secretary))
+            }
+            Action::ReadMembers | Action::ReadRoles => roles.any(|r| {
+                matches!(
+                    r,
+                    Role::TownshipAdmin
+                        | Role::Secretary
+                        | Role::CommitteeMember
+                        | Role::GroupLeader
+                )
+            }),
+            Action::GrantRole(role) => roles.any(|held| match held {
+                Role::TownshipAdmin => role != Role::Member,
+                Role::Secretary => matches!(role, Role::CommitteeMember | Role::GroupLeader),
+                _ => false,
+            }),
+        }
+    }
+
+    /// Whether anything at all of the org at `target_path` is visible to this caller. A thing
+    /// outside every visible subtree answers 404, so its existence does not leak.
+    pub fn sees(&self, target_path: &str) -> bool {
+        self.can(Action::ReadOrg, target_path)
+    }
+
+    /// The subtree roots this caller may read members in (for filtering lists).
+    pub fn member_read_roots(&self) -> Vec<String> {
+        let mut roots: Vec<String> = self
+            .grants
+            .iter()
+            .filter(|g| {
+                matches!(
+                    g.role,
+                    Role::TownshipAdmin
+                        | Role::Secretary
+                        | Role::CommitteeMember
+                        | Role::GroupLeader
+                )
+            })
+            .map(|g| g.org_path.clone())
+            .collect();
+        minimal_roots(&mut roots);
+        roots
+    }
+
+    /// The subtree roots of every grant, implicit ones included (for listing orgs).
+    pub fn visible_roots(&self) -> Vec<String> {
+        let mut roots: Vec<String> = self.grants.iter().map(|g| g.org_path.clone()).collect();
+        minimal_roots(&mut roots);
+        roots
+    }
+
+    pub fn holds(&self, role: Role) -> bool {
+        self.grants.iter().any(|g| g.role == role)
+    }
+}
+
+/// Drops every path that lies inside another, so each subtree is scanned once.
+fn minimal_roots(paths: &mut Vec<String>) {
+    paths.sort();
+    paths.dedup();
+    let mut kept: Vec<String> = Vec::with_capacity(paths.len());
+    for p in paths.drain(..) {
+        if !kept.iter().any(|k| is_within(&p, k)) {
+            kept.push(p);
+        }
+    }
+    *paths = kept;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::org::{child_path, root_path};
+
+    fn principal(grants: &[(&str, Role)]) -> Principal {
+        Principal {
+            member_id: Uuid::now_v7(),
+            session_id: Uuid::now_v7(),
+            grants: grants
+                .iter()
+                .map(|(p, r)| Grant {
+                    org_id: Uuid::now_v7(),
+                    org_path: p.to_string(),
+                    role: *r,
+                })
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn a_secretary_manages_their_branch_and_never_a_sibling() {
+        let township = root_path(Uuid::now_v7());
+        let a = child_path(&township, Uuid::now_v7());
+        let b = child_path(&township, Uuid::now_v7());
+        let group_a = child_path(&a, Uuid::now_v7());
+        let sec = principal(&[(&a, Role::Secretary), (&a, Role::Member)]);
+        assert!(sec.can(Action::ManageMembers, &a));
+        assert!(sec.can(Action::ManageMembers, &group_a));
+        assert!(!sec.sees(&b));
+        assert!(!sec.can(Action::ReadMembers, &b));
+        assert!(!sec.can(Action::ManageOrg, &township));
+        assert!(sec.can(Action::GrantRole(Role::CommitteeMember), &a));
+        assert!(!sec.can(Action::GrantRole(Role::Secretary), &a));
+        assert!(!sec.can(Action::GrantRole(Role::TownshipAdmin), &a));
+    }
+
+    #[test]
+    fn a_township_admin_sees_both_branches_and_a_plain_member_reads_no_roster() {
+        let township = root_path(Uuid::now_v7());
+        let a = child_path(&township, Uuid::now_v7());
+        let b = child_path(&township, Uuid::now_v7());
+        let admin = principal(&[(&township, Role::TownshipAdmin)]);
+        assert!(admin.can(Action::ReadMembers, &a) && admin.can(Action::ManageMembers, &b));
+        assert!(admin.can(Action::GrantRole(Role::Secretary), &b));
+        let member = principal(&[(&a, Role::Member)]);
+        assert!(member.sees(&a));
+        assert!(!member.can(Action::ReadMembers, &a));
+        assert!(!member.can(Action::ManageOrg, &a));
+    }
+
+    #[test]
+    fn roots_inside_others_collapse() {
+        let township = root_path(Uuid::now_v7());
+        let a = child_path(&township, Uuid::now_v7());
+        let p = principal(&[(&a, Role::Secretary), (&township, Role::TownshipAdmin)]);
+        assert_eq!(p.member_read_roots(), vec![township]);
+    }
+
+    #[test]
+    fn roles_fit_org_kinds() {
+        assert!(Role::TownshipAdmin.fits(OrgKind::Committee));
+        assert!(!Role::TownshipAdmin.fits(OrgKind::Branch));
+        assert!(Role::GroupLeader.fits(OrgKind::Group));
+        assert!(!Role::Member.fits(OrgKind::Branch));
+    }
+}

@@ -1,0 +1,50 @@
+//! Ports: the small traits that `infra` makes real and tests can replace.
+
+use chrono::{DateTime, Utc};
+use std::future::Future;
+
+/// Where time comes from. Rules take times as arguments; only the edges ask the clock.
+pub trait Clock: Send + Sync {
+    fn now(&self) -> DateTime<Utc>;
+}
+
+/// A clock that stands still, for tests that walk time by hand.
+#[derive(Debug)]
+pub struct FixedClock(pub std::sync::Mutex<DateTime<Utc>>);
+
+impl FixedClock {
+    pub fn at(t: DateTime<Utc>) -> Self {
+        Self(std::sync::Mutex::new(t))
+    }
+    pub fn advance(&self, by: chrono::TimeDelta) {
+        let mut g = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        *g += by;
+    }
+}
+
+impl Clock for FixedClock {
+    fn now(&self) -> DateTime<Utc> {
+        *self.0.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// The outcome of counting one attempt against a fixed window.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Admission {
+    Allowed,
+    Denied { retry_after_secs: u64 },
+}
+
+/// Counts attempts per key in fixed windows (login per phone, per client address). Shared across
+/// replicas when backed by Redis; in-process otherwise.
+pub trait RateLimiter: Send + Sync {
+    /// Count one attempt for `key`; deny when more than `max` fall in the current `window_secs`.
+    fn hit(
+        &self,
+        key: &str,
+        max: u32,
+        window_secs: u64,
+    ) -> impl Future<Output = crate::error::Result<Admission>> + Send;
+    /// Forget the attempts of `key` (after a successful login).
+    fn clear(&self, key: &str) -> impl Future<Output = crate::error::Result<()>> + Send;
+}

@@ -1,0 +1,297 @@
+//! Members, stored.
+
+use super::schema::{members, orgs};
+use super::{db_error, naive, utc, uuid, Conn};
+use crate::{on, within_any};
+use diesel::prelude::*;
+use diesel_async::RunQueryDsl;
+use uuid::Uuid;
+use yunlian_domain::member::{Member, MemberFields, MemberStatus, Phone, Residence};
+use yunlian_domain::Error;
+
+#[derive(Queryable, Selectable, Insertable)]
+#[diesel(table_name = members, treat_none_as_default_value = false)]
+struct MemberRow {
+    id: String,
+    org_id: String,
+    group_id: Option<String>,
+    name: String,
+    phone: String,
+    password_hash: Option<String>,
+    status: String,
+    join_date: Option<chrono::NaiveDate>,
+    residence: String,
+    migrant_city: Option<String>,
+    elderly_or_infirm: bool,
+    central_household: bool,
+    created_at: chrono::NaiveDateTime,
+    updated_at: chrono::NaiveDateTime,
+}
+
+/// The columns an edit may change.
+#[derive(AsChangeset)]
+#[diesel(table_name = members, treat_none_as_null = true)]
+struct MemberChanges<'a> {
+    org_id: String,
+    group_id: Option<String>,
+    name: &'a str,
+    phone: &'a str,
+    status: &'a str,
+    join_date: Option<chrono::NaiveDate>,
+    residence: &'a str,
+    migrant_city: Option<&'a str>,
+    elderly_or_infirm: bool,
+    central_household: bool,
+    updated_at: chrono::NaiveDateTime,
+}
+
+fn to_row(m: &Member, password_hash: Option<String>) -> MemberRow {
+    let f = &m.fields;
+    MemberRow {
+        id: m.id.to_string(),
+        org_id: m.org_id.to_string(),
+        group_id: m.group_id.map(|g| g.to_string()),
+        name: f.name.clone(),
+        phone: f.phone.as_str().to_string(),
+        password_hash,
+        status: f.status.as_str().into(),
+        join_date: f.join_date,
+        residence: f.residence.as_str().into(),
+        migrant_city: f.migrant_city.clone(),
+        elderly_or_infirm: f.elderly_or_infirm,
+        central_household: f.central_household,
+        created_at: naive(m.created_at),
+        updated_at: naive(m.updated_at),
+    }
+}
+
+impl MemberRow {
+    fn into_domain(self) -> Result<(Member, Option<String>), Error> {
+        let bad = |what: &str, v: &str| Error::Internal(format!("bad member {what} in db: {v}"));
+        let member = Member {
+            id: uuid(&self.id)?,
+            org_id: uuid(&self.org_id)?,
+            group_id: self.group_id.as_deref().map(uuid).transpose()?,
+            fields: MemberFields {
+                name: self.name,
+                phone: Phone::parse(&self.phone).map_err(|_| bad("phone", "(masked)"))?,
+                status: MemberStatus::parse(&self.status)
+                    .ok_or_else(|| bad("status", &self.status))?,
+                join_date: self.join_date,
+                residence: Residence::parse(&self.residence)
+                    .ok_or_else(|| bad("residence", &self.residence))?,
+                migrant_city: self.migrant_city,
+                elderly_or_infirm: self.elderly_or_infirm,
+                central_household: self.central_household,
+            },
+            can_login: self.password_hash.is_some(),
+            created_at: utc(self.created_at),
+            updated_at: utc(self.updated_at),
+        };
+        Ok((member, self.password_hash))
+    }
+}
+
+fn phone_conflict(e: diesel::result::Error) -> Error {
+    match db_error(e) {
+        Error::Conflict(_) => Error::Conflict("phone_taken"),
+        other => other,
+    }
+}
+
+pub async fn insert(
+    conn: &mut Conn<'_>,
+    m: &Member,
+    password_hash: Option<String>,
+) -> Result<(), Error> {
+    let row = to_row(m, password_hash);
+    on!(conn, |c| diesel::insert_into(members::table)
+        .values(&row)
+        .execute(c)
+        .await)
+    .map_err(phone_conflict)?;
+    Ok(())
+}
+
+/// Inserts many members. PostgreSQL takes them in multi-row statements under its bind-parameter
+/// limit; diesel-async cannot batch on SQLite, where one statement per row inside the caller's
+/// transaction costs microseconds.
+pub async fn insert_many(conn: &mut Conn<'_>, ms: &[Member]) -> Result<(), Error> {
+    let rows: Vec<MemberRow> = ms.iter().map(|m| to_row(m, None)).collect();
+    match conn {
+        Conn::Pg(c) => {
+            for chunk in rows.chunks(500) {
+                diesel::insert_into(members::table)
+                    .values(chunk)
+                    .execute(&mut **c)
+                    .await
+                    .map_err(phone_conflict)?;
+            }
+        }
+        Conn::Sqlite(c) => {
+            for row in &rows {
+                diesel::insert_into(members::table)
+                    .values(row)
+                    .execute(&mut **c)
+                    .await
+                    .map_err(phone_conflict)?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// A member with the path of their org, for authorisation.
+pub async fn get(conn: &mut Conn<'_>, id: Uuid) -> Result<Option<(Member, String)>, Error> {
+    let row: Option<(MemberRow, String)> = on!(conn, |c| members::table
+        .inner_join(orgs::table)
+        .filter(members::id.eq(id.to_string()))
+        .select((MemberRow::as_select(), orgs::path))
+        .first(c)
+        .await
+        .optional())
+    .map_err(db_error)?;
+    row.map(|(r, p)| Ok((r.into_domain()?.0, p))).transpose()
+}
+
+/// A member and their password hash, by login phone.
+pub async fn by_phone(
+    conn: &mut Conn<'_>,
+    phone: &Phone,
+) -> Result<Option<(Member, Option<String>)>, Error> {
+    let row: Option<MemberRow> = on!(conn, |c| members::table
+        .filter(members::phone.eq(phone.as_str()))
+        .select(MemberRow::as_select())
+        .first(c)
+        .await
+        .optional())
+    .map_err(db_error)?;
+    row.map(MemberRow::into_domain).transpose()
+}
+
+pub async fn password_hash(conn: &mut Conn<'_>, id: Uuid) -> Result<Option<String>, Error> {
+    let h: Option<Option<String>> = on!(conn, |c| members::table
+        .find(id.to_string())
+        .select(members::password_hash)
+        .first(c)
+        .await
+        .optional())
+    .map_err(db_error)?;
+    h.ok_or(Error::NotFound)
+}
+
+/// Which of `phones` already belong to a member.
+pub async fn taken_phones(conn: &mut Conn<'_>, phones: &[String]) -> Result<Vec<String>, Error> {
+    let mut taken = Vec::new();
+    for chunk in phones.chunks(500) {
+        let mut found: Vec<String> = on!(conn, |c| members::table
+            .filter(members::phone.eq_any(chunk))
+            .select(members::phone)
+            .load(c)
+            .await)
+        .map_err(db_error)?;
+        taken.append(&mut found);
+    }
+    Ok(taken)
+}
+
+pub async fn update(conn: &mut Conn<'_>, m: &Member) -> Result<(), Error> {
+    let f = &m.fields;
+    let changes = MemberChanges {
+        org_id: m.org_id.to_string(),
+        group_id: m.group_id.map(|g| g.to_string()),
+        name: &f.name,
+        phone: f.phone.as_str(),
+        status: f.status.as_str(),
+        join_date: f.join_date,
+        residence: f.residence.as_str(),
+        migrant_city: f.migrant_city.as_deref(),
+        elderly_or_infirm: f.elderly_or_infirm,
+        central_household: f.central_household,
+        updated_at: naive(m.updated_at),
+    };
+    let n = on!(conn, |c| diesel::update(
+        members::table.find(m.id.to_string())
+    )
+    .set(&changes)
+    .execute(c)
+    .await)
+    .map_err(phone_conflict)?;
+    if n == 0 {
+        return Err(Error::NotFound);
+    }
+    Ok(())
+}
+
+pub async fn set_password(
+    conn: &mut Conn<'_>,
+    id: Uuid,
+    hash: &str,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Result<(), Error> {
+    let n = on!(conn, |c| diesel::update(
+        members::table.find(id.to_string())
+    )
+    .set((
+        members::password_hash.eq(hash),
+        members::updated_at.eq(naive(now))
+    ))
+    .execute(c)
+    .await)
+    .map_err(db_error)?;
+    if n == 0 {
+        return Err(Error::NotFound);
+    }
+    Ok(())
+}
+
+/// Filters for the roster; `within` bounds it to one subtree the caller may read.
+#[derive(Debug, Default, Clone)]
+pub struct MemberFilter {
+    pub within: String,
+    pub status: Option<MemberStatus>,
+    pub residence: Option<Residence>,
+    pub group_id: Option<Uuid>,
+    /// A name fragment, or an exact phone number.
+    pub q: Option<String>,
+    pub after: Option<Uuid>,
+    pub limit: i64,
+}
+
+pub async fn list(conn: &mut Conn<'_>, f: &MemberFilter) -> Result<Vec<Member>, Error> {
+    let roots = [f.within.clone()];
+    let rows: Vec<MemberRow> = on!(conn, |c| {
+        let mut q = members::table
+            .inner_join(orgs::table)
+            .filter(within_any!(orgs::path, roots))
+            .select(MemberRow::as_select())
+            .order(members::id)
+            .limit(f.limit)
+            .into_boxed();
+        if let Some(s) = f.status {
+            q = q.filter(members::status.eq(s.as_str()));
+        }
+        if let Some(r) = f.residence {
+            q = q.filter(members::residence.eq(r.as_str()));
+        }
+        if let Some(g) = f.group_id {
+            q = q.filter(members::group_id.eq(g.to_string()));
+        }
+        if let Some(text) = &f.q {
+            let pattern = format!("%{}%", text.replace(['%', '_'], ""));
+            q = q.filter(
+                members::name
+                    .like(pattern)
+                    .or(members::phone.eq(text.clone())),
+            );
+        }
+        if let Some(a) = f.after {
+            q = q.filter(members::id.gt(a.to_string()));
+        }
+        q.load(c).await
+    })
+    .map_err(db_error)?;
+    rows.into_iter()
+        .map(|r| r.into_domain().map(|(m, _)| m))
+        .collect()
+}

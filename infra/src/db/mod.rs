@@ -1,0 +1,271 @@
+//! One code path for PostgreSQL and SQLite.
+//!
+//! `Db` is an enum of two diesel-async pools. Repository functions take a [`Conn`] (a borrowed
+//! connection, inside or outside a transaction) and write each query once inside [`on!`], which
+//! compiles the body against both backends. The few per-dialect differences live here.
+
+pub mod members;
+pub mod orgs;
+pub mod roles;
+pub mod schema;
+pub mod sessions;
+
+use diesel::{Connection as _, SqliteConnection};
+use diesel_async::pooled_connection::deadpool::{Object, Pool};
+use diesel_async::pooled_connection::{AsyncDieselConnectionManager, ManagerConfig};
+use diesel_async::sync_connection_wrapper::SyncConnectionWrapper;
+use diesel_async::{AsyncConnection, AsyncPgConnection, SimpleAsyncConnection};
+use diesel_migrations::{embed_migrations, EmbeddedMigrations, MigrationHarness};
+pub use scoped_futures::{ScopedBoxFuture, ScopedFutureExt};
+use std::sync::Arc;
+use std::time::Duration;
+use yunlian_domain::Error;
+
+pub type SqliteConn = SyncConnectionWrapper<SqliteConnection>;
+
+const PG_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/postgres");
+const SQLITE_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/sqlite");
+
+/// A borrowed connection of either engine.
+pub enum Conn<'c> {
+    Pg(&'c mut AsyncPgConnection),
+    Sqlite(&'c mut SqliteConn),
+}
+
+/// Runs `$body` with `$c` bound to the concrete connection, compiled once per backend.
+/// `$conn` is a `&mut Conn`, reborrowed, so one connection serves many calls in a transaction.
+#[macro_export]
+macro_rules! on {
+    ($conn:expr, |$c:ident| $body:expr) => {
+        match $conn {
+            $crate::db::Conn::Pg(inner) => {
+                let $c = &mut **inner;
+                $body
+            }
+            $crate::db::Conn::Sqlite(inner) => {
+                let $c = &mut **inner;
+                $body
+            }
+        }
+    };
+}
+
+#[derive(Clone)]
+pub enum Db {
+    Pg(Pool<AsyncPgConnection>),
+    /// SQLite admits one writer at a time; write transactions queue on `write_lock` in-process
+    /// instead of failing with SQLITE_BUSY when a deferred transaction upgrades to a write.
+    Sqlite {
+        pool: Pool<SqliteConn>,
+        write_lock: Arc<tokio::sync::Mutex<()>>,
+    },
+}
+
+impl std::fmt::Debug for Db {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Db::Pg(_) => "Db::Pg",
+            Db::Sqlite { .. } => "Db::Sqlite",
+        })
+    }
+}
+
+/// Maps a diesel error to the domain: unique violations are conflicts, lost connections are
+/// transient (the client retries), everything else is internal.
+pub fn db_error(e: diesel::result::Error) -> Error {
+    use diesel::result::{DatabaseErrorKind as K, Error as D};
+    match e {
+        D::NotFound => Error::NotFound,
+        D::DatabaseError(K::UniqueViolation, _) => Error::Conflict("conflict"),
+        D::DatabaseError(K::ClosedConnection, info) => Error::Unavailable(info.message().into()),
+        D::DatabaseError(K::SerializationFailure, _) => Error::Unavailable("serialization".into()),
+        D::DatabaseError(_, info) if info.message().contains("database is locked") => {
+            Error::Unavailable("sqlite busy".into())
+        }
+        other => Error::Internal(other.to_string()),
+    }
+}
+
+fn pool_error(e: impl std::fmt::Display) -> Error {
+    Error::Unavailable(format!("database pool: {e}"))
+}
+
+fn sqlite_path(url: &str) -> &str {
+    url.strip_prefix("sqlite://")
+        .or_else(|| url.strip_prefix("sqlite:"))
+        .unwrap_or(url)
+}
+
+/// Pragmas every SQLite connection gets: WAL for concurrent readers, a busy timeout, foreign
+/// keys enforced, and NORMAL sync (durable across app crashes; WAL keeps it consistent).
+const SQLITE_PRAGMAS: &str = "PRAGMA journal_mode = WAL; PRAGMA busy_timeout = 5000; \
+     PRAGMA foreign_keys = ON; PRAGMA synchronous = NORMAL;";
+
+impl Db {
+    /// Connects, applies the embedded migrations, and returns the pool. `postgres://` and
+    /// `postgresql://` choose PostgreSQL; anything else is a SQLite file path or `sqlite://` URL.
+    pub async fn connect(url: &str, pool_size: usize) -> Result<Db, Error> {
+        if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            let u = url.to_string();
+            tokio::task::spawn_blocking(move || migrate_pg(&u))
+                .await
+                .map_err(|e| Error::Internal(e.to_string()))??;
+            let mgr = AsyncDieselConnectionManager::<AsyncPgConnection>::new(url);
+            let pool = Pool::builder(mgr)
+                .max_size(pool_size)
+                .wait_timeout(Some(Duration::from_secs(5)))
+                .create_timeout(Some(Duration::from_secs(5)))
+                .runtime(deadpool::Runtime::Tokio1)
+                .build()
+                .map_err(pool_error)?;
+            Ok(Db::Pg(pool))
+        } else {
+            let path = sqlite_path(url).to_string();
+            if let Some(dir) = std::path::Path::new(&path).parent() {
+                if !dir.as_os_str().is_empty() {
+                    std::fs::create_dir_all(dir).map_err(|e| Error::Internal(e.to_string()))?;
+                }
+            }
+            let p = path.clone();
+            tokio::task::spawn_blocking(move || migrate_sqlite(&p))
+                .await
+                .map_err(|e| Error::Internal(e.to_string()))??;
+            let mut cfg = ManagerConfig::<SqliteConn>::default();
+            cfg.custom_setup = Box::new(|url| {
+                let url = url.to_string();
+                Box::pin(async move {
+                    let mut c = SqliteConn::establish(&url).await?;
+                    c.batch_execute(SQLITE_PRAGMAS)
+                        .await
+                        .map_err(diesel::ConnectionError::CouldntSetupConfiguration)?;
+                    Ok(c)
+                })
+            });
+            let mgr = AsyncDieselConnectionManager::<SqliteConn>::new_with_config(path, cfg);
+            let pool = Pool::builder(mgr)
+                .max_size(pool_size)
+                .wait_timeout(Some(Duration::from_secs(5)))
+                .runtime(deadpool::Runtime::Tokio1)
+                .build()
+                .map_err(pool_error)?;
+            Ok(Db::Sqlite {
+                pool,
+                write_lock: Arc::new(tokio::sync::Mutex::new(())),
+            })
+        }
+    }
+
+    pub fn engine(&self) -> &'static str {
+        match self {
+            Db::Pg(_) => "postgres",
+            Db::Sqlite { .. } => "sqlite",
+        }
+    }
+
+    /// Runs `f` on a pooled connection, outside any transaction (reads).
+    pub async fn read<'a, R, F>(&self, f: F) -> Result<R, Error>
+    where
+        F: for<'r> FnOnce(Conn<'r>) -> ScopedBoxFuture<'a, 'r, Result<R, Error>> + Send + 'a,
+        R: Send + 'a,
+    {
+        match self {
+            Db::Pg(pool) => {
+                let mut c: Object<AsyncPgConnection> = pool.get().await.map_err(pool_error)?;
+                f(Conn::Pg(&mut c)).await
+            }
+            Db::Sqlite { pool, .. } => {
+                let mut c: Object<SqliteConn> = pool.get().await.map_err(pool_error)?;
+                f(Conn::Sqlite(&mut c)).await
+            }
+        }
+    }
+
+    /// Runs `f` in one transaction: all of it commits, or none of it does.
+    pub async fn write<'a, R, F>(&self, f: F) -> Result<R, Error>
+    where
+        F: for<'r> FnOnce(Conn<'r>) -> ScopedBoxFuture<'a, 'r, Result<R, Error>> + Send + 'a,
+        R: Send + 'a,
+    {
+        match self {
+            Db::Pg(pool) => {
+                let mut c: Object<AsyncPgConnection> = pool.get().await.map_err(pool_error)?;
+                c.transaction(async move |c| f(Conn::Pg(c)).await.map_err(TxError::Domain))
+                    .await
+                    .map_err(TxError::into_domain)
+            }
+            Db::Sqlite { pool, write_lock } => {
+                let _writer = write_lock.lock().await;
+                let mut c: Object<SqliteConn> = pool.get().await.map_err(pool_error)?;
+                c.transaction(async move |c| f(Conn::Sqlite(c)).await.map_err(TxError::Domain))
+                    .await
+                    .map_err(TxError::into_domain)
+            }
+        }
+    }
+
+    /// `SELECT 1`, for readiness.
+    pub async fn ping(&self) -> Result<(), Error> {
+        self.read(|mut c| {
+            Box::pin(async move {
+                on!(&mut c, |c| c
+                    .batch_execute("SELECT 1")
+                    .await
+                    .map_err(db_error))
+            })
+        })
+        .await
+    }
+}
+
+/// Transaction error: a domain error from the body, or a database error from begin/commit.
+enum TxError {
+    Domain(Error),
+    Db(diesel::result::Error),
+}
+
+impl From<diesel::result::Error> for TxError {
+    fn from(e: diesel::result::Error) -> Self {
+        TxError::Db(e)
+    }
+}
+
+impl TxError {
+    fn into_domain(self) -> Error {
+        match self {
+            TxError::Domain(e) => e,
+            TxError::Db(e) => db_error(e),
+        }
+    }
+}
+
+fn migrate_pg(url: &str) -> Result<(), Error> {
+    use diesel_async::async_connection_wrapper::AsyncConnectionWrapper;
+    let mut c = <AsyncConnectionWrapper<AsyncPgConnection> as diesel::Connection>::establish(url)
+        .map_err(|e| Error::Unavailable(format!("postgres: {e}")))?;
+    c.run_pending_migrations(PG_MIGRATIONS)
+        .map_err(|e| Error::Internal(format!("migrations: {e}")))?;
+    Ok(())
+}
+
+fn migrate_sqlite(path: &str) -> Result<(), Error> {
+    let mut c = SqliteConnection::establish(path)
+        .map_err(|e| Error::Unavailable(format!("sqlite: {e}")))?;
+    diesel::connection::SimpleConnection::batch_execute(&mut c, SQLITE_PRAGMAS)
+        .map_err(db_error)?;
+    c.run_pending_migrations(SQLITE_MIGRATIONS)
+        .map_err(|e| Error::Internal(format!("migrations: {e}")))?;
+    Ok(())
+}
+
+/// Text ids back to UUIDs; a malformed id in the database is an internal error, not a panic.
+pub(crate) fn uuid(s: &str) -> Result<uuid::Uuid, Error> {
+    uuid::Uuid::parse_str(s).map_err(|e| Error::Internal(format!("bad uuid in db: {e}")))
+}
+
+pub(crate) fn naive(t: chrono::DateTime<chrono::Utc>) -> chrono::NaiveDateTime {
+    yunlian_domain::truncate_micros(t).naive_utc()
+}
+
+pub(crate) fn utc(t: chrono::NaiveDateTime) -> chrono::DateTime<chrono::Utc> {
+    t.and_utc()
+}

@@ -1,0 +1,144 @@
+//! Role grants, stored.
+
+use super::schema::{orgs, role_grants};
+use super::{db_error, naive, utc, uuid, Conn};
+use crate::on;
+use diesel::prelude::*;
+use diesel_async::RunQueryDsl;
+use serde::Serialize;
+use uuid::Uuid;
+use yunlian_domain::auth::{Grant, Role};
+use yunlian_domain::Error;
+
+/// One stored grant, as the API shows it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct RoleGrant {
+    pub id: Uuid,
+    pub member_id: Uuid,
+    pub org_id: Uuid,
+    pub role: Role,
+    pub granted_by: Option<Uuid>,
+    pub created_at: chrono::DateTime<chrono::Utc>,
+}
+
+#[derive(Queryable, Selectable, Insertable)]
+#[diesel(table_name = role_grants)]
+struct GrantRow {
+    id: String,
+    member_id: String,
+    org_id: String,
+    role: String,
+    granted_by: Option<String>,
+    created_at: chrono::NaiveDateTime,
+}
+
+impl GrantRow {
+    fn into_domain(self) -> Result<RoleGrant, Error> {
+        Ok(RoleGrant {
+            id: uuid(&self.id)?,
+            member_id: uuid(&self.member_id)?,
+            org_id: uuid(&self.org_id)?,
+            role: Role::parse(&self.role)
+                .ok_or_else(|| Error::Internal(format!("bad role {}", self.role)))?,
+            granted_by: self.granted_by.as_deref().map(uuid).transpose()?,
+            created_at: utc(self.created_at),
+        })
+    }
+}
+
+pub async fn insert(conn: &mut Conn<'_>, g: &RoleGrant) -> Result<(), Error> {
+    let row = GrantRow {
+        id: g.id.to_string(),
+        member_id: g.member_id.to_string(),
+        org_id: g.org_id.to_string(),
+        role: g.role.as_str().into(),
+        granted_by: g.granted_by.map(|u| u.to_string()),
+        created_at: naive(g.created_at),
+    };
+    on!(conn, |c| diesel::insert_into(role_grants::table)
+        .values(&row)
+        .execute(c)
+        .await)
+    .map_err(|e| match db_error(e) {
+        Error::Conflict(_) => Error::Conflict("role_already_granted"),
+        other => other,
+    })?;
+    Ok(())
+}
+
+/// A grant with the path of its org, for authorising its revocation.
+pub async fn get(conn: &mut Conn<'_>, id: Uuid) -> Result<Option<(RoleGrant, String)>, Error> {
+    let row: Option<(GrantRow, String)> = on!(conn, |c| role_grants::table
+        .inner_join(orgs::table)
+        .filter(role_grants::id.eq(id.to_string()))
+        .select((GrantRow::as_select(), orgs::path))
+        .first(c)
+        .await
+        .optional())
+    .map_err(db_error)?;
+    row.map(|(r, p)| Ok((r.into_domain()?, p))).transpose()
+}
+
+pub async fn delete(conn: &mut Conn<'_>, id: Uuid) -> Result<(), Error> {
+    let n = on!(conn, |c| diesel::delete(
+        role_grants::table.find(id.to_string())
+    )
+    .execute(c)
+    .await)
+    .map_err(db_error)?;
+    if n == 0 {
+        return Err(Error::NotFound);
+    }
+    Ok(())
+}
+
+/// Every grant a member holds, with org paths: what authorisation reads on each request.
+pub async fn grants_of(conn: &mut Conn<'_>, member: Uuid) -> Result<Vec<Grant>, Error> {
+    let rows: Vec<(String, String, String)> = on!(conn, |c| role_grants::table
+        .inner_join(orgs::table)
+        .filter(role_grants::member_id.eq(member.to_string()))
+        .select((role_grants::org_id, orgs::path, role_grants::role))
+        .order(role_grants::id)
+        .load(c)
+        .await)
+    .map_err(db_error)?;
+    rows.into_iter()
+        .map(|(org, path, role)| {
+            Ok(Grant {
+                org_id: uuid(&org)?,
+                org_path: path,
+                role: Role::parse(&role)
+                    .ok_or_else(|| Error::Internal(format!("bad role {role}")))?,
+            })
+        })
+        .collect()
+}
+
+/// Grants held on orgs inside `within` (optionally of one member).
+pub async fn list(
+    conn: &mut Conn<'_>,
+    within: &str,
+    member: Option<Uuid>,
+    after: Option<Uuid>,
+    limit: i64,
+) -> Result<Vec<RoleGrant>, Error> {
+    let prefix = format!("{within}%");
+    let rows: Vec<GrantRow> = on!(conn, |c| {
+        let mut q = role_grants::table
+            .inner_join(orgs::table)
+            .filter(orgs::path.like(prefix))
+            .select(GrantRow::as_select())
+            .order(role_grants::id)
+            .limit(limit)
+            .into_boxed();
+        if let Some(m) = member {
+            q = q.filter(role_grants::member_id.eq(m.to_string()));
+        }
+        if let Some(a) = after {
+            q = q.filter(role_grants::id.gt(a.to_string()));
+        }
+        q.load(c).await
+    })
+    .map_err(db_error)?;
+    rows.into_iter().map(GrantRow::into_domain).collect()
+}
