@@ -1,1 +1,11 @@
+//! End-to-end tests: the real server on a random port, spoken to over HTTP. One binary, so it
+//! compiles once. On SQLite by default; on PostgreSQL when `TEST_DATABASE_URL` is set, and with
+//! Redis when `TEST_REDIS_URL` is set (`.ci/run` runs both).
 
+mod helpers;
+
+mod accounts;
+mod bad_input;
+mod contract;
+mod foundation;
+mod repository;

@@ -106,7 +106,7 @@ async fn load_principal(
 ) -> Result<Principal, ApiError> {
     let grants = state
         .db
-        .read(|mut c| {
+        .read(move |mut c| {
             async move {
                 if !db::sessions::is_live(&mut c, session_id, member_id, now).await? {
                     return Ok(None);

@@ -163,7 +163,7 @@ fn write_private(path: &std::path::Path, contents: &str) -> std::io::Result<()> 
 async fn bootstrap(db: &Db, config: &Config, clock: &dyn Clock) -> Result<(), Error> {
     let now = clock.now();
     let root = match db
-        .read(|mut c| async move { db::orgs::root(&mut c).await }.scope_boxed())
+        .read(move |mut c| async move { db::orgs::root(&mut c).await }.scope_boxed())
         .await?
     {
         Some(r) => r,
@@ -181,7 +181,7 @@ async fn bootstrap(db: &Db, config: &Config, clock: &dyn Clock) -> Result<(), Er
                 updated_at: now,
             };
             let r = root.clone();
-            db.write(|mut c| async move { db::orgs::insert(&mut c, &r).await }.scope_boxed())
+            db.write(move |mut c| async move { db::orgs::insert(&mut c, &r).await }.scope_boxed())
                 .await?;
             tracing::info!(org = %id, "created the root org");
             root
@@ -189,7 +189,7 @@ async fn bootstrap(db: &Db, config: &Config, clock: &dyn Clock) -> Result<(), Er
     };
     let rid = root.id;
     let admins = db
-        .read(|mut c| {
+        .read(move |mut c| {
             async move { db::roles::list(&mut c, &org::root_path(rid), None, None, 1).await }
                 .scope_boxed()
         })
@@ -230,7 +230,7 @@ async fn bootstrap(db: &Db, config: &Config, clock: &dyn Clock) -> Result<(), Er
         granted_by: None,
         created_at: now,
     };
-    db.write(|mut c| {
+    db.write(move |mut c| {
         async move {
             db::members::insert(&mut c, &admin, Some(hash)).await?;
             db::roles::insert(&mut c, &grant).await

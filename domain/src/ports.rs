@@ -35,16 +35,21 @@ pub enum Admission {
     Denied { retry_after_secs: u64 },
 }
 
-/// Counts attempts per key in fixed windows (login per phone, per client address). Shared across
-/// replicas when backed by Redis; in-process otherwise.
+/// Counts failed attempts per key in fixed windows (login per phone, per client address).
+/// Shared across replicas when backed by Redis; in-process otherwise.
 pub trait RateLimiter: Send + Sync {
-    /// Count one attempt for `key`; deny when more than `max` fall in the current `window_secs`.
-    fn hit(
+    /// Whether `key` may try again: denied once `max` failures fall in its current window.
+    fn check(
         &self,
         key: &str,
         max: u32,
-        window_secs: u64,
     ) -> impl Future<Output = crate::error::Result<Admission>> + Send;
-    /// Forget the attempts of `key` (after a successful login).
+    /// Count one failure of `key`; its window of `window_secs` starts at its first failure.
+    fn record(
+        &self,
+        key: &str,
+        window_secs: u64,
+    ) -> impl Future<Output = crate::error::Result<()>> + Send;
+    /// Forget the failures of `key` (after a successful login).
     fn clear(&self, key: &str) -> impl Future<Output = crate::error::Result<()>> + Send;
 }

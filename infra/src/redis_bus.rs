@@ -60,6 +60,18 @@ impl Redis {
         Ok((count, ttl))
     }
 
+    /// The integer at `key` (0 when absent) and its TTL in seconds (negative when none).
+    pub async fn get_with_ttl(&self, key: &str) -> Result<(u64, i64), Error> {
+        let mut c = self.conn.clone();
+        let (count, ttl): (Option<u64>, i64) = redis::pipe()
+            .get(key)
+            .ttl(key)
+            .query_async(&mut c)
+            .await
+            .map_err(unavailable)?;
+        Ok((count.unwrap_or(0), ttl))
+    }
+
     pub async fn del(&self, key: &str) -> Result<(), Error> {
         let mut c = self.conn.clone();
         let _: i64 = redis::cmd("DEL")

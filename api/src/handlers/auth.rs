@@ -15,9 +15,10 @@ use yunlian_domain::Error;
 use yunlian_infra::db::{self, sessions::Spent, ScopedFutureExt};
 use yunlian_infra::password;
 
-/// Attempts per phone number in a window (cleared by a successful login).
+/// Failed attempts per phone number in a window (cleared by a successful login).
 const PHONE_ATTEMPTS: u32 = 5;
-/// Attempts per client address in a window (a village hall shares one address).
+/// Failed attempts per client address in a window. Only failures count: a village hall where
+/// thirty members log in behind one address on a themed party day must not be locked out.
 const ADDRESS_ATTEMPTS: u32 = 30;
 const WINDOW_SECS: u64 = 15 * 60;
 
@@ -59,7 +60,7 @@ fn client_address(req: &HttpRequest, state: &AppState) -> String {
 }
 
 async fn admit(state: &AppState, key: &str, max: u32) -> Result<(), ApiError> {
-    match state.limiter.hit(key, max, WINDOW_SECS).await? {
+    match state.limiter.check(key, max).await? {
         Admission::Allowed => Ok(()),
         Admission::Denied { retry_after_secs } => {
             Err(Error::RateLimited { retry_after_secs }.into())
@@ -96,19 +97,15 @@ pub async fn login(
 ) -> Result<HttpResponse, ApiError> {
     let body = body.into_inner();
     let phone = Phone::parse(&body.phone).map_err(|e| Error::Invalid(vec![e]))?;
-    admit(
-        &state,
-        &format!("login:addr:{}", client_address(&req, &state)),
-        ADDRESS_ATTEMPTS,
-    )
-    .await?;
+    let addr_key = format!("login:addr:{}", client_address(&req, &state));
     let phone_key = format!("login:phone:{}", phone.as_str());
+    admit(&state, &addr_key, ADDRESS_ATTEMPTS).await?;
     admit(&state, &phone_key, PHONE_ATTEMPTS).await?;
 
     let p = phone.clone();
     let found = state
         .db
-        .read(|mut c| async move { db::members::by_phone(&mut c, &p).await }.scope_boxed())
+        .read(move |mut c| async move { db::members::by_phone(&mut c, &p).await }.scope_boxed())
         .await?;
     let (member_id, stored) = match found {
         Some((m, hash)) => (Some(m.id), hash),
@@ -116,6 +113,8 @@ pub async fn login(
     };
     let ok = password::verify(&body.password, stored).await?;
     let Some(member_id) = member_id.filter(|_| ok) else {
+        state.limiter.record(&addr_key, WINDOW_SECS).await?;
+        state.limiter.record(&phone_key, WINDOW_SECS).await?;
         tracing::info!(phone = %phone.masked(), "login refused");
         return Err(ApiError::new(
             StatusCode::UNAUTHORIZED,
@@ -130,7 +129,7 @@ pub async fn login(
     let expires = now + chrono::TimeDelta::days(state.config.refresh_token_ttl_days);
     state
         .db
-        .write(|mut c| {
+        .write(move |mut c| {
             async move { db::sessions::create(&mut c, session, member_id, &hash, now, expires).await }
                 .scope_boxed()
         })
@@ -154,7 +153,7 @@ pub async fn refresh_token(
     let now = state.clock.now();
     let spent = state
         .db
-        .write(|mut c| {
+        .write(move |mut c| {
             async move { db::sessions::rotate(&mut c, &presented, &next_hash, now).await }
                 .scope_boxed()
         })
@@ -183,7 +182,7 @@ pub async fn logout(state: web::Data<AppState>, user: AuthUser) -> Result<HttpRe
     let now = state.clock.now();
     state
         .db
-        .write(|mut c| {
+        .write(move |mut c| {
             async move { db::sessions::revoke(&mut c, sid, "logout", now).await }.scope_boxed()
         })
         .await?;
@@ -207,7 +206,7 @@ pub async fn get_me(state: web::Data<AppState>, user: AuthUser) -> Result<HttpRe
     let id = user.member_id;
     let (member, _) = state
         .db
-        .read(|mut c| async move { db::members::get(&mut c, id).await }.scope_boxed())
+        .read(move |mut c| async move { db::members::get(&mut c, id).await }.scope_boxed())
         .await?
         .ok_or_else(ApiError::not_found)?;
     let roles = user
@@ -236,12 +235,14 @@ pub async fn change_password(
     let body = body.into_inner();
     check_password(&body.new_password).map_err(|e| Error::Invalid(vec![e]))?;
     let id = user.member_id;
-    admit(&state, &format!("password:{id}"), PHONE_ATTEMPTS).await?;
+    let key = format!("password:{id}");
+    admit(&state, &key, PHONE_ATTEMPTS).await?;
     let stored = state
         .db
-        .read(|mut c| async move { db::members::password_hash(&mut c, id).await }.scope_boxed())
+        .read(move |mut c| async move { db::members::password_hash(&mut c, id).await }.scope_boxed())
         .await?;
     if !password::verify(&body.current_password, stored).await? {
+        state.limiter.record(&key, WINDOW_SECS).await?;
         return Err(ApiError::new(StatusCode::FORBIDDEN, "wrong_password"));
     }
     let hash = password::hash(&body.new_password).await?;
@@ -260,7 +261,7 @@ pub async fn set_password_and_revoke(
     let now = state.clock.now();
     state
         .db
-        .write(|mut c| {
+        .write(move |mut c| {
             async move {
                 db::members::set_password(&mut c, member, &hash, now).await?;
                 db::sessions::revoke_all(&mut c, member, reason, now).await?;

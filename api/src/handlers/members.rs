@@ -32,7 +32,7 @@ async fn check_placement(
     if let Some(g) = group_id {
         let group = state
             .db
-            .read(|mut c| async move { db::orgs::get(&mut c, g).await }.scope_boxed())
+            .read(move |mut c| async move { db::orgs::get(&mut c, g).await }.scope_boxed())
             .await?;
         match group {
             Some(group) if group.kind == OrgKind::Group && group.parent_id == Some(org.id) => {}
@@ -117,7 +117,7 @@ pub async fn create_member(
     let m = member.clone();
     state
         .db
-        .write(|mut c| async move { db::members::insert(&mut c, &m, hash).await }.scope_boxed())
+        .write(move |mut c| async move { db::members::insert(&mut c, &m, hash).await }.scope_boxed())
         .await?;
     tracing::info!(member = %member.id, org = %org.id, phone = %member.fields.phone.masked(), "member created");
     Ok(created(&member))
@@ -168,7 +168,7 @@ pub async fn list_members(
     };
     let rows = state
         .db
-        .read(|mut c| async move { db::members::list(&mut c, &filter).await }.scope_boxed())
+        .read(move |mut c| async move { db::members::list(&mut c, &filter).await }.scope_boxed())
         .await?;
     Ok(HttpResponse::Ok().json(page(rows, limit, |m| m.id)))
 }
@@ -183,7 +183,7 @@ async fn load_for(
 ) -> Result<(Member, String), ApiError> {
     let (member, path) = state
         .db
-        .read(|mut c| async move { db::members::get(&mut c, id).await }.scope_boxed())
+        .read(move |mut c| async move { db::members::get(&mut c, id).await }.scope_boxed())
         .await?
         .ok_or_else(ApiError::not_found)?;
     if !(action == Action::ReadMembers && member.id == user.member_id) {
@@ -289,7 +289,7 @@ pub async fn update_member(
     let saved = m.clone();
     state
         .db
-        .write(|mut c| async move { db::members::update(&mut c, &saved).await }.scope_boxed())
+        .write(move |mut c| async move { db::members::update(&mut c, &saved).await }.scope_boxed())
         .await?;
     Ok(HttpResponse::Ok().json(m))
 }
@@ -363,7 +363,7 @@ pub async fn import_members(
     let oid = org.id;
     let (taken, groups) = state
         .db
-        .read(|mut c| {
+        .read(move |mut c| {
             async move {
                 let taken = db::members::taken_phones(&mut c, &phones).await?;
                 let mut groups = Vec::new();
@@ -424,7 +424,7 @@ pub async fn import_members(
     let n = members.len();
     state
         .db
-        .write(|mut c| {
+        .write(move |mut c| {
             async move { db::members::insert_many(&mut c, &members).await }.scope_boxed()
         })
         .await?;

@@ -15,7 +15,7 @@ use yunlian_infra::db::{self, orgs::OrgFilter, ScopedFutureExt};
 pub async fn load(state: &AppState, id: Uuid) -> Result<Org, ApiError> {
     state
         .db
-        .read(|mut c| async move { db::orgs::get(&mut c, id).await }.scope_boxed())
+        .read(move |mut c| async move { db::orgs::get(&mut c, id).await }.scope_boxed())
         .await?
         .ok_or_else(ApiError::not_found)
 }
@@ -53,7 +53,7 @@ pub async fn create_org(
     let o = new.clone();
     state
         .db
-        .write(|mut c| async move { db::orgs::insert(&mut c, &o).await }.scope_boxed())
+        .write(move |mut c| async move { db::orgs::insert(&mut c, &o).await }.scope_boxed())
         .await?;
     tracing::info!(org = %id, parent = %parent.id, kind = new.kind.as_str(), "org created");
     Ok(created(&new))
@@ -84,7 +84,7 @@ pub async fn list_orgs(
     };
     let rows = state
         .db
-        .read(|mut c| async move { db::orgs::list(&mut c, &filter).await }.scope_boxed())
+        .read(move |mut c| async move { db::orgs::list(&mut c, &filter).await }.scope_boxed())
         .await?;
     Ok(HttpResponse::Ok().json(page(rows, limit, |o| o.id)))
 }
@@ -119,7 +119,7 @@ pub async fn update_org(
         let (oid, n) = (org.id, name.clone());
         state
             .db
-            .write(|mut c| {
+            .write(move |mut c| {
                 async move { db::orgs::rename(&mut c, oid, &n, now).await }.scope_boxed()
             })
             .await?;

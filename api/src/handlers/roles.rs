@@ -44,7 +44,7 @@ pub async fn grant_role(
     let mid = b.member_id;
     let (_, member_path) = state
         .db
-        .read(|mut c| async move { db::members::get(&mut c, mid).await }.scope_boxed())
+        .read(move |mut c| async move { db::members::get(&mut c, mid).await }.scope_boxed())
         .await?
         .ok_or_else(|| ApiError::field("member_id", "member_outside_org"))?;
     // A role is held by a member of that org (or of an org below it), never by an outsider.
@@ -62,7 +62,7 @@ pub async fn grant_role(
     let g = grant.clone();
     state
         .db
-        .write(|mut c| async move { db::roles::insert(&mut c, &g).await }.scope_boxed())
+        .write(move |mut c| async move { db::roles::insert(&mut c, &g).await }.scope_boxed())
         .await?;
     tracing::info!(grant = %grant.id, member = %grant.member_id, org = %org.id, role = grant.role.as_str(), by = %user.member_id, "role granted");
     Ok(created(&grant))
@@ -76,7 +76,7 @@ pub async fn revoke_role(
     let id = id.into_inner();
     let (grant, path) = state
         .db
-        .read(|mut c| async move { db::roles::get(&mut c, id).await }.scope_boxed())
+        .read(move |mut c| async move { db::roles::get(&mut c, id).await }.scope_boxed())
         .await?
         .ok_or_else(ApiError::not_found)?;
     if !user.sees(&path) {
@@ -94,7 +94,7 @@ pub async fn revoke_role(
     }
     state
         .db
-        .write(|mut c| async move { db::roles::delete(&mut c, id).await }.scope_boxed())
+        .write(move |mut c| async move { db::roles::delete(&mut c, id).await }.scope_boxed())
         .await?;
     tracing::info!(grant = %id, by = %user.member_id, "role revoked");
     Ok(HttpResponse::NoContent().finish())
@@ -122,7 +122,7 @@ pub async fn list_roles(
     let (path, member) = (org.path, q.member_id);
     let rows = state
         .db
-        .read(|mut c| {
+        .read(move |mut c| {
             async move { db::roles::list(&mut c, &path, member, after, limit + 1).await }
                 .scope_boxed()
         })

@@ -163,49 +163,57 @@ impl Db {
     }
 
     /// Runs `f` on a pooled connection, outside any transaction (reads).
-    pub async fn read<'a, R, F>(&self, f: F) -> Result<R, Error>
+    pub async fn read<R, F>(&self, f: F) -> Result<R, Error>
     where
-        F: for<'r> FnOnce(Conn<'r>) -> ScopedBoxFuture<'a, 'r, Result<R, Error>> + Send + 'a,
-        R: Send + 'a,
+        F: for<'r> FnOnce(Conn<'r>) -> ScopedBoxFuture<'static, 'r, Result<R, Error>> + Send + 'static,
+        R: Send + 'static,
     {
-        match self {
-            Db::Pg(pool) => {
-                let mut c: Object<AsyncPgConnection> = pool.get().await.map_err(pool_error)?;
-                f(Conn::Pg(&mut c)).await
+        let db = self.clone();
+        detached(async move {
+            match db {
+                Db::Pg(pool) => {
+                    let mut c: Object<AsyncPgConnection> = pool.get().await.map_err(pool_error)?;
+                    f(Conn::Pg(&mut c)).await
+                }
+                Db::Sqlite { pool, .. } => {
+                    let mut c: Object<SqliteConn> = pool.get().await.map_err(pool_error)?;
+                    f(Conn::Sqlite(&mut c)).await
+                }
             }
-            Db::Sqlite { pool, .. } => {
-                let mut c: Object<SqliteConn> = pool.get().await.map_err(pool_error)?;
-                f(Conn::Sqlite(&mut c)).await
-            }
-        }
+        })
+        .await
     }
 
     /// Runs `f` in one transaction: all of it commits, or none of it does.
-    pub async fn write<'a, R, F>(&self, f: F) -> Result<R, Error>
+    pub async fn write<R, F>(&self, f: F) -> Result<R, Error>
     where
-        F: for<'r> FnOnce(Conn<'r>) -> ScopedBoxFuture<'a, 'r, Result<R, Error>> + Send + 'a,
-        R: Send + 'a,
+        F: for<'r> FnOnce(Conn<'r>) -> ScopedBoxFuture<'static, 'r, Result<R, Error>> + Send + 'static,
+        R: Send + 'static,
     {
-        match self {
-            Db::Pg(pool) => {
-                let mut c: Object<AsyncPgConnection> = pool.get().await.map_err(pool_error)?;
-                c.transaction(async move |c| f(Conn::Pg(c)).await.map_err(TxError::Domain))
-                    .await
-                    .map_err(TxError::into_domain)
+        let db = self.clone();
+        detached(async move {
+            match db {
+                Db::Pg(pool) => {
+                    let mut c: Object<AsyncPgConnection> = pool.get().await.map_err(pool_error)?;
+                    c.transaction(async move |c| f(Conn::Pg(c)).await.map_err(TxError::Domain))
+                        .await
+                        .map_err(TxError::into_domain)
+                }
+                Db::Sqlite { pool, write_lock } => {
+                    let _writer = write_lock.lock().await;
+                    let mut c: Object<SqliteConn> = pool.get().await.map_err(pool_error)?;
+                    c.transaction(async move |c| f(Conn::Sqlite(c)).await.map_err(TxError::Domain))
+                        .await
+                        .map_err(TxError::into_domain)
+                }
             }
-            Db::Sqlite { pool, write_lock } => {
-                let _writer = write_lock.lock().await;
-                let mut c: Object<SqliteConn> = pool.get().await.map_err(pool_error)?;
-                c.transaction(async move |c| f(Conn::Sqlite(c)).await.map_err(TxError::Domain))
-                    .await
-                    .map_err(TxError::into_domain)
-            }
-        }
+        })
+        .await
     }
 
     /// `SELECT 1`, for readiness.
     pub async fn ping(&self) -> Result<(), Error> {
-        self.read(|mut c| {
+        self.read(move |mut c| {
             Box::pin(async move {
                 on!(&mut c, |c| c
                     .batch_execute("SELECT 1")
@@ -215,6 +223,31 @@ impl Db {
         })
         .await
     }
+}
+
+/// The runtime all database work runs on, apart from the HTTP workers.
+///
+/// A request future can be dropped mid-query (a client hangs up; actix drops the other
+/// extractors when one fails). diesel-async's SQLite wrapper must then wait for its blocking
+/// query, which it can only do on a multi-threaded runtime, and actix workers are single-threaded.
+/// Spawning the work here detaches it from the request: a dropped request lets its query (and
+/// transaction) finish or roll back whole, and PostgreSQL connection tasks live here too.
+fn db_runtime() -> &'static tokio::runtime::Runtime {
+    static RT: std::sync::OnceLock<tokio::runtime::Runtime> = std::sync::OnceLock::new();
+    RT.get_or_init(|| {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .thread_name("yunlian-db")
+            .enable_all()
+            .build()
+            .unwrap_or_else(|e| panic!("cannot start the database runtime: {e}"))
+    })
+}
+
+async fn detached<R: Send + 'static>(
+    work: impl std::future::Future<Output = Result<R, Error>> + Send + 'static,
+) -> Result<R, Error> {
+    db_runtime().spawn(work).await.map_err(|e| Error::Internal(format!("database task: {e}")))?
 }
 
 /// Transaction error: a domain error from the body, or a database error from begin/commit.

@@ -1,0 +1,238 @@
+//! `spawn_app()`: the real server on port 0, with its own SQLite file or its own PostgreSQL
+//! database (when `TEST_DATABASE_URL` is set) and its own Redis key prefix (when
+//! `TEST_REDIS_URL` is set). Tests share nothing and run in parallel.
+
+use diesel_async::{AsyncConnection, AsyncPgConnection, SimpleAsyncConnection};
+use reqwest::{Method, StatusCode};
+use serde_json::{json, Value};
+use std::collections::HashMap;
+use std::path::PathBuf;
+use uuid::Uuid;
+use yunlian_api::config::Config;
+use yunlian_api::startup::Application;
+
+pub const ADMIN_PHONE: &str = "13800000000";
+pub const ADMIN_PASSWORD: &str = "admin2026pass";
+
+pub struct TestApp {
+    pub base: String,
+    pub client: reqwest::Client,
+}
+
+/// Which storage the suite runs on.
+pub fn engine() -> &'static str {
+    match std::env::var("TEST_DATABASE_URL") {
+        Ok(u) if u.starts_with("postgres") => "postgres",
+        _ => "sqlite",
+    }
+}
+
+/// A fresh, empty database: a new PostgreSQL database, or a new SQLite file.
+pub async fn fresh_database(data_dir: &std::path::Path) -> String {
+    match std::env::var("TEST_DATABASE_URL") {
+        Ok(base) if base.starts_with("postgres") => {
+            let name = format!("yl_test_{}", Uuid::now_v7().simple());
+            let mut admin = AsyncPgConnection::establish(&base).await.expect("TEST_DATABASE_URL reachable");
+            admin.batch_execute(&format!("CREATE DATABASE {name}")).await.expect("create database");
+            let (head, _) = base.rsplit_once('/').expect("database url has a path");
+            format!("{head}/{name}")
+        }
+        _ => format!("sqlite://{}", data_dir.join("yunlian.db").display()),
+    }
+}
+
+pub fn temp_dir() -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("yunlian-test-{}", Uuid::now_v7()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    dir
+}
+
+pub async fn spawn_app() -> TestApp {
+    spawn_app_with(HashMap::new()).await
+}
+
+/// Starts a server; `extra` overrides configuration variables.
+pub async fn spawn_app_with(extra: HashMap<&str, String>) -> TestApp {
+    yunlian_api::telemetry::init_for_tests();
+    let data_dir = temp_dir();
+    let database_url = fresh_database(&data_dir).await;
+    let mut vars: HashMap<String, String> = HashMap::from([
+        ("YUNLIAN_BIND".into(), "127.0.0.1:0".into()),
+        ("YUNLIAN_DATA_DIR".into(), data_dir.display().to_string()),
+        ("DATABASE_URL".into(), database_url),
+        ("YUNLIAN_DB_POOL_SIZE".into(), "4".into()),
+        ("YUNLIAN_WORKERS".into(), "2".into()),
+        ("YUNLIAN_ADMIN_PHONE".into(), ADMIN_PHONE.into()),
+        ("YUNLIAN_ADMIN_PASSWORD".into(), ADMIN_PASSWORD.into()),
+        ("YUNLIAN_ROOT_ORG_NAME".into(), "中共广德市委员会".into()),
+    ]);
+    if let Ok(redis) = std::env::var("TEST_REDIS_URL") {
+        vars.insert("REDIS_URL".into(), redis);
+        vars.insert("YUNLIAN_REDIS_PREFIX".into(), format!("yltest:{}:", Uuid::now_v7().simple()));
+    }
+    for (k, v) in extra {
+        vars.insert(k.to_string(), v);
+    }
+    let config = Config::from_map(vars).expect("config");
+    let app = Application::build(config).await.expect("server starts");
+    let base = format!("http://127.0.0.1:{}", app.port());
+    tokio::spawn(app.run_until_stopped());
+    TestApp { base, client: reqwest::Client::new() }
+}
+
+/// A response as a test reads it: the status and the JSON body (Null when empty).
+#[derive(Debug)]
+pub struct Res {
+    pub status: StatusCode,
+    pub body: Value,
+    pub headers: reqwest::header::HeaderMap,
+}
+
+impl Res {
+    /// The problem `code` of an error response.
+    pub fn code(&self) -> &str {
+        self.body["code"].as_str().unwrap_or("")
+    }
+    pub fn id(&self) -> String {
+        self.body["id"].as_str().expect("body has an id").to_string()
+    }
+}
+
+impl TestApp {
+    pub async fn send(&self, method: Method, path: &str, token: Option<&str>, body: Option<Value>) -> Res {
+        let mut req = self.client.request(method, format!("{}{}", self.base, path));
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        Self::read(req.send().await.expect("request sent")).await
+    }
+
+    pub async fn read(res: reqwest::Response) -> Res {
+        let status = res.status();
+        let headers = res.headers().clone();
+        let text = res.text().await.expect("body");
+        let body = if text.is_empty() { Value::Null } else { serde_json::from_str(&text).unwrap_or(Value::String(text)) };
+        Res { status, body, headers }
+    }
+
+    pub async fn get(&self, path: &str, token: &str) -> Res {
+        self.send(Method::GET, path, Some(token), None).await
+    }
+    pub async fn post(&self, path: &str, token: &str, body: Value) -> Res {
+        self.send(Method::POST, path, Some(token), Some(body)).await
+    }
+    pub async fn patch(&self, path: &str, token: &str, body: Value) -> Res {
+        self.send(Method::PATCH, path, Some(token), Some(body)).await
+    }
+    pub async fn delete(&self, path: &str, token: &str) -> Res {
+        self.send(Method::DELETE, path, Some(token), None).await
+    }
+
+    pub async fn login_res(&self, phone: &str, password: &str) -> Res {
+        self.send(Method::POST, "/v1/auth/login", None, Some(json!({"phone": phone, "password": password}))).await
+    }
+
+    /// Logs in and returns (access token, refresh token).
+    pub async fn login(&self, phone: &str, password: &str) -> (String, String) {
+        let r = self.login_res(phone, password).await;
+        assert_eq!(r.status, StatusCode::OK, "login {phone}: {:?}", r.body);
+        (
+            r.body["access_token"].as_str().expect("access token").to_string(),
+            r.body["refresh_token"].as_str().expect("refresh token").to_string(),
+        )
+    }
+
+    pub async fn admin(&self) -> String {
+        self.login(ADMIN_PHONE, ADMIN_PASSWORD).await.0
+    }
+
+    /// The root org (made on first start), as the administrator sees it.
+    pub async fn root_id(&self, admin: &str) -> String {
+        let r = self.get("/v1/orgs?kind=committee", admin).await;
+        r.body["items"]
+            .as_array()
+            .and_then(|a| a.iter().find(|o| o["parent_id"].is_null()))
+            .and_then(|o| o["id"].as_str())
+            .expect("root org")
+            .to_string()
+    }
+
+    pub async fn create_org(&self, token: &str, parent: &str, kind: &str, name: &str) -> String {
+        let r = self.post("/v1/orgs", token, json!({"parent_id": parent, "kind": kind, "name": name})).await;
+        assert_eq!(r.status, StatusCode::CREATED, "create org {name}: {:?}", r.body);
+        r.id()
+    }
+
+    /// Creates a member who can log in at once.
+    pub async fn create_member(&self, token: &str, org: &str, name: &str, phone: &str, password: &str) -> String {
+        let r = self
+            .post(
+                "/v1/members",
+                token,
+                json!({"org_id": org, "name": name, "phone": phone, "status": "full", "password": password}),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::CREATED, "create member {name}: {:?}", r.body);
+        r.id()
+    }
+
+    /// Posts a CSV roster to an org's import endpoint.
+    pub async fn import(&self, token: &str, org: &str, csv: &str, dry_run: bool) -> Res {
+        let res = self
+            .client
+            .post(format!("{}/v1/orgs/{org}/members/import?dry_run={dry_run}", self.base))
+            .bearer_auth(token)
+            .header("content-type", "text/csv; charset=utf-8")
+            .body(csv.to_string())
+            .send()
+            .await
+            .expect("import sent");
+        Self::read(res).await
+    }
+
+    /// Every item of a paginated list, following cursors.
+    pub async fn list_all(&self, path: &str, token: &str) -> Vec<Value> {
+        let mut items = Vec::new();
+        let mut cursor: Option<String> = None;
+        loop {
+            let sep = if path.contains('?') { '&' } else { '?' };
+            let url = match &cursor {
+                Some(c) => format!("{path}{sep}limit=20&cursor={c}"),
+                None => format!("{path}{sep}limit=20"),
+            };
+            let r = self.get(&url, token).await;
+            assert_eq!(r.status, StatusCode::OK, "list {url}: {:?}", r.body);
+            items.extend(r.body["items"].as_array().expect("items").iter().cloned());
+            match r.body["next_cursor"].as_str() {
+                Some(c) => cursor = Some(c.to_string()),
+                None => return items,
+            }
+        }
+    }
+}
+
+/// A roster of `n` members as a village committee writes it: Chinese headers, a BOM, extra
+/// columns, mixed date spellings, some migrant members.
+pub fn roster_csv(n: usize, first_phone: u64) -> String {
+    let mut s = String::from("\u{feff}序号,姓名,性别,手机号码,党员类别,入党时间,居住情况,外出地,年老体弱,党员中心户\n");
+    for i in 0..n {
+        let migrant = i % 5 == 0;
+        s.push_str(&format!(
+            "{},党员{:02},{},{},{},{},{},{},{},{}\n",
+            i + 1,
+            i + 1,
+            if i % 2 == 0 { "男" } else { "女" },
+            first_phone + i as u64,
+            if i % 7 == 0 { "预备党员" } else { "正式党员" },
+            if i % 2 == 0 { format!("{}年7月1日", 1980 + i % 40) } else { format!("{}/3/15", 1980 + i % 40) },
+            if migrant { "外出" } else { "在家" },
+            if migrant { "杭州" } else { "" },
+            if i % 9 == 0 { "是" } else { "否" },
+            if i % 10 == 0 { "是" } else { "" },
+        ));
+    }
+    s
+}
