@@ -28,7 +28,10 @@ fn refs(v: &Value, at: &str, out: &mut Vec<(String, String)>) {
                 }
             }
         }
-        Value::Sequence(s) => s.iter().enumerate().for_each(|(i, v)| refs(v, &format!("{at}/{i}"), out)),
+        Value::Sequence(s) => s
+            .iter()
+            .enumerate()
+            .for_each(|(i, v)| refs(v, &format!("{at}/{i}"), out)),
         _ => {}
     }
 }
@@ -60,16 +63,23 @@ fn openapi_is_valid_and_names_exactly_the_routes_the_router_serves() {
                 continue;
             }
             assert!(METHODS.contains(&method), "{path}: unknown key {method}");
-            let id = op["operationId"].as_str().unwrap_or_else(|| panic!("{method} {path}: no operationId"));
+            let id = op["operationId"]
+                .as_str()
+                .unwrap_or_else(|| panic!("{method} {path}: no operationId"));
             assert!(op_ids.insert(id.to_string()), "operationId {id} twice");
-            let responses = op["responses"].as_mapping().unwrap_or_else(|| panic!("{id}: no responses"));
+            let responses = op["responses"]
+                .as_mapping()
+                .unwrap_or_else(|| panic!("{id}: no responses"));
             assert!(!responses.is_empty(), "{id}: no responses");
             for (status, _) in responses {
                 let s = match status {
                     Value::Number(n) => n.to_string(),
                     other => other.as_str().unwrap_or("").to_string(),
                 };
-                assert!(s == "default" || (s.len() == 3 && s.parse::<u16>().is_ok()), "{id}: status {s}");
+                assert!(
+                    s == "default" || (s.len() == 3 && s.parse::<u16>().is_ok()),
+                    "{id}: status {s}"
+                );
             }
             // Path parameters are declared for every {name} in the path.
             for name in path.split('{').skip(1).filter_map(|s| s.split('}').next()) {
@@ -79,7 +89,11 @@ fn openapi_is_valid_and_names_exactly_the_routes_the_router_serves() {
                     .chain(item.get("parameters").and_then(Value::as_sequence))
                     .flatten()
                     .any(|p| {
-                        let p = p.get("$ref").and_then(Value::as_str).and_then(|r| resolve(&doc, r)).unwrap_or(p);
+                        let p = p
+                            .get("$ref")
+                            .and_then(Value::as_str)
+                            .and_then(|r| resolve(&doc, r))
+                            .unwrap_or(p);
                         p["name"].as_str() == Some(name) && p["in"].as_str() == Some("path")
                     });
                 assert!(declared, "{id}: path parameter {name} not declared");
@@ -93,7 +107,10 @@ fn openapi_is_valid_and_names_exactly_the_routes_the_router_serves() {
         .collect();
     let only_spec: Vec<_> = spec.difference(&router).collect();
     let only_router: Vec<_> = router.difference(&spec).collect();
-    assert!(only_spec.is_empty() && only_router.is_empty(), "only in spec: {only_spec:?}\nonly in router: {only_router:?}");
+    assert!(
+        only_spec.is_empty() && only_router.is_empty(),
+        "only in spec: {only_spec:?}\nonly in router: {only_router:?}"
+    );
 
     let mut all = Vec::new();
     refs(&doc, "#", &mut all);
@@ -101,8 +118,21 @@ fn openapi_is_valid_and_names_exactly_the_routes_the_router_serves() {
         assert!(resolve(&doc, r).is_some(), "{at}: dangling $ref {r}");
     }
     for id in [
-        "login", "refreshToken", "logout", "getMe", "changePassword", "createOrg", "listOrgs", "getOrg",
-        "updateOrg", "createMember", "listMembers", "getMember", "updateMember", "importMembers", "grantRole",
+        "login",
+        "refreshToken",
+        "logout",
+        "getMe",
+        "changePassword",
+        "createOrg",
+        "listOrgs",
+        "getOrg",
+        "updateOrg",
+        "createMember",
+        "listMembers",
+        "getMember",
+        "updateMember",
+        "importMembers",
+        "grantRole",
         "revokeRole",
     ] {
         assert!(op_ids.contains(id), "operationId {id} missing");
@@ -115,14 +145,20 @@ fn readme_keys() -> BTreeSet<String> {
         .lines()
         .filter_map(|l| l.strip_prefix("| `"))
         .filter_map(|l| l.split('`').next())
-        .filter(|k| k.chars().all(|c| c.is_ascii_uppercase() || c == '_' || c.is_ascii_digit()))
+        .filter(|k| {
+            k.chars()
+                .all(|c| c.is_ascii_uppercase() || c == '_' || c.is_ascii_digit())
+        })
         .map(str::to_string)
         .collect()
 }
 
 #[test]
 fn the_readme_configuration_table_lists_every_setting() {
-    let code: BTreeSet<String> = yunlian_api::config::KEYS.iter().map(|(k, _)| k.to_string()).collect();
+    let code: BTreeSet<String> = yunlian_api::config::KEYS
+        .iter()
+        .map(|(k, _)| k.to_string())
+        .collect();
     assert_eq!(readme_keys(), code);
 }
 
@@ -133,35 +169,76 @@ fn docker_compose_runs_a_county_deployment_that_agrees_with_the_configuration() 
     let keys: HashSet<&str> = yunlian_api::config::KEYS.iter().map(|(k, _)| *k).collect();
     let names: Vec<&str> = services.keys().filter_map(Value::as_str).collect();
     for needed in ["postgres", "redis", "api1", "api2", "proxy"] {
-        assert!(names.contains(&needed), "service {needed} missing: {names:?}");
+        assert!(
+            names.contains(&needed),
+            "service {needed} missing: {names:?}"
+        );
     }
     for (name, svc) in services {
         let name = name.as_str().unwrap_or("");
         let hc = &svc["healthcheck"];
-        assert!(hc["test"].as_sequence().is_some_and(|t| !t.is_empty()), "{name}: no healthcheck");
+        assert!(
+            hc["test"].as_sequence().is_some_and(|t| !t.is_empty()),
+            "{name}: no healthcheck"
+        );
         if name.starts_with("api") {
-            let env = svc["environment"].as_mapping().unwrap_or_else(|| panic!("{name}: environment"));
+            let env = svc["environment"]
+                .as_mapping()
+                .unwrap_or_else(|| panic!("{name}: environment"));
             for (k, _) in env {
                 let k = k.as_str().unwrap_or("");
                 assert!(keys.contains(k), "{name}: {k} is not a configuration key");
             }
             let get = |k: &str| env.get(k).and_then(Value::as_str).unwrap_or("");
-            assert!(get("DATABASE_URL").starts_with("postgres://"), "{name}: DATABASE_URL");
-            assert!(get("REDIS_URL").starts_with("redis://"), "{name}: REDIS_URL");
-            assert!(get("YUNLIAN_BIND").starts_with("0.0.0.0:"), "{name}: bind all interfaces");
-            assert_eq!(get("YUNLIAN_TRUST_PROXY"), "true", "{name}: behind the proxy");
-            assert!(!get("YUNLIAN_JWT_SECRET").is_empty(), "{name}: replicas share one signing secret");
+            assert!(
+                get("DATABASE_URL").starts_with("postgres://"),
+                "{name}: DATABASE_URL"
+            );
+            assert!(
+                get("REDIS_URL").starts_with("redis://"),
+                "{name}: REDIS_URL"
+            );
+            assert!(
+                get("YUNLIAN_BIND").starts_with("0.0.0.0:"),
+                "{name}: bind all interfaces"
+            );
+            assert_eq!(
+                get("YUNLIAN_TRUST_PROXY"),
+                "true",
+                "{name}: behind the proxy"
+            );
+            assert!(
+                !get("YUNLIAN_JWT_SECRET").is_empty(),
+                "{name}: replicas share one signing secret"
+            );
             let port = get("YUNLIAN_BIND").rsplit(':').next().unwrap_or("");
             let hc_text = format!("{:?}", hc["test"]);
-            assert!(hc_text.contains("/readyz") && hc_text.contains(port), "{name}: healthcheck probes /readyz");
-            assert_eq!(svc["build"]["dockerfile"].as_str(), Some("api/Dockerfile"), "{name}: build");
+            assert!(
+                hc_text.contains("/readyz") && hc_text.contains(port),
+                "{name}: healthcheck probes /readyz"
+            );
+            assert_eq!(
+                svc["build"]["dockerfile"].as_str(),
+                Some("api/Dockerfile"),
+                "{name}: build"
+            );
             let deps = svc["depends_on"].as_mapping().expect("depends_on");
             for d in ["postgres", "redis"] {
-                assert_eq!(deps[d]["condition"].as_str(), Some("service_healthy"), "{name} waits for {d}");
+                assert_eq!(
+                    deps[d]["condition"].as_str(),
+                    Some("service_healthy"),
+                    "{name} waits for {d}"
+                );
             }
         }
     }
-    assert!(doc["volumes"].as_mapping().is_some_and(|v| !v.is_empty()), "named volumes");
+    assert!(
+        doc["volumes"].as_mapping().is_some_and(|v| !v.is_empty()),
+        "named volumes"
+    );
     let dockerfile = root_file("api/Dockerfile");
-    assert!(dockerfile.matches("FROM ").count() >= 2, "multi-stage Dockerfile");
+    assert!(
+        dockerfile.matches("FROM ").count() >= 2,
+        "multi-stage Dockerfile"
+    );
 }

@@ -32,8 +32,13 @@ pub async fn fresh_database(data_dir: &std::path::Path) -> String {
     match std::env::var("TEST_DATABASE_URL") {
         Ok(base) if base.starts_with("postgres") => {
             let name = format!("yl_test_{}", Uuid::now_v7().simple());
-            let mut admin = AsyncPgConnection::establish(&base).await.expect("TEST_DATABASE_URL reachable");
-            admin.batch_execute(&format!("CREATE DATABASE {name}")).await.expect("create database");
+            let mut admin = AsyncPgConnection::establish(&base)
+                .await
+                .expect("TEST_DATABASE_URL reachable");
+            admin
+                .batch_execute(&format!("CREATE DATABASE {name}"))
+                .await
+                .expect("create database");
             let (head, _) = base.rsplit_once('/').expect("database url has a path");
             format!("{head}/{name}")
         }
@@ -68,7 +73,10 @@ pub async fn spawn_app_with(extra: HashMap<&str, String>) -> TestApp {
     ]);
     if let Ok(redis) = std::env::var("TEST_REDIS_URL") {
         vars.insert("REDIS_URL".into(), redis);
-        vars.insert("YUNLIAN_REDIS_PREFIX".into(), format!("yltest:{}:", Uuid::now_v7().simple()));
+        vars.insert(
+            "YUNLIAN_REDIS_PREFIX".into(),
+            format!("yltest:{}:", Uuid::now_v7().simple()),
+        );
     }
     for (k, v) in extra {
         vars.insert(k.to_string(), v);
@@ -77,7 +85,10 @@ pub async fn spawn_app_with(extra: HashMap<&str, String>) -> TestApp {
     let app = Application::build(config).await.expect("server starts");
     let base = format!("http://127.0.0.1:{}", app.port());
     tokio::spawn(app.run_until_stopped());
-    TestApp { base, client: reqwest::Client::new() }
+    TestApp {
+        base,
+        client: reqwest::Client::new(),
+    }
 }
 
 /// A response as a test reads it: the status and the JSON body (Null when empty).
@@ -94,13 +105,24 @@ impl Res {
         self.body["code"].as_str().unwrap_or("")
     }
     pub fn id(&self) -> String {
-        self.body["id"].as_str().expect("body has an id").to_string()
+        self.body["id"]
+            .as_str()
+            .expect("body has an id")
+            .to_string()
     }
 }
 
 impl TestApp {
-    pub async fn send(&self, method: Method, path: &str, token: Option<&str>, body: Option<Value>) -> Res {
-        let mut req = self.client.request(method, format!("{}{}", self.base, path));
+    pub async fn send(
+        &self,
+        method: Method,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+    ) -> Res {
+        let mut req = self
+            .client
+            .request(method, format!("{}{}", self.base, path));
         if let Some(t) = token {
             req = req.bearer_auth(t);
         }
@@ -114,8 +136,16 @@ impl TestApp {
         let status = res.status();
         let headers = res.headers().clone();
         let text = res.text().await.expect("body");
-        let body = if text.is_empty() { Value::Null } else { serde_json::from_str(&text).unwrap_or(Value::String(text)) };
-        Res { status, body, headers }
+        let body = if text.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_str(&text).unwrap_or(Value::String(text))
+        };
+        Res {
+            status,
+            body,
+            headers,
+        }
     }
 
     pub async fn get(&self, path: &str, token: &str) -> Res {
@@ -125,14 +155,21 @@ impl TestApp {
         self.send(Method::POST, path, Some(token), Some(body)).await
     }
     pub async fn patch(&self, path: &str, token: &str, body: Value) -> Res {
-        self.send(Method::PATCH, path, Some(token), Some(body)).await
+        self.send(Method::PATCH, path, Some(token), Some(body))
+            .await
     }
     pub async fn delete(&self, path: &str, token: &str) -> Res {
         self.send(Method::DELETE, path, Some(token), None).await
     }
 
     pub async fn login_res(&self, phone: &str, password: &str) -> Res {
-        self.send(Method::POST, "/v1/auth/login", None, Some(json!({"phone": phone, "password": password}))).await
+        self.send(
+            Method::POST,
+            "/v1/auth/login",
+            None,
+            Some(json!({"phone": phone, "password": password})),
+        )
+        .await
     }
 
     /// Logs in and returns (access token, refresh token).
@@ -140,8 +177,14 @@ impl TestApp {
         let r = self.login_res(phone, password).await;
         assert_eq!(r.status, StatusCode::OK, "login {phone}: {:?}", r.body);
         (
-            r.body["access_token"].as_str().expect("access token").to_string(),
-            r.body["refresh_token"].as_str().expect("refresh token").to_string(),
+            r.body["access_token"]
+                .as_str()
+                .expect("access token")
+                .to_string(),
+            r.body["refresh_token"]
+                .as_str()
+                .expect("refresh token")
+                .to_string(),
         )
     }
 
@@ -161,13 +204,31 @@ impl TestApp {
     }
 
     pub async fn create_org(&self, token: &str, parent: &str, kind: &str, name: &str) -> String {
-        let r = self.post("/v1/orgs", token, json!({"parent_id": parent, "kind": kind, "name": name})).await;
-        assert_eq!(r.status, StatusCode::CREATED, "create org {name}: {:?}", r.body);
+        let r = self
+            .post(
+                "/v1/orgs",
+                token,
+                json!({"parent_id": parent, "kind": kind, "name": name}),
+            )
+            .await;
+        assert_eq!(
+            r.status,
+            StatusCode::CREATED,
+            "create org {name}: {:?}",
+            r.body
+        );
         r.id()
     }
 
     /// Creates a member who can log in at once.
-    pub async fn create_member(&self, token: &str, org: &str, name: &str, phone: &str, password: &str) -> String {
+    pub async fn create_member(
+        &self,
+        token: &str,
+        org: &str,
+        name: &str,
+        phone: &str,
+        password: &str,
+    ) -> String {
         let r = self
             .post(
                 "/v1/members",
@@ -175,7 +236,12 @@ impl TestApp {
                 json!({"org_id": org, "name": name, "phone": phone, "status": "full", "password": password}),
             )
             .await;
-        assert_eq!(r.status, StatusCode::CREATED, "create member {name}: {:?}", r.body);
+        assert_eq!(
+            r.status,
+            StatusCode::CREATED,
+            "create member {name}: {:?}",
+            r.body
+        );
         r.id()
     }
 
@@ -183,7 +249,10 @@ impl TestApp {
     pub async fn import(&self, token: &str, org: &str, csv: &str, dry_run: bool) -> Res {
         let res = self
             .client
-            .post(format!("{}/v1/orgs/{org}/members/import?dry_run={dry_run}", self.base))
+            .post(format!(
+                "{}/v1/orgs/{org}/members/import?dry_run={dry_run}",
+                self.base
+            ))
             .bearer_auth(token)
             .header("content-type", "text/csv; charset=utf-8")
             .body(csv.to_string())
@@ -217,7 +286,9 @@ impl TestApp {
 /// A roster of `n` members as a village committee writes it: Chinese headers, a BOM, extra
 /// columns, mixed date spellings, some migrant members.
 pub fn roster_csv(n: usize, first_phone: u64) -> String {
-    let mut s = String::from("\u{feff}序号,姓名,性别,手机号码,党员类别,入党时间,居住情况,外出地,年老体弱,党员中心户\n");
+    let mut s = String::from(
+        "\u{feff}序号,姓名,性别,手机号码,党员类别,入党时间,居住情况,外出地,年老体弱,党员中心户\n",
+    );
     for i in 0..n {
         let migrant = i % 5 == 0;
         s.push_str(&format!(
@@ -226,8 +297,16 @@ pub fn roster_csv(n: usize, first_phone: u64) -> String {
             i + 1,
             if i % 2 == 0 { "男" } else { "女" },
             first_phone + i as u64,
-            if i % 7 == 0 { "预备党员" } else { "正式党员" },
-            if i % 2 == 0 { format!("{}年7月1日", 1980 + i % 40) } else { format!("{}/3/15", 1980 + i % 40) },
+            if i % 7 == 0 {
+                "预备党员"
+            } else {
+                "正式党员"
+            },
+            if i % 2 == 0 {
+                format!("{}年7月1日", 1980 + i % 40)
+            } else {
+                format!("{}/3/15", 1980 + i % 40)
+            },
             if migrant { "外出" } else { "在家" },
             if migrant { "杭州" } else { "" },
             if i % 9 == 0 { "是" } else { "否" },

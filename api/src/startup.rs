@@ -62,7 +62,7 @@ impl Application {
         let limiter = match &redis {
             Some(r) => Limiter::Redis(RedisLimiter {
                 redis: r.clone(),
-                prefix: "yl:".into(),
+                prefix: config.redis_prefix.clone(),
             }),
             None => Limiter::Memory(MemoryLimiter::default()),
         };

@@ -18,9 +18,9 @@ impl RateLimiter for MemoryLimiter {
         let now = Instant::now();
         let w = self.windows.lock().unwrap_or_else(|p| p.into_inner());
         Ok(match w.get(key) {
-            Some((end, n)) if *end > now && *n >= max => {
-                Admission::Denied { retry_after_secs: end.duration_since(now).as_secs().max(1) }
-            }
+            Some((end, n)) if *end > now && *n >= max => Admission::Denied {
+                retry_after_secs: end.duration_since(now).as_secs().max(1),
+            },
             _ => Admission::Allowed,
         })
     }
@@ -40,7 +40,10 @@ impl RateLimiter for MemoryLimiter {
     }
 
     async fn clear(&self, key: &str) -> Result<(), Error> {
-        self.windows.lock().unwrap_or_else(|p| p.into_inner()).remove(key);
+        self.windows
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(key);
         Ok(())
     }
 }
@@ -62,14 +65,19 @@ impl RateLimiter for RedisLimiter {
     async fn check(&self, key: &str, max: u32) -> Result<Admission, Error> {
         let (count, ttl) = self.redis.get_with_ttl(&self.key(key)).await?;
         if count >= u64::from(max) && ttl > 0 {
-            Ok(Admission::Denied { retry_after_secs: ttl as u64 })
+            Ok(Admission::Denied {
+                retry_after_secs: ttl as u64,
+            })
         } else {
             Ok(Admission::Allowed)
         }
     }
 
     async fn record(&self, key: &str, window_secs: u64) -> Result<(), Error> {
-        self.redis.incr_with_ttl(&self.key(key), window_secs).await.map(|_| ())
+        self.redis
+            .incr_with_ttl(&self.key(key), window_secs)
+            .await
+            .map(|_| ())
     }
 
     async fn clear(&self, key: &str) -> Result<(), Error> {
@@ -115,7 +123,12 @@ mod tests {
             assert_eq!(l.check("p", 3).await.ok(), Some(Admission::Allowed));
             l.record("p", 60).await.ok();
         }
-        assert!(matches!(l.check("p", 3).await, Ok(Admission::Denied { retry_after_secs: 1..=60 })));
+        assert!(matches!(
+            l.check("p", 3).await,
+            Ok(Admission::Denied {
+                retry_after_secs: 1..=60
+            })
+        ));
         assert_eq!(l.check("q", 3).await.ok(), Some(Admission::Allowed));
         l.clear("p").await.ok();
         assert_eq!(l.check("p", 3).await.ok(), Some(Admission::Allowed));

@@ -239,7 +239,9 @@ pub async fn change_password(
     admit(&state, &key, PHONE_ATTEMPTS).await?;
     let stored = state
         .db
-        .read(move |mut c| async move { db::members::password_hash(&mut c, id).await }.scope_boxed())
+        .read(move |mut c| {
+            async move { db::members::password_hash(&mut c, id).await }.scope_boxed()
+        })
         .await?;
     if !password::verify(&body.current_password, stored).await? {
         state.limiter.record(&key, WINDOW_SECS).await?;

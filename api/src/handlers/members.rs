@@ -117,7 +117,9 @@ pub async fn create_member(
     let m = member.clone();
     state
         .db
-        .write(move |mut c| async move { db::members::insert(&mut c, &m, hash).await }.scope_boxed())
+        .write(move |mut c| {
+            async move { db::members::insert(&mut c, &m, hash).await }.scope_boxed()
+        })
         .await?;
     tracing::info!(member = %member.id, org = %org.id, phone = %member.fields.phone.masked(), "member created");
     Ok(created(&member))

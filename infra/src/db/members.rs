@@ -2,7 +2,7 @@
 
 use super::schema::{members, orgs};
 use super::{db_error, naive, utc, uuid, Conn};
-use crate::{on, within_any};
+use crate::on;
 use diesel::prelude::*;
 use diesel_async::RunQueryDsl;
 use uuid::Uuid;
@@ -259,11 +259,11 @@ pub struct MemberFilter {
 }
 
 pub async fn list(conn: &mut Conn<'_>, f: &MemberFilter) -> Result<Vec<Member>, Error> {
-    let roots = [f.within.clone()];
+    let within = format!("{}%", f.within);
     let rows: Vec<MemberRow> = on!(conn, |c| {
         let mut q = members::table
             .inner_join(orgs::table)
-            .filter(within_any!(orgs::path, roots))
+            .filter(orgs::path.like(within))
             .select(MemberRow::as_select())
             .order(members::id)
             .limit(f.limit)

@@ -165,7 +165,9 @@ impl Db {
     /// Runs `f` on a pooled connection, outside any transaction (reads).
     pub async fn read<R, F>(&self, f: F) -> Result<R, Error>
     where
-        F: for<'r> FnOnce(Conn<'r>) -> ScopedBoxFuture<'static, 'r, Result<R, Error>> + Send + 'static,
+        F: for<'r> FnOnce(Conn<'r>) -> ScopedBoxFuture<'static, 'r, Result<R, Error>>
+            + Send
+            + 'static,
         R: Send + 'static,
     {
         let db = self.clone();
@@ -187,7 +189,9 @@ impl Db {
     /// Runs `f` in one transaction: all of it commits, or none of it does.
     pub async fn write<R, F>(&self, f: F) -> Result<R, Error>
     where
-        F: for<'r> FnOnce(Conn<'r>) -> ScopedBoxFuture<'static, 'r, Result<R, Error>> + Send + 'static,
+        F: for<'r> FnOnce(Conn<'r>) -> ScopedBoxFuture<'static, 'r, Result<R, Error>>
+            + Send
+            + 'static,
         R: Send + 'static,
     {
         let db = self.clone();
@@ -247,7 +251,10 @@ fn db_runtime() -> &'static tokio::runtime::Runtime {
 async fn detached<R: Send + 'static>(
     work: impl std::future::Future<Output = Result<R, Error>> + Send + 'static,
 ) -> Result<R, Error> {
-    db_runtime().spawn(work).await.map_err(|e| Error::Internal(format!("database task: {e}")))?
+    db_runtime()
+        .spawn(work)
+        .await
+        .map_err(|e| Error::Internal(format!("database task: {e}")))?
 }
 
 /// Transaction error: a domain error from the body, or a database error from begin/commit.

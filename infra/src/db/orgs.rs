@@ -51,15 +51,16 @@ impl OrgRow {
     }
 }
 
-/// `path LIKE root%` for any of `roots`, as one boxed condition; usable in any backend's arm.
+/// `path LIKE root%` for any of `roots` (at least one), as one boxed condition; usable in any
+/// backend's arm of `on!`.
 #[macro_export]
 macro_rules! within_any {
-    ($col:expr, $roots:expr) => {{
+    ($col:expr, $first:expr, $rest:expr) => {{
         use diesel::BoolExpressionMethods as _;
         use diesel::TextExpressionMethods as _;
         let mut cond: Box<dyn diesel::BoxableExpression<_, _, SqlType = diesel::sql_types::Bool>> =
-            Box::new($col.like("\u{0}never".to_string()));
-        for root in $roots.iter() {
+            Box::new($col.like(format!("{}%", $first)));
+        for root in $rest.iter() {
             cond = Box::new(cond.or($col.like(format!("{root}%"))));
         }
         cond
@@ -131,9 +132,12 @@ pub async fn child_by_name(
 }
 
 pub async fn list(conn: &mut Conn<'_>, f: &OrgFilter) -> Result<Vec<Org>, Error> {
+    let Some((first, rest)) = f.roots.split_first() else {
+        return Ok(Vec::new());
+    };
     let rows: Vec<OrgRow> = on!(conn, |c| {
         let mut q = orgs::table
-            .filter(within_any!(orgs::path, f.roots))
+            .filter(within_any!(orgs::path, first, rest))
             .select(OrgRow::as_select())
             .order(orgs::id)
             .limit(f.limit)
