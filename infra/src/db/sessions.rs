@@ -22,15 +22,13 @@ pub enum Spent {
     Invalid,
 }
 
-fn token_row(
-    session_id: Uuid,
-    token_hash: &str,
-    now: DateTime<Utc>,
-) -> (
-    diesel::dsl::Eq<refresh_tokens::token_hash, &str>,
+type TokenRow<'a> = (
+    diesel::dsl::Eq<refresh_tokens::token_hash, &'a str>,
     diesel::dsl::Eq<refresh_tokens::session_id, String>,
     diesel::dsl::Eq<refresh_tokens::issued_at, NaiveDateTime>,
-) {
+);
+
+fn token_row(session_id: Uuid, token_hash: &str, now: DateTime<Utc>) -> TokenRow<'_> {
     (
         refresh_tokens::token_hash.eq(token_hash),
         refresh_tokens::session_id.eq(session_id.to_string()),
