@@ -401,3 +401,43 @@ async fn roles_are_granted_only_within_the_granters_subtree_and_fitting_the_org(
         StatusCode::NOT_FOUND
     );
 }
+
+#[tokio::test]
+async fn health_readiness_and_request_ids() {
+    let app = spawn_app().await;
+    let r = app.send(reqwest::Method::GET, "/healthz", None, None).await;
+    assert_eq!(
+        (r.status, r.body["status"].as_str()),
+        (StatusCode::OK, Some("ok"))
+    );
+    let r = app.send(reqwest::Method::GET, "/readyz", None, None).await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert_eq!(r.body["database"], crate::helpers::engine());
+    let redis = if std::env::var("TEST_REDIS_URL").is_ok() {
+        "ok"
+    } else {
+        "not_configured"
+    };
+    assert_eq!(r.body["redis"], redis);
+    // A request id from the proxy is kept; a hostile one is replaced.
+    let res = app
+        .client
+        .get(format!("{}/healthz", app.base))
+        .header("x-request-id", "proxy-abc-123")
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(res.headers()["x-request-id"], "proxy-abc-123");
+    let res = app
+        .client
+        .get(format!("{}/healthz", app.base))
+        .header("x-request-id", "bad id\twith spaces")
+        .send()
+        .await
+        .expect("sent");
+    let id = res.headers()["x-request-id"]
+        .to_str()
+        .expect("ascii")
+        .to_string();
+    assert!(uuid::Uuid::parse_str(&id).is_ok(), "{id}");
+}

@@ -167,8 +167,8 @@ impl From<Error> for ApiError {
     }
 }
 
-/// The human message of a code. Codes without an entry fall back to a generic message, and a
-/// test keeps every code the server can send in this table.
+/// The human message of a code; a code without an entry falls back to a generic message (the
+/// machine `code` is still exact).
 pub fn message(code: &str, lang: Lang) -> &'static str {
     let (zh, en) = match code {
         "malformed_json" => (
