@@ -9,3 +9,4 @@ mod bad_input;
 mod contract;
 mod foundation;
 mod repository;
+mod sync;

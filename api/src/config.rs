@@ -24,6 +24,7 @@ pub const KEYS: &[(&str, &str)] = &[
     ("YUNLIAN_MAX_BODY_BYTES", "1048576"),
     ("YUNLIAN_MAX_IMPORT_BYTES", "4194304"),
     ("YUNLIAN_TRUST_PROXY", "false"),
+    ("YUNLIAN_SYNC_TOMBSTONE_DAYS", "180"),
     ("YUNLIAN_WORKERS", "(number of cores)"),
     ("YUNLIAN_LOG_FORMAT", "text"),
     ("RUST_LOG", "info"),
@@ -47,6 +48,7 @@ pub struct Config {
     pub max_body_bytes: usize,
     pub max_import_bytes: usize,
     pub trust_proxy: bool,
+    pub sync_tombstone_days: i64,
     pub workers: Option<usize>,
     pub log_json: bool,
 }
@@ -177,6 +179,7 @@ impl Config {
             max_body_bytes: num("YUNLIAN_MAX_BODY_BYTES", 1 << 20)? as usize,
             max_import_bytes: num("YUNLIAN_MAX_IMPORT_BYTES", 4 << 20)? as usize,
             trust_proxy: flag("YUNLIAN_TRUST_PROXY")?,
+            sync_tombstone_days: num("YUNLIAN_SYNC_TOMBSTONE_DAYS", 180)?,
             workers,
             log_json,
         })

@@ -50,6 +50,8 @@ pub struct ApiError {
     pub code: &'static str,
     pub fields: Vec<FieldError>,
     pub retry_after: Option<u64>,
+    /// Members merged into the problem body (e.g. `expected_id` of a mutation gap).
+    pub extra: Option<Box<serde_json::Value>>,
     /// Extra detail for the log only (never sent: it may hold internals).
     pub internal: Option<String>,
 }
@@ -61,6 +63,7 @@ impl ApiError {
             code,
             fields: Vec::new(),
             retry_after: None,
+            extra: None,
             internal: None,
         }
     }
@@ -107,6 +110,11 @@ impl ApiError {
         }
         if let Some(s) = self.retry_after {
             body["retry_after"] = json!(s);
+        }
+        if let Some(serde_json::Value::Object(extra)) = self.extra.as_deref() {
+            for (k, v) in extra {
+                body[k] = v.clone();
+            }
         }
         body
     }
@@ -238,6 +246,24 @@ pub fn message(code: &str, lang: Lang) -> &'static str {
             "名册有错误，未导入任何数据",
             "The roster has errors; nothing was imported",
         ),
+        "client_not_yours" => (
+            "该客户端属于其他党员",
+            "This client id belongs to another member",
+        ),
+        "mutation_gap" => (
+            "离线操作序号不连续，请从指定序号重传",
+            "A queued mutation is missing; resend from expected_id",
+        ),
+        "unsupported_schema_version" => (
+            "客户端版本过旧，请升级",
+            "Unsupported schema version; update the app",
+        ),
+        "too_many_mutations" => ("一次最多上传 500 条", "At most 500 mutations per push"),
+        "mutation_ids_not_consecutive" => {
+            ("操作序号必须连续递增", "Mutation ids must increase by one")
+        }
+        "limit_too_large" => ("每页最多 1000 条", "At most 1,000 rows per page"),
+        "invalid_scope" => ("同步范围格式不正确", "Not a valid sync scope"),
         "service_unavailable" => (
             "服务暂时不可用，请稍后重试",
             "Service unavailable; retry shortly",

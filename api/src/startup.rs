@@ -70,6 +70,7 @@ impl Application {
             .await
             .map_err(StartError::Bootstrap)?;
         let secret = jwt_secret(&config)?;
+        spawn_tombstone_purge(db.clone(), clock.clone(), config.sync_tombstone_days);
         let listener = TcpListener::bind(&config.bind)?;
         let port = listener.local_addr()?.port();
         let workers = config.workers;
@@ -100,6 +101,8 @@ impl Application {
                         "route_not_found",
                     ))
                 }))
+                // gzip (or br, zstd) only when the phone asks with Accept-Encoding.
+                .wrap(actix_web::middleware::Compress::default())
                 .wrap(actix_web::middleware::from_fn(request_context))
         })
         .listen(listener)?;
@@ -120,6 +123,28 @@ impl Application {
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         self.server.await
     }
+}
+
+/// Hourly: tombstones older than the horizon go, and the scopes' floors rise so older cursors
+/// get `reset`. A failed round is logged and retried the next hour.
+fn spawn_tombstone_purge(db: Db, clock: Arc<dyn Clock>, days: i64) {
+    tokio::spawn(async move {
+        let mut every = tokio::time::interval(std::time::Duration::from_secs(3600));
+        loop {
+            every.tick().await;
+            let before = clock.now() - chrono::TimeDelta::days(days);
+            let purged = db
+                .write(move |mut c| {
+                    async move { db::sync::purge_tombstones(&mut c, before).await }.scope_boxed()
+                })
+                .await;
+            match purged {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(purged = n, "sync tombstones purged"),
+                Err(e) => tracing::warn!(error = %e, "sync tombstone purge failed"),
+            }
+        }
+    });
 }
 
 /// The signing secret: configured, or generated once and kept in the data dir.

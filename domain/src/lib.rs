@@ -7,6 +7,7 @@ pub mod member;
 pub mod org;
 pub mod ports;
 pub mod roster;
+pub mod sync;
 
 pub use error::{Error, FieldError};
 

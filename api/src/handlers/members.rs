@@ -229,6 +229,7 @@ pub async fn update_member(
 ) -> Result<HttpResponse, ApiError> {
     let b = body.into_inner();
     let (mut m, _) = load_for(&state, &user, id.into_inner(), Action::ManageMembers).await?;
+    let previous_org = m.org_id;
     let today = state.clock.now().date_naive();
     let mut errs = Vec::new();
     let f = &mut m.fields;
@@ -291,7 +292,9 @@ pub async fn update_member(
     let saved = m.clone();
     state
         .db
-        .write(move |mut c| async move { db::members::update(&mut c, &saved).await }.scope_boxed())
+        .write(move |mut c| {
+            async move { db::members::update(&mut c, &saved, previous_org).await }.scope_boxed()
+        })
         .await?;
     Ok(HttpResponse::Ok().json(m))
 }

@@ -5,6 +5,7 @@ pub mod health;
 pub mod members;
 pub mod orgs;
 pub mod roles;
+pub mod sync;
 
 use crate::errors::ApiError;
 use actix_web::http::StatusCode;

@@ -1,12 +1,13 @@
 //! Members, stored.
 
 use super::schema::{members, orgs};
-use super::{db_error, naive, utc, uuid, Conn};
+use super::{db_error, naive, sync, utc, uuid, Conn};
 use crate::on;
 use diesel::prelude::*;
 use diesel_async::RunQueryDsl;
 use uuid::Uuid;
 use yunlian_domain::member::{Member, MemberFields, MemberStatus, Phone, Residence};
+use yunlian_domain::sync::Scope;
 use yunlian_domain::Error;
 
 #[derive(Queryable, Selectable, Insertable)]
@@ -99,6 +100,31 @@ fn phone_conflict(e: diesel::result::Error) -> Error {
     }
 }
 
+/// Records a member's row where phones see it: the committee scope of their org (the roster)
+/// and their own member scope.
+async fn record(conn: &mut Conn<'_>, m: &Member) -> Result<(), Error> {
+    let at = m.updated_at;
+    sync::record(
+        conn,
+        &Scope::Committee(m.org_id),
+        sync::ENTITY_MEMBER,
+        m.id,
+        false,
+        at,
+    )
+    .await?;
+    sync::record(
+        conn,
+        &Scope::Member(m.id),
+        sync::ENTITY_MEMBER,
+        m.id,
+        false,
+        at,
+    )
+    .await?;
+    Ok(())
+}
+
 pub async fn insert(
     conn: &mut Conn<'_>,
     m: &Member,
@@ -110,7 +136,7 @@ pub async fn insert(
         .execute(c)
         .await)
     .map_err(phone_conflict)?;
-    Ok(())
+    record(conn, m).await
 }
 
 /// Inserts many members. PostgreSQL takes them in multi-row statements under its bind-parameter
@@ -138,6 +164,9 @@ pub async fn insert_many(conn: &mut Conn<'_>, ms: &[Member]) -> Result<(), Error
             }
         }
     }
+    for m in ms {
+        record(conn, m).await?;
+    }
     Ok(())
 }
 
@@ -152,6 +181,19 @@ pub async fn get(conn: &mut Conn<'_>, id: Uuid) -> Result<Option<(Member, String
         .optional())
     .map_err(db_error)?;
     row.map(|(r, p)| Ok((r.into_domain()?.0, p))).transpose()
+}
+
+/// Members by id (for sync pages).
+pub async fn by_ids(conn: &mut Conn<'_>, ids: &[String]) -> Result<Vec<Member>, Error> {
+    let rows: Vec<MemberRow> = on!(conn, |c| members::table
+        .filter(members::id.eq_any(ids))
+        .select(MemberRow::as_select())
+        .load(c)
+        .await)
+    .map_err(db_error)?;
+    rows.into_iter()
+        .map(|r| r.into_domain().map(|(m, _)| m))
+        .collect()
 }
 
 /// A member and their password hash, by login phone.
@@ -195,7 +237,9 @@ pub async fn taken_phones(conn: &mut Conn<'_>, phones: &[String]) -> Result<Vec<
     Ok(taken)
 }
 
-pub async fn update(conn: &mut Conn<'_>, m: &Member) -> Result<(), Error> {
+/// Saves an edited member; `previous_org` is where they were, so a move leaves a tombstone in
+/// the old committee's scope.
+pub async fn update(conn: &mut Conn<'_>, m: &Member, previous_org: Uuid) -> Result<(), Error> {
     let f = &m.fields;
     let changes = MemberChanges {
         org_id: m.org_id.to_string(),
@@ -220,7 +264,11 @@ pub async fn update(conn: &mut Conn<'_>, m: &Member) -> Result<(), Error> {
     if n == 0 {
         return Err(Error::NotFound);
     }
-    Ok(())
+    if previous_org != m.org_id {
+        let gone = Scope::Committee(previous_org);
+        sync::record(conn, &gone, sync::ENTITY_MEMBER, m.id, true, m.updated_at).await?;
+    }
+    record(conn, m).await
 }
 
 pub async fn set_password(
@@ -242,7 +290,9 @@ pub async fn set_password(
     if n == 0 {
         return Err(Error::NotFound);
     }
-    Ok(())
+    // `can_login` is part of the synced row.
+    let (m, _) = get(conn, id).await?.ok_or(Error::NotFound)?;
+    record(conn, &m).await
 }
 
 /// Filters for the roster; `within` bounds it to one subtree the caller may read.

@@ -9,6 +9,7 @@ pub mod orgs;
 pub mod roles;
 pub mod schema;
 pub mod sessions;
+pub mod sync;
 
 use diesel::{Connection as _, SqliteConnection};
 use diesel_async::pooled_connection::deadpool::{Object, Pool};
@@ -205,6 +206,38 @@ impl Db {
                 }
                 Db::Sqlite { pool, write_lock } => {
                     let _writer = write_lock.lock().await;
+                    let mut c: Object<SqliteConn> = pool.get().await.map_err(pool_error)?;
+                    c.transaction(async move |c| f(Conn::Sqlite(c)).await.map_err(TxError::Domain))
+                        .await
+                        .map_err(TxError::into_domain)
+                }
+            }
+        })
+        .await
+    }
+
+    /// Runs `f` in one consistent read-only snapshot: REPEATABLE READ on PostgreSQL, a read
+    /// transaction on SQLite (WAL gives it a snapshot). Pulls read every scope through one.
+    pub async fn snapshot<R, F>(&self, f: F) -> Result<R, Error>
+    where
+        F: for<'r> FnOnce(Conn<'r>) -> ScopedBoxFuture<'static, 'r, Result<R, Error>>
+            + Send
+            + 'static,
+        R: Send + 'static,
+    {
+        let db = self.clone();
+        detached(async move {
+            match db {
+                Db::Pg(pool) => {
+                    let mut c: Object<AsyncPgConnection> = pool.get().await.map_err(pool_error)?;
+                    c.build_transaction()
+                        .read_only()
+                        .repeatable_read()
+                        .run(async move |c| f(Conn::Pg(c)).await.map_err(TxError::Domain))
+                        .await
+                        .map_err(TxError::into_domain)
+                }
+                Db::Sqlite { pool, .. } => {
                     let mut c: Object<SqliteConn> = pool.get().await.map_err(pool_error)?;
                     c.transaction(async move |c| f(Conn::Sqlite(c)).await.map_err(TxError::Domain))
                         .await

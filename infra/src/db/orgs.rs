@@ -1,12 +1,13 @@
 //! The org tree, stored.
 
 use super::schema::orgs;
-use super::{db_error, naive, utc, uuid, Conn};
+use super::{db_error, naive, sync, utc, uuid, Conn};
 use crate::on;
 use diesel::prelude::*;
 use diesel_async::RunQueryDsl;
 use uuid::Uuid;
 use yunlian_domain::org::{Org, OrgKind};
+use yunlian_domain::sync::Scope;
 use yunlian_domain::Error;
 
 #[derive(Queryable, Selectable, Insertable, AsChangeset)]
@@ -77,6 +78,7 @@ pub struct OrgFilter {
     pub limit: i64,
 }
 
+/// Inserts an org and records it in its own sync scope.
 pub async fn insert(conn: &mut Conn<'_>, org: &Org) -> Result<(), Error> {
     let row = OrgRow::from_domain(org);
     on!(conn, |c| diesel::insert_into(orgs::table)
@@ -87,6 +89,15 @@ pub async fn insert(conn: &mut Conn<'_>, org: &Org) -> Result<(), Error> {
         Error::Conflict(_) => Error::Conflict("org_name_taken"),
         other => other,
     })?;
+    sync::record(
+        conn,
+        &Scope::Org(org.id),
+        sync::ENTITY_ORG,
+        org.id,
+        false,
+        org.updated_at,
+    )
+    .await?;
     Ok(())
 }
 
@@ -174,5 +185,6 @@ pub async fn rename(
     if n == 0 {
         return Err(Error::NotFound);
     }
+    sync::record(conn, &Scope::Org(id), sync::ENTITY_ORG, id, false, now).await?;
     Ok(())
 }

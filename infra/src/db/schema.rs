@@ -69,3 +69,56 @@ diesel::joinable!(role_grants -> members (member_id));
 diesel::joinable!(refresh_tokens -> sessions (session_id));
 diesel::joinable!(sessions -> members (member_id));
 diesel::allow_tables_to_appear_in_same_query!(orgs, members, role_grants, sessions, refresh_tokens);
+
+diesel::table! {
+    sync_scopes (scope) {
+        scope -> Text,
+        version -> BigInt,
+        epoch -> Text,
+        floor -> BigInt,
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    sync_index (scope, entity, entity_id) {
+        scope -> Text,
+        entity -> Text,
+        entity_id -> Text,
+        version -> BigInt,
+        deleted -> Bool,
+        changed_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    sync_clients (client_id) {
+        client_id -> Text,
+        member_id -> Text,
+        last_mutation_id -> BigInt,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    sync_mutations (client_id, mutation_id) {
+        client_id -> Text,
+        mutation_id -> BigInt,
+        name -> Text,
+        status -> Text,
+        code -> Nullable<Text>,
+        result -> Nullable<Text>,
+        event_time -> Timestamp,
+        time_source -> Text,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::joinable!(sync_mutations -> sync_clients (client_id));
+diesel::allow_tables_to_appear_in_same_query!(
+    sync_scopes,
+    sync_index,
+    sync_clients,
+    sync_mutations
+);

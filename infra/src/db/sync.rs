@@ -1,0 +1,397 @@
+//! The sync index: the one mechanism every synced write goes through.
+//!
+//! `record` bumps the scope's version under the scope row's lock (PostgreSQL `UPDATE` takes it;
+//! SQLite has one writer) and upserts the row's entry in the index, all in the caller's
+//! transaction. Versions therefore become visible strictly in commit order: a writer holding
+//! version N keeps N+1 waiting until it commits, so no change can appear behind a cursor that
+//! already passed it. Never a timestamp or a plain sequence: those commit out of order.
+
+use super::schema::{orgs, sync_clients, sync_index, sync_mutations, sync_scopes};
+use super::{db_error, naive, utc, uuid, Conn};
+use crate::on;
+use chrono::{DateTime, Utc};
+use diesel::prelude::*;
+use diesel_async::RunQueryDsl;
+use std::collections::HashMap;
+use uuid::Uuid;
+use yunlian_domain::sync::{Scope, ScopeState};
+use yunlian_domain::Error;
+
+pub const ENTITY_ORG: &str = "org";
+pub const ENTITY_MEMBER: &str = "member";
+
+/// Records that `entity`/`id` changed (or was deleted) in `scope`; returns the new version.
+pub async fn record(
+    conn: &mut Conn<'_>,
+    scope: &Scope,
+    entity: &str,
+    id: Uuid,
+    deleted: bool,
+    now: DateTime<Utc>,
+) -> Result<i64, Error> {
+    let (s, t, eid) = (scope.to_string(), naive(now), id.to_string());
+    let epoch = Uuid::now_v7().to_string();
+    on!(conn, |c| async {
+        diesel::insert_into(sync_scopes::table)
+            .values((
+                sync_scopes::scope.eq(&s),
+                sync_scopes::version.eq(0i64),
+                sync_scopes::epoch.eq(&epoch),
+                sync_scopes::floor.eq(0i64),
+                sync_scopes::updated_at.eq(t),
+            ))
+            .on_conflict_do_nothing()
+            .execute(c)
+            .await?;
+        // Takes the scope row's lock until commit: versions of one scope commit in order.
+        diesel::update(sync_scopes::table.find(&s))
+            .set((
+                sync_scopes::version.eq(sync_scopes::version + 1),
+                sync_scopes::updated_at.eq(t),
+            ))
+            .execute(c)
+            .await?;
+        let v: i64 = sync_scopes::table
+            .find(&s)
+            .select(sync_scopes::version)
+            .first(c)
+            .await?;
+        diesel::insert_into(sync_index::table)
+            .values((
+                sync_index::scope.eq(&s),
+                sync_index::entity.eq(entity),
+                sync_index::entity_id.eq(&eid),
+                sync_index::version.eq(v),
+                sync_index::deleted.eq(deleted),
+                sync_index::changed_at.eq(t),
+            ))
+            .on_conflict((sync_index::scope, sync_index::entity, sync_index::entity_id))
+            .do_update()
+            .set((
+                sync_index::version.eq(v),
+                sync_index::deleted.eq(deleted),
+                sync_index::changed_at.eq(t),
+            ))
+            .execute(c)
+            .await?;
+        Ok::<i64, diesel::result::Error>(v)
+    }
+    .await)
+    .map_err(db_error)
+}
+
+/// The stored state of each of `scopes` (absent ones are not in the map).
+pub async fn states(
+    conn: &mut Conn<'_>,
+    scopes: &[String],
+) -> Result<HashMap<String, ScopeState>, Error> {
+    let mut out = HashMap::new();
+    for chunk in scopes.chunks(500) {
+        let rows: Vec<(String, i64, String, i64)> = on!(conn, |c| sync_scopes::table
+            .filter(sync_scopes::scope.eq_any(chunk))
+            .select((
+                sync_scopes::scope,
+                sync_scopes::version,
+                sync_scopes::epoch,
+                sync_scopes::floor
+            ))
+            .load(c)
+            .await)
+        .map_err(db_error)?;
+        for (s, version, epoch, floor) in rows {
+            out.insert(
+                s,
+                ScopeState {
+                    version,
+                    epoch: Some(uuid(&epoch)?),
+                    floor,
+                },
+            );
+        }
+    }
+    Ok(out)
+}
+
+/// One entry of the index: the latest version of a row in a scope.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Change {
+    pub entity: String,
+    pub id: Uuid,
+    pub version: i64,
+    pub deleted: bool,
+}
+
+/// Changes of `scope` after version `after`, in version order; tombstones left out when
+/// `live_only` (a reset sends only what exists).
+pub async fn changes(
+    conn: &mut Conn<'_>,
+    scope: &str,
+    after: i64,
+    live_only: bool,
+    limit: i64,
+) -> Result<Vec<Change>, Error> {
+    let rows: Vec<(String, String, i64, bool)> = on!(conn, |c| {
+        let mut q = sync_index::table
+            .filter(sync_index::scope.eq(scope))
+            .filter(sync_index::version.gt(after))
+            .select((
+                sync_index::entity,
+                sync_index::entity_id,
+                sync_index::version,
+                sync_index::deleted,
+            ))
+            .order(sync_index::version)
+            .limit(limit)
+            .into_boxed();
+        if live_only {
+            q = q.filter(sync_index::deleted.eq(false));
+        }
+        q.load(c).await
+    })
+    .map_err(db_error)?;
+    rows.into_iter()
+        .map(|(entity, id, version, deleted)| {
+            Ok(Change {
+                entity,
+                id: uuid(&id)?,
+                version,
+                deleted,
+            })
+        })
+        .collect()
+}
+
+/// The rows of `entity` with these ids, as a phone sees them.
+pub async fn rows(
+    conn: &mut Conn<'_>,
+    entity: &str,
+    ids: &[Uuid],
+) -> Result<HashMap<Uuid, serde_json::Value>, Error> {
+    let keys: Vec<String> = ids.iter().map(Uuid::to_string).collect();
+    let mut out = HashMap::new();
+    match entity {
+        ENTITY_ORG => {
+            let found: Vec<super::orgs::OrgRow> = on!(conn, |c| orgs::table
+                .filter(orgs::id.eq_any(&keys))
+                .select(super::orgs::OrgRow::as_select())
+                .load(c)
+                .await)
+            .map_err(db_error)?;
+            for r in found {
+                let o = r.into_domain()?;
+                out.insert(
+                    o.id,
+                    serde_json::to_value(&o).map_err(|e| Error::Internal(e.to_string()))?,
+                );
+            }
+        }
+        ENTITY_MEMBER => {
+            for m in super::members::by_ids(conn, &keys).await? {
+                out.insert(
+                    m.id,
+                    serde_json::to_value(&m).map_err(|e| Error::Internal(e.to_string()))?,
+                );
+            }
+        }
+        other => return Err(Error::Internal(format!("unknown synced entity {other}"))),
+    }
+    Ok(out)
+}
+
+/// Drops tombstones changed before `before` and raises each affected scope's floor, so that
+/// cursors older than the purge get `reset`. Returns how many tombstones went.
+pub async fn purge_tombstones(conn: &mut Conn<'_>, before: DateTime<Utc>) -> Result<usize, Error> {
+    let b = naive(before);
+    let floors: Vec<(String, Option<i64>)> = on!(conn, |c| sync_index::table
+        .filter(sync_index::deleted.eq(true))
+        .filter(sync_index::changed_at.lt(b))
+        .group_by(sync_index::scope)
+        .select((sync_index::scope, diesel::dsl::max(sync_index::version)))
+        .load(c)
+        .await)
+    .map_err(db_error)?;
+    let mut purged = 0;
+    for (scope, floor) in floors {
+        let Some(floor) = floor else { continue };
+        purged += on!(conn, |c| async {
+            diesel::update(sync_scopes::table.find(&scope))
+                .filter(sync_scopes::floor.lt(floor))
+                .set(sync_scopes::floor.eq(floor))
+                .execute(c)
+                .await?;
+            diesel::delete(
+                sync_index::table
+                    .filter(sync_index::scope.eq(&scope))
+                    .filter(sync_index::deleted.eq(true))
+                    .filter(sync_index::version.le(floor)),
+            )
+            .execute(c)
+            .await
+        }
+        .await)
+        .map_err(db_error)?;
+    }
+    Ok(purged)
+}
+
+/// A phone's mutation ledger, locked for the caller's transaction.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Ledger {
+    pub member_id: Uuid,
+    pub last_mutation_id: i64,
+}
+
+/// Locks (creating it on first use) the ledger row of `client_id`. On PostgreSQL the row lock
+/// serialises two pushes of one phone; SQLite has one writer.
+pub async fn lock_ledger(
+    conn: &mut Conn<'_>,
+    client_id: Uuid,
+    member_id: Uuid,
+    now: DateTime<Utc>,
+) -> Result<Ledger, Error> {
+    let (cid, t) = (client_id.to_string(), naive(now));
+    let fresh = (
+        sync_clients::client_id.eq(cid.clone()),
+        sync_clients::member_id.eq(member_id.to_string()),
+        sync_clients::last_mutation_id.eq(0i64),
+        sync_clients::created_at.eq(t),
+        sync_clients::updated_at.eq(t),
+    );
+    on!(conn, |c| diesel::insert_into(sync_clients::table)
+        .values(fresh)
+        .on_conflict_do_nothing()
+        .execute(c)
+        .await)
+    .map_err(db_error)?;
+    let q = sync_clients::table
+        .find(&cid)
+        .select((sync_clients::member_id, sync_clients::last_mutation_id));
+    let (member, last): (String, i64) = match conn {
+        Conn::Pg(c) => q.for_update().first(&mut **c).await,
+        Conn::Sqlite(c) => q.first(&mut **c).await,
+    }
+    .map_err(db_error)?;
+    Ok(Ledger {
+        member_id: uuid(&member)?,
+        last_mutation_id: last,
+    })
+}
+
+/// The ledger of `client_id`, unlocked (for pulls), if the phone ever pushed.
+pub async fn ledger(conn: &mut Conn<'_>, client_id: Uuid) -> Result<Option<Ledger>, Error> {
+    let row: Option<(String, i64)> = on!(conn, |c| sync_clients::table
+        .find(client_id.to_string())
+        .select((sync_clients::member_id, sync_clients::last_mutation_id))
+        .first(c)
+        .await
+        .optional())
+    .map_err(db_error)?;
+    row.map(|(m, last)| {
+        Ok(Ledger {
+            member_id: uuid(&m)?,
+            last_mutation_id: last,
+        })
+    })
+    .transpose()
+}
+
+/// What became of one mutation, kept so a retried push gets the same answer.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Outcome {
+    pub mutation_id: i64,
+    pub name: String,
+    /// `applied` or `rejected`.
+    pub status: String,
+    pub code: Option<String>,
+    pub result: Option<serde_json::Value>,
+    pub event_time: DateTime<Utc>,
+    pub time_source: String,
+}
+
+/// Stores an outcome and advances the ledger to its id, in the caller's transaction.
+pub async fn settle(
+    conn: &mut Conn<'_>,
+    client_id: Uuid,
+    o: &Outcome,
+    now: DateTime<Utc>,
+) -> Result<(), Error> {
+    let (cid, t) = (client_id.to_string(), naive(now));
+    let result = o.result.as_ref().map(|r| r.to_string());
+    let row = (
+        sync_mutations::client_id.eq(cid.clone()),
+        sync_mutations::mutation_id.eq(o.mutation_id),
+        sync_mutations::name.eq(o.name.clone()),
+        sync_mutations::status.eq(o.status.clone()),
+        sync_mutations::code.eq(o.code.clone()),
+        sync_mutations::result.eq(result),
+        sync_mutations::event_time.eq(naive(o.event_time)),
+        sync_mutations::time_source.eq(o.time_source.clone()),
+        sync_mutations::created_at.eq(t),
+    );
+    on!(conn, |c| async {
+        diesel::insert_into(sync_mutations::table)
+            .values(row)
+            .execute(c)
+            .await?;
+        diesel::update(sync_clients::table.find(&cid))
+            .set((
+                sync_clients::last_mutation_id.eq(o.mutation_id),
+                sync_clients::updated_at.eq(t),
+            ))
+            .execute(c)
+            .await
+    }
+    .await)
+    .map_err(db_error)?;
+    Ok(())
+}
+
+type OutcomeRow = (
+    i64,
+    String,
+    String,
+    Option<String>,
+    Option<String>,
+    chrono::NaiveDateTime,
+    String,
+);
+
+/// The recorded outcome of a mutation already seen.
+pub async fn outcome(
+    conn: &mut Conn<'_>,
+    client_id: Uuid,
+    mutation_id: i64,
+) -> Result<Option<Outcome>, Error> {
+    let row: Option<OutcomeRow> = on!(conn, |c| sync_mutations::table
+        .find((client_id.to_string(), mutation_id))
+        .select((
+            sync_mutations::mutation_id,
+            sync_mutations::name,
+            sync_mutations::status,
+            sync_mutations::code,
+            sync_mutations::result,
+            sync_mutations::event_time,
+            sync_mutations::time_source,
+        ))
+        .first(c)
+        .await
+        .optional())
+    .map_err(db_error)?;
+    row.map(
+        |(mutation_id, name, status, code, result, event_time, time_source)| {
+            Ok(Outcome {
+                mutation_id,
+                name,
+                status,
+                code,
+                result: result
+                    .map(|r| serde_json::from_str(&r))
+                    .transpose()
+                    .map_err(|e| Error::Internal(e.to_string()))?,
+                event_time: utc(event_time),
+                time_source,
+            })
+        },
+    )
+    .transpose()
+}

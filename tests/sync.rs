@@ -1,0 +1,497 @@
+//! The sync protocol end to end: pushes applied exactly once, pulls that converge, and a
+//! seeded simulation of many phones through a faulty network.
+
+use crate::helpers::{roster_csv, spawn_app, Res, TestApp};
+use reqwest::StatusCode;
+use serde_json::{json, Value};
+use std::collections::BTreeMap;
+use uuid::Uuid;
+
+/// A phone: its client id, its queue of mutations, and its local copy of every scope.
+pub struct Phone {
+    pub client_id: Uuid,
+    pub token: String,
+    pub next_id: i64,
+    /// Mutations made but not yet acknowledged, in order.
+    pub queue: Vec<Value>,
+    pub cursors: BTreeMap<String, Value>,
+    pub rows: BTreeMap<String, BTreeMap<String, Value>>,
+}
+
+impl Phone {
+    pub fn new(token: String) -> Self {
+        Phone {
+            client_id: Uuid::now_v7(),
+            token,
+            next_id: 1,
+            queue: vec![],
+            cursors: BTreeMap::new(),
+            rows: BTreeMap::new(),
+        }
+    }
+
+    pub fn whereabouts(&mut self, city: Option<&str>) -> i64 {
+        let id = self.next_id;
+        self.next_id += 1;
+        let args = match city {
+            Some(c) => json!({"residence": "migrant", "migrant_city": c}),
+            None => json!({"residence": "at_home"}),
+        };
+        self.queue
+            .push(json!({"id": id, "name": "member.update_whereabouts.v1", "args": args}));
+        id
+    }
+
+    pub fn push_body(&self, from: usize, n: usize) -> Value {
+        let batch: Vec<Value> = self.queue.iter().skip(from).take(n).cloned().collect();
+        json!({"client_id": self.client_id, "schema_version": 1, "mutations": batch})
+    }
+
+    pub async fn push(&self, app: &TestApp, body: Value) -> Res {
+        app.post("/v1/sync/push", &self.token, body).await
+    }
+
+    /// Forgets acknowledged mutations.
+    pub fn acknowledge(&mut self, last: i64) {
+        self.queue.retain(|m| m["id"].as_i64().unwrap_or(0) > last);
+    }
+
+    pub async fn pull_page(&self, app: &TestApp, limit: u32) -> Res {
+        let body = json!({"client_id": self.client_id, "schema_version": 1, "limit": limit, "cursors": self.cursors});
+        app.post("/v1/sync/pull", &self.token, body).await
+    }
+
+    /// Applies one pull page to the local store; returns whether more pages wait.
+    pub fn apply(&mut self, page: &Value) -> bool {
+        for s in page["scopes"].as_array().expect("scopes") {
+            let scope = s["scope"].as_str().expect("scope").to_string();
+            match s["op"].as_str() {
+                Some("drop") => {
+                    self.rows.remove(&scope);
+                    self.cursors.remove(&scope);
+                    continue;
+                }
+                Some("reset") => {
+                    self.rows.insert(scope.clone(), BTreeMap::new());
+                }
+                Some("changes") => {}
+                other => panic!("unknown op {other:?}"),
+            }
+            let rows = self.rows.entry(scope.clone()).or_default();
+            for ch in s["changes"].as_array().into_iter().flatten() {
+                let key = format!(
+                    "{}/{}",
+                    ch["entity"].as_str().unwrap_or(""),
+                    ch["id"].as_str().unwrap_or("")
+                );
+                match ch["op"].as_str() {
+                    Some("put") => {
+                        rows.insert(key, ch["row"].clone());
+                    }
+                    Some("del") => {
+                        rows.remove(&key);
+                    }
+                    other => panic!("unknown change {other:?}"),
+                }
+            }
+            self.cursors
+                .insert(scope, json!({"v": s["v"], "epoch": s["epoch"]}));
+        }
+        page["has_more"].as_bool().unwrap_or(false)
+    }
+
+    /// Pulls until nothing more waits; returns the number of pages.
+    pub async fn pull_all(&mut self, app: &TestApp, limit: u32) -> usize {
+        for pages in 1..=1000 {
+            let r = self.pull_page(app, limit).await;
+            assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
+            if !self.apply(&r.body) {
+                return pages;
+            }
+        }
+        panic!("pull never finished");
+    }
+}
+
+/// A branch with a secretary and `n` members who can log in; returns (branch, secretary token,
+/// member phones and tokens).
+pub async fn branch_with_members(
+    app: &TestApp,
+    admin: &str,
+    name: &str,
+    first_phone: u64,
+    n: usize,
+) -> (String, String, Vec<(String, String)>) {
+    let root = app.root_id(admin).await;
+    let branch = app.create_org(admin, &root, "branch", name).await;
+    let csv = roster_csv(n + 1, first_phone);
+    assert_eq!(
+        app.import(admin, &branch, &csv, false).await.status,
+        StatusCode::CREATED
+    );
+    let roster = app
+        .list_all(&format!("/v1/members?org_id={branch}"), admin)
+        .await;
+    let mut tokens = Vec::new();
+    for m in &roster {
+        let id = m["id"].as_str().expect("id");
+        let r = app
+            .post(
+                &format!("/v1/members/{id}/password"),
+                admin,
+                json!({"password": "dangyuan2026"}),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::NO_CONTENT);
+    }
+    let sec = roster[0]["id"].as_str().expect("id");
+    let r = app
+        .post(
+            "/v1/roles",
+            admin,
+            json!({"member_id": sec, "org_id": branch, "role": "secretary"}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED);
+    let (sec_token, _) = app
+        .login(roster[0]["phone"].as_str().expect("phone"), "dangyuan2026")
+        .await;
+    for m in &roster[1..] {
+        let (t, _) = app
+            .login(m["phone"].as_str().expect("phone"), "dangyuan2026")
+            .await;
+        tokens.push((m["id"].as_str().expect("id").to_string(), t));
+    }
+    (branch, sec_token, tokens)
+}
+
+#[tokio::test]
+async fn each_queued_mutation_is_applied_exactly_once() {
+    let app = spawn_app().await;
+    let admin = app.admin().await;
+    let (_, _, members) = branch_with_members(&app, &admin, "同步支部", 13910000000, 2).await;
+    let (member_id, token) = members[0].clone();
+    let mut phone = Phone::new(token.clone());
+    phone.whereabouts(Some("杭州"));
+    phone.whereabouts(Some("宁波"));
+    phone
+        .queue
+        .push(json!({"id": 3, "name": "meeting.teleport.v9", "args": {}}));
+    phone.next_id = 4;
+    phone.whereabouts(Some(""));
+    phone.whereabouts(None);
+    phone.whereabouts(Some("温州"));
+
+    // The response to the first two is lost after commit; the phone sends them again with more.
+    let r = phone.push(&app, phone.push_body(0, 2)).await;
+    assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
+    let r = phone.push(&app, phone.push_body(0, 6)).await;
+    assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
+    let statuses: Vec<(i64, &str, &str)> = r.body["results"]
+        .as_array()
+        .expect("results")
+        .iter()
+        .map(|x| {
+            (
+                x["id"].as_i64().unwrap_or(0),
+                x["status"].as_str().unwrap_or(""),
+                x["code"].as_str().unwrap_or(""),
+            )
+        })
+        .collect();
+    assert_eq!(
+        statuses,
+        vec![
+            (1, "applied", ""),
+            (2, "applied", ""),
+            (3, "rejected", "unknown_mutation"),
+            (4, "rejected", "invalid_args"),
+            (5, "applied", ""),
+            (6, "applied", "")
+        ]
+    );
+    assert_eq!(
+        r.body["results"][3]["result"]["errors"][0]["field"],
+        "migrant_city"
+    );
+    assert_eq!(r.body["last_mutation_id"], 6);
+    let m = app.get(&format!("/v1/members/{member_id}"), &admin).await;
+    assert_eq!(
+        (
+            m.body["residence"].as_str(),
+            m.body["migrant_city"].as_str()
+        ),
+        (Some("migrant"), Some("温州"))
+    );
+
+    // A replay of everything changes nothing and answers the same.
+    let again = phone.push(&app, phone.push_body(0, 6)).await;
+    assert_eq!(again.body["results"], r.body["results"]);
+    // A gap: mutation 8 before 7.
+    phone.whereabouts(Some("丽水"));
+    phone.whereabouts(Some("衢州"));
+    let r = phone.push(&app, phone.push_body(7, 1)).await;
+    assert_eq!(
+        (r.status, r.code(), r.body["expected_id"].as_i64()),
+        (StatusCode::CONFLICT, "mutation_gap", Some(7))
+    );
+    let r = phone.push(&app, phone.push_body(6, 2)).await;
+    assert_eq!(r.body["last_mutation_id"], 8);
+    assert_eq!(
+        app.get(&format!("/v1/members/{member_id}"), &admin)
+            .await
+            .body["migrant_city"],
+        "衢州"
+    );
+
+    // Somebody else's client id, bad batches, a newer protocol.
+    let (_, other) = members[1].clone();
+    let thief = Phone {
+        client_id: phone.client_id,
+        ..Phone::new(other)
+    };
+    let r = thief.push(&app, phone.push_body(0, 1)).await;
+    assert_eq!(
+        (r.status, r.code()),
+        (StatusCode::FORBIDDEN, "client_not_yours")
+    );
+    let r = thief.pull_page(&app, 10).await;
+    assert_eq!(
+        (r.status, r.code()),
+        (StatusCode::FORBIDDEN, "client_not_yours")
+    );
+    let mut body = phone.push_body(0, 2);
+    body["mutations"][1]["id"] = json!(5);
+    assert_eq!(
+        phone.push(&app, body).await.body["errors"][0]["code"],
+        "mutation_ids_not_consecutive"
+    );
+    let mut body = phone.push_body(0, 1);
+    body["schema_version"] = json!(2);
+    assert_eq!(
+        phone.push(&app, body).await.body["errors"][0]["code"],
+        "unsupported_schema_version"
+    );
+}
+
+#[tokio::test]
+async fn pulls_reset_then_follow_changes_moves_and_lost_access() {
+    let app = spawn_app().await;
+    let admin = app.admin().await;
+    let (branch, sec_token, members) =
+        branch_with_members(&app, &admin, "甲支部", 13920000000, 3).await;
+    let root = app.root_id(&admin).await;
+    let other = app.create_org(&admin, &root, "branch", "乙支部").await;
+    let mut sec = Phone::new(sec_token.clone());
+    sec.pull_all(&app, 500).await;
+    let committee = format!("org:{branch}:committee");
+    assert_eq!(
+        sec.rows[&committee].len(),
+        4,
+        "the roster: secretary and 3 members"
+    );
+    assert_eq!(
+        sec.rows[&format!("org:{branch}")].len(),
+        1,
+        "the branch itself"
+    );
+    assert!(
+        !sec.rows.contains_key(&format!("org:{other}")),
+        "nothing of the sibling branch"
+    );
+    let member_scope = sec
+        .rows
+        .keys()
+        .find(|k| k.starts_with("member:"))
+        .cloned()
+        .expect("own scope");
+    assert_eq!(sec.rows[&member_scope].len(), 1);
+
+    // A plain member sees the branch and themselves, not the roster.
+    let (mid, mtoken) = members[0].clone();
+    let mut phone = Phone::new(mtoken);
+    phone.pull_all(&app, 500).await;
+    assert_eq!(
+        phone.rows.keys().cloned().collect::<Vec<_>>(),
+        vec![format!("member:{mid}"), format!("org:{branch}")]
+    );
+    // Nothing new: an empty page.
+    let r = phone.pull_page(&app, 500).await;
+    assert_eq!(r.body["scopes"], json!([]));
+
+    // The member reports a new city; the secretary's next pull carries just that row.
+    phone.whereabouts(Some("上海"));
+    assert_eq!(
+        phone.push(&app, phone.push_body(0, 1)).await.status,
+        StatusCode::OK
+    );
+    let r = sec.pull_page(&app, 500).await;
+    let scopes = r.body["scopes"].as_array().expect("scopes");
+    assert_eq!(scopes.len(), 1, "{scopes:?}");
+    assert_eq!(
+        (scopes[0]["scope"].as_str(), scopes[0]["op"].as_str()),
+        (Some(committee.as_str()), Some("changes"))
+    );
+    assert_eq!(scopes[0]["changes"][0]["row"]["migrant_city"], "上海");
+    sec.apply(&r.body);
+
+    // The admin moves a member to the other branch: a tombstone in A's roster.
+    let (moved, _) = members[1].clone();
+    let r = app
+        .patch(
+            &format!("/v1/members/{moved}"),
+            &admin,
+            json!({"org_id": other}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK);
+    let r = sec.pull_page(&app, 500).await;
+    let ch = &r.body["scopes"][0]["changes"][0];
+    assert_eq!(
+        (ch["op"].as_str(), ch["id"].as_str()),
+        (Some("del"), Some(moved.as_str()))
+    );
+    sec.apply(&r.body);
+    assert_eq!(sec.rows[&committee].len(), 3);
+
+    // The secretary loses the role: the roster scope is dropped from the phone.
+    let grants = app
+        .list_all(&format!("/v1/roles?org_id={branch}"), &admin)
+        .await;
+    let grant = grants
+        .iter()
+        .find(|g| g["role"] == "secretary")
+        .and_then(|g| g["id"].as_str())
+        .expect("grant");
+    assert_eq!(
+        app.delete(&format!("/v1/roles/{grant}"), &admin)
+            .await
+            .status,
+        StatusCode::NO_CONTENT
+    );
+    let r = sec.pull_page(&app, 500).await;
+    assert_eq!(
+        r.body["scopes"],
+        json!([{"scope": committee, "op": "drop", "code": "not_visible"}])
+    );
+    sec.apply(&r.body);
+    assert!(!sec.rows.contains_key(&committee));
+
+    // Bad requests.
+    let r = app
+        .post(
+            "/v1/sync/pull",
+            &sec_token,
+            json!({"client_id": sec.client_id, "schema_version": 1, "limit": 5000}),
+        )
+        .await;
+    assert_eq!(r.body["errors"][0]["code"], "limit_too_large");
+    let r = app.post("/v1/sync/pull", &sec_token, json!({"client_id": sec.client_id, "schema_version": 1, "cursors": {"team:1": {"v": 1, "epoch": null}}})).await;
+    assert_eq!(r.body["errors"][0]["code"], "invalid_scope");
+    // A cursor for a scope never visible: dropped, with its reason.
+    let r = app.post("/v1/sync/pull", &sec_token, json!({"client_id": sec.client_id, "schema_version": 1, "cursors": {format!("org:{other}"): {"v": 3, "epoch": null}}})).await;
+    assert_eq!(r.body["scopes"][0]["op"], "drop");
+
+    // The status endpoint tells what is new without pulling.
+    let s = app.get("/v1/sync/status", &sec_token).await;
+    assert_eq!(
+        s.body["scopes"][format!("org:{branch}")]["v"],
+        sec.cursors[&format!("org:{branch}")]["v"]
+    );
+}
+
+#[tokio::test]
+async fn pages_are_bounded_and_each_is_a_checkpoint() {
+    let app = spawn_app().await;
+    let admin = app.admin().await;
+    let root = app.root_id(&admin).await;
+    let branch = app.create_org(&admin, &root, "branch", "大支部").await;
+    assert_eq!(
+        app.import(&admin, &branch, &roster_csv(120, 13930000000), false)
+            .await
+            .status,
+        StatusCode::CREATED
+    );
+    let mut all = Phone::new(admin.clone());
+    let pages = all.pull_all(&app, 1000).await;
+    let mut paged = Phone::new(admin.clone());
+    let small = paged.pull_all(&app, 25).await;
+    assert!(
+        pages <= 2 && small >= 5,
+        "{pages} pages of 1000, {small} pages of 25"
+    );
+    assert_eq!(all.rows, paged.rows);
+    assert_eq!(paged.rows[&format!("org:{branch}:committee")].len(), 120);
+    // gzip when asked.
+    let res = app
+        .client
+        .post(format!("{}/v1/sync/pull", app.base))
+        .bearer_auth(&admin)
+        .header("accept-encoding", "gzip")
+        .json(&json!({"client_id": Uuid::now_v7(), "schema_version": 1}))
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(res.headers()["content-encoding"], "gzip");
+}
+
+#[tokio::test]
+async fn a_phone_offline_for_a_week_syncs_200_mutations_in_one_push() {
+    let app = spawn_app().await;
+    let admin = app.admin().await;
+    let (branch, sec_token, members) =
+        branch_with_members(&app, &admin, "外出支部", 13940000000, 1).await;
+    let (member_id, token) = members[0].clone();
+    let mut phone = Phone::new(token);
+    phone.pull_all(&app, 500).await;
+    let cities = ["杭州", "上海", "苏州", "宁波", "合肥"];
+    for i in 0..200 {
+        phone.whereabouts(Some(cities[i % cities.len()]));
+    }
+    // Made over a week in one boot; sent with the phone's clock a year off.
+    let mut body = phone.push_body(0, 200);
+    let week_ms: i64 = 7 * 24 * 3600 * 1000;
+    for (i, m) in body["mutations"]
+        .as_array_mut()
+        .expect("mutations")
+        .iter_mut()
+        .enumerate()
+    {
+        m["boot_id"] = json!("boot-1");
+        m["uptime_ms"] = json!(1000 + i as i64 * (week_ms / 200));
+        m["device_time"] = json!("2027-11-22T10:00:00Z");
+    }
+    body["boot_id"] = json!("boot-1");
+    body["uptime_ms"] = json!(1000 + week_ms + 60_000);
+    let r = phone.push(&app, body).await;
+    assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
+    let results = r.body["results"].as_array().expect("results");
+    assert_eq!(results.len(), 200);
+    assert!(results
+        .iter()
+        .all(|x| x["status"] == "applied" && x["time_source"] == "uptime"));
+    let first =
+        chrono::DateTime::parse_from_rfc3339(results[0]["event_time"].as_str().expect("time"))
+            .expect("rfc3339");
+    let age = chrono::Utc::now().signed_duration_since(first);
+    assert!(
+        (age.num_hours() - 7 * 24).abs() <= 1,
+        "first mutation a week old, not a year ahead: {age}"
+    );
+    phone.acknowledge(r.body["last_mutation_id"].as_i64().expect("last"));
+    assert!(phone.queue.is_empty());
+    let m = app.get(&format!("/v1/members/{member_id}"), &admin).await;
+    assert_eq!(m.body["migrant_city"], cities[199 % cities.len()]);
+    // The secretary's phone catches up in one page with one row for the member, not 200.
+    let mut sec = Phone::new(sec_token);
+    sec.pull_all(&app, 500).await;
+    let before = sec.cursors.clone();
+    let r = sec.pull_page(&app, 500).await;
+    assert_eq!(r.body["scopes"], json!([]), "nothing new since");
+    assert_eq!(
+        sec.rows[&format!("org:{branch}:committee")][&format!("member/{member_id}")]
+            ["migrant_city"],
+        cities[199 % cities.len()]
+    );
+    assert_eq!(before, sec.cursors);
+}
