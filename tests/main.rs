@@ -10,3 +10,4 @@ mod contract;
 mod foundation;
 mod repository;
 mod sync;
+mod sync_sim;
