@@ -8,6 +8,7 @@ mod accounts;
 mod bad_input;
 mod contract;
 mod foundation;
+mod golden;
 mod repository;
 mod sync;
 mod sync_sim;

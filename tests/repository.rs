@@ -6,6 +6,7 @@ use uuid::Uuid;
 use yunlian_domain::auth::Role;
 use yunlian_domain::member::{Member, MemberFields, MemberStatus, Phone, Residence};
 use yunlian_domain::org::{self, Org, OrgKind};
+use yunlian_domain::sync::{plan, Cursor, Plan, Scope};
 use yunlian_domain::Error;
 use yunlian_infra::db::{
     self, members::MemberFilter, roles::RoleGrant, sessions::Spent, ScopedFutureExt,
@@ -265,5 +266,178 @@ async fn the_repository_suite_passes_on_every_engine() {
             .await
             .expect("live");
         assert!(!live, "{engine}");
+    }
+}
+
+/// Writers hold their transactions open (pg_sleep) while a reader pulls in a loop: every
+/// committed change is seen, because versions of a scope commit in order.
+#[tokio::test]
+async fn concurrent_writers_never_hide_a_change_behind_a_cursor() {
+    if crate::helpers::engine() != "postgres" {
+        eprintln!("skipped: the commit-order race needs PostgreSQL (TEST_DATABASE_URL)");
+        return;
+    }
+    let url = crate::helpers::fresh_database(&crate::helpers::temp_dir()).await;
+    let db = Db::connect(&url, 16).await.expect("postgres");
+    let scope = Scope::Org(Uuid::now_v7());
+    let name = scope.to_string();
+    let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+
+    let reader = {
+        let (db, name, done) = (db.clone(), name.clone(), done.clone());
+        tokio::spawn(async move {
+            let mut cursor = 0i64;
+            let mut seen = std::collections::HashSet::new();
+            let mut rounds = 0;
+            loop {
+                let finished = done.load(std::sync::atomic::Ordering::SeqCst);
+                let n = name.clone();
+                let (state, changes) = db
+                    .snapshot(move |mut c| {
+                        async move {
+                            let st = db::sync::states(&mut c, std::slice::from_ref(&n)).await?;
+                            let ch = db::sync::changes(&mut c, &n, cursor, false, 1000).await?;
+                            Ok((st.get(&n).copied(), ch))
+                        }
+                        .scope_boxed()
+                    })
+                    .await
+                    .expect("pull");
+                // As the pull endpoint does: a drained scope's cursor jumps to its version.
+                let drained = changes.len() < 1000;
+                for ch in &changes {
+                    seen.insert(ch.id);
+                    cursor = ch.version;
+                }
+                if drained {
+                    cursor = state.map_or(cursor, |s| s.version);
+                }
+                rounds += 1;
+                if finished {
+                    return (seen, rounds);
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(2)).await;
+            }
+        })
+    };
+
+    let mut writers = Vec::new();
+    for w in 0..8u64 {
+        let (db, scope) = (db.clone(), scope.clone());
+        writers.push(tokio::spawn(async move {
+            let mut ids = Vec::new();
+            for i in 0..25u64 {
+                let id = Uuid::now_v7();
+                let scope = scope.clone();
+                // Spread the sleeps so later versions often commit before earlier ones would.
+                let ms = (w * 7 + i * 13) % 23;
+                db.write(move |mut c| {
+                    async move {
+                        db::sync::record(&mut c, &scope, "org", id, false, Utc::now()).await?;
+                        if let db::Conn::Pg(pg) = &mut c {
+                            diesel_async::RunQueryDsl::execute(
+                                diesel::sql_query(format!(
+                                    "SELECT pg_sleep({})",
+                                    ms as f64 / 1000.0
+                                )),
+                                &mut **pg,
+                            )
+                            .await
+                            .map_err(db::db_error)?;
+                        }
+                        Ok(())
+                    }
+                    .scope_boxed()
+                })
+                .await
+                .expect("write");
+                ids.push(id);
+            }
+            ids
+        }));
+    }
+    let mut written = Vec::new();
+    for w in writers {
+        written.extend(w.await.expect("writer"));
+    }
+    done.store(true, std::sync::atomic::Ordering::SeqCst);
+    let (seen, rounds) = reader.await.expect("reader");
+    assert!(
+        rounds > 10,
+        "the reader pulled while writers wrote ({rounds} rounds)"
+    );
+    let missing: Vec<_> = written.iter().filter(|id| !seen.contains(id)).collect();
+    assert!(
+        missing.is_empty(),
+        "{} of {} committed changes never reached the reader",
+        missing.len(),
+        written.len()
+    );
+}
+
+#[tokio::test]
+async fn purged_tombstones_raise_the_floor_so_old_cursors_reset() {
+    for db in engines().await {
+        let engine = db.engine();
+        let scope = Scope::Committee(Uuid::now_v7());
+        let (gone, kept) = (Uuid::now_v7(), Uuid::now_v7());
+        let long_ago = Utc::now() - TimeDelta::days(200);
+        let s = scope.clone();
+        db.write(move |mut c| {
+            async move {
+                db::sync::record(&mut c, &s, "member", gone, false, long_ago).await?;
+                db::sync::record(&mut c, &s, "member", kept, false, long_ago).await?;
+                db::sync::record(&mut c, &s, "member", gone, true, long_ago).await?;
+                Ok(())
+            }
+            .scope_boxed()
+        })
+        .await
+        .expect("writes");
+        let purged = db
+            .write(move |mut c| {
+                async move {
+                    db::sync::purge_tombstones(&mut c, Utc::now() - TimeDelta::days(180)).await
+                }
+                .scope_boxed()
+            })
+            .await
+            .expect("purge");
+        assert_eq!(purged, 1, "{engine}");
+        let name = scope.to_string();
+        let (state, changes) = db
+            .read(move |mut c| {
+                async move {
+                    let st = db::sync::states(&mut c, std::slice::from_ref(&name)).await?;
+                    let ch = db::sync::changes(&mut c, &name, 0, false, 100).await?;
+                    Ok((st[&name], ch))
+                }
+                .scope_boxed()
+            })
+            .await
+            .expect("read");
+        assert_eq!((state.version, state.floor), (3, 3), "{engine}");
+        assert_eq!(
+            changes.iter().map(|c| c.id).collect::<Vec<_>>(),
+            vec![kept],
+            "{engine}"
+        );
+        // A phone that last synced at version 1 may have missed the deletion: it rebuilds.
+        let old = Cursor {
+            v: 1,
+            epoch: state.epoch,
+        };
+        assert_eq!(plan(Some(&old), &state), Plan::Reset, "{engine}");
+        assert_eq!(
+            plan(
+                Some(&Cursor {
+                    v: 3,
+                    epoch: state.epoch
+                }),
+                &state
+            ),
+            Plan::Unchanged,
+            "{engine}"
+        );
     }
 }
