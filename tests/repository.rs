@@ -441,3 +441,58 @@ async fn purged_tombstones_raise_the_floor_so_old_cursors_reset() {
         );
     }
 }
+
+#[tokio::test]
+async fn pruned_outcomes_leave_the_ledger_position() {
+    for db in engines().await {
+        let engine = db.engine();
+        let root = org(None, OrgKind::Committee, "县委");
+        let m = member(&root, "甲", "13900000001");
+        let (client, mid) = (Uuid::now_v7(), m.id);
+        let long_ago = Utc::now() - TimeDelta::days(200);
+        db.write(move |mut c| {
+            async move {
+                db::orgs::insert(&mut c, &root).await?;
+                db::members::insert(&mut c, &m, None).await?;
+                let ledger = db::sync::lock_ledger(&mut c, client, mid, long_ago).await?;
+                assert_eq!(ledger.last_mutation_id, 0);
+                let o = db::sync::Outcome {
+                    mutation_id: 1,
+                    name: "member.update_whereabouts.v1".into(),
+                    status: "applied".into(),
+                    code: None,
+                    result: Some(serde_json::json!({"ok": true})),
+                    event_time: long_ago,
+                    time_source: "server".into(),
+                };
+                db::sync::settle(&mut c, client, &o, long_ago).await
+            }
+            .scope_boxed()
+        })
+        .await
+        .expect("ledger");
+        let pruned = db
+            .write(move |mut c| async move { db::sync::prune_outcomes(&mut c, Utc::now() - TimeDelta::days(180)).await }.scope_boxed())
+            .await
+            .expect("prune");
+        assert_eq!(pruned, 1, "{engine}");
+        let (outcome, ledger) = db
+            .read(move |mut c| {
+                async move {
+                    Ok((
+                        db::sync::outcome(&mut c, client, 1).await?,
+                        db::sync::ledger(&mut c, client).await?,
+                    ))
+                }
+                .scope_boxed()
+            })
+            .await
+            .expect("read");
+        assert_eq!(outcome, None, "{engine}");
+        assert_eq!(
+            ledger.map(|l| (l.member_id, l.last_mutation_id)),
+            Some((mid, 1)),
+            "{engine}"
+        );
+    }
+}

@@ -125,8 +125,8 @@ impl Application {
     }
 }
 
-/// Hourly: tombstones older than the horizon go, and the scopes' floors rise so older cursors
-/// get `reset`. A failed round is logged and retried the next hour.
+/// Hourly: tombstones and mutation outcomes older than the horizon go, and the scopes' floors
+/// rise so older cursors get `reset`. A failed round is logged and retried the next hour.
 fn spawn_tombstone_purge(db: Db, clock: Arc<dyn Clock>, days: i64) {
     tokio::spawn(async move {
         let mut every = tokio::time::interval(std::time::Duration::from_secs(3600));
@@ -135,12 +135,16 @@ fn spawn_tombstone_purge(db: Db, clock: Arc<dyn Clock>, days: i64) {
             let before = clock.now() - chrono::TimeDelta::days(days);
             let purged = db
                 .write(move |mut c| {
-                    async move { db::sync::purge_tombstones(&mut c, before).await }.scope_boxed()
+                    async move {
+                        let n = db::sync::purge_tombstones(&mut c, before).await?;
+                        Ok(n + db::sync::prune_outcomes(&mut c, before).await?)
+                    }
+                    .scope_boxed()
                 })
                 .await;
             match purged {
                 Ok(0) => {}
-                Ok(n) => tracing::info!(purged = n, "sync tombstones purged"),
+                Ok(n) => tracing::info!(purged = n, "sync tombstones and old outcomes purged"),
                 Err(e) => tracing::warn!(error = %e, "sync tombstone purge failed"),
             }
         }

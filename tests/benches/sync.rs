@@ -184,12 +184,12 @@ async fn main() {
          INSERT INTO sync_index (scope, entity, entity_id, version, deleted, changed_at)
            SELECT 'org:' || m.org_id || ':committee', 'member', m.id,
                   row_number() OVER (PARTITION BY m.org_id ORDER BY m.id), false, now()
-             FROM members m WHERE m.phone LIKE '15%';
-         VACUUM ANALYZE;",
+             FROM members m WHERE m.phone LIKE '15%';",
         values.join(",")
     ))
     .await
     .expect("seed");
+    db.batch_execute("VACUUM ANALYZE").await.expect("vacuum");
     let rows: i64 = diesel::sql_query("SELECT count(*) AS n FROM sync_index")
         .get_result::<Count>(&mut db)
         .await

@@ -151,9 +151,10 @@ pub async fn push(
             Step::Done(o) => results.push(MutationOut::from(o)),
             Step::Seen(id, o) => results.push(match o {
                 Some(o) => MutationOut::from(o),
+                // Processed long ago, its outcome since pruned: done, never applied again.
                 None => MutationOut {
                     id,
-                    status: "applied".into(),
+                    status: "seen".into(),
                     code: None,
                     result: None,
                     event_time: received,

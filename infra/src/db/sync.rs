@@ -234,6 +234,18 @@ pub async fn purge_tombstones(conn: &mut Conn<'_>, before: DateTime<Utc>) -> Res
     Ok(purged)
 }
 
+/// Forgets mutation outcomes recorded before `before`; the ledger keeps each phone's last id, so
+/// a replay of a forgotten mutation is still recognised as seen (and not applied again).
+pub async fn prune_outcomes(conn: &mut Conn<'_>, before: DateTime<Utc>) -> Result<usize, Error> {
+    let b = naive(before);
+    on!(conn, |c| diesel::delete(
+        sync_mutations::table.filter(sync_mutations::created_at.lt(b))
+    )
+    .execute(c)
+    .await)
+    .map_err(db_error)
+}
+
 /// A phone's mutation ledger, locked for the caller's transaction.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Ledger {
