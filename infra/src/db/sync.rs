@@ -32,30 +32,30 @@ pub async fn record(
     let (s, t, eid) = (scope.to_string(), naive(now), id.to_string());
     let epoch = Uuid::now_v7().to_string();
     on!(conn, |c| async {
-        diesel::insert_into(sync_scopes::table)
-            .values((
-                sync_scopes::scope.eq(&s),
-                sync_scopes::version.eq(0i64),
-                sync_scopes::epoch.eq(&epoch),
-                sync_scopes::floor.eq(0i64),
-                sync_scopes::updated_at.eq(t),
-            ))
-            .on_conflict_do_nothing()
-            .execute(c)
-            .await?;
         // Takes the scope row's lock until commit: versions of one scope commit in order.
-        diesel::update(sync_scopes::table.find(&s))
-            .set((
-                sync_scopes::version.eq(sync_scopes::version + 1),
-                sync_scopes::updated_at.eq(t),
-            ))
-            .execute(c)
-            .await?;
-        let v: i64 = sync_scopes::table
-            .find(&s)
-            .select(sync_scopes::version)
-            .first(c)
-            .await?;
+        let bump = || {
+            diesel::update(sync_scopes::table.find(&s))
+                .set((sync_scopes::version.eq(sync_scopes::version + 1), sync_scopes::updated_at.eq(t)))
+                .returning(sync_scopes::version)
+        };
+        let v: i64 = match bump().get_result(c).await.optional()? {
+            Some(v) => v,
+            None => {
+                // The scope's first write: create it (a racing first writer may win), then bump.
+                diesel::insert_into(sync_scopes::table)
+                    .values((
+                        sync_scopes::scope.eq(&s),
+                        sync_scopes::version.eq(0i64),
+                        sync_scopes::epoch.eq(&epoch),
+                        sync_scopes::floor.eq(0i64),
+                        sync_scopes::updated_at.eq(t),
+                    ))
+                    .on_conflict_do_nothing()
+                    .execute(c)
+                    .await?;
+                bump().get_result(c).await?
+            }
+        };
         diesel::insert_into(sync_index::table)
             .values((
                 sync_index::scope.eq(&s),
