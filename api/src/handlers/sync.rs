@@ -195,15 +195,8 @@ async fn apply_one(
         .db
         .write(move |mut c| {
             async move {
-                let ledger = db::sync::lock_ledger(&mut c, client, member, now).await?;
-                if attempt.id <= ledger.last_mutation_id {
-                    let o = db::sync::outcome(&mut c, client, attempt.id).await?;
-                    return Ok(Step::Seen(attempt.id, o));
-                }
-                if attempt.id > ledger.last_mutation_id + 1 {
-                    return Ok(Step::Gap {
-                        expected: ledger.last_mutation_id + 1,
-                    });
+                if let Some(step) = position(&mut c, client, member, attempt.id, now).await? {
+                    return Ok(step);
                 }
                 let result = run_mutation(&mut c, &principal, &attempt, et, now).await?;
                 let o = Outcome {
@@ -233,15 +226,8 @@ async fn apply_one(
         .db
         .write(move |mut c| {
             async move {
-                let ledger = db::sync::lock_ledger(&mut c, client, member, now).await?;
-                if m.id <= ledger.last_mutation_id {
-                    let o = db::sync::outcome(&mut c, client, m.id).await?;
-                    return Ok(Step::Seen(m.id, o));
-                }
-                if m.id > ledger.last_mutation_id + 1 {
-                    return Ok(Step::Gap {
-                        expected: ledger.last_mutation_id + 1,
-                    });
+                if let Some(step) = position(&mut c, client, member, m.id, now).await? {
+                    return Ok(step);
                 }
                 let o = Outcome {
                     mutation_id: m.id,
@@ -259,6 +245,28 @@ async fn apply_one(
         })
         .await?;
     Ok(step)
+}
+
+/// Locks the phone's ledger and places mutation `id` against it: already seen (with its recorded
+/// outcome), past a gap, or `None`: the next one, to be settled in this transaction.
+async fn position(
+    c: &mut Conn<'_>,
+    client: Uuid,
+    member: Uuid,
+    id: i64,
+    now: DateTime<Utc>,
+) -> Result<Option<Step>, Error> {
+    let ledger = db::sync::lock_ledger(c, client, member, now).await?;
+    if id <= ledger.last_mutation_id {
+        let o = db::sync::outcome(c, client, id).await?;
+        return Ok(Some(Step::Seen(id, o)));
+    }
+    if id > ledger.last_mutation_id + 1 {
+        return Ok(Some(Step::Gap {
+            expected: ledger.last_mutation_id + 1,
+        }));
+    }
+    Ok(None)
 }
 
 fn time_source(et: EventTime) -> String {

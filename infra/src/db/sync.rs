@@ -35,7 +35,10 @@ pub async fn record(
         // Takes the scope row's lock until commit: versions of one scope commit in order.
         let bump = || {
             diesel::update(sync_scopes::table.find(&s))
-                .set((sync_scopes::version.eq(sync_scopes::version + 1), sync_scopes::updated_at.eq(t)))
+                .set((
+                    sync_scopes::version.eq(sync_scopes::version + 1),
+                    sync_scopes::updated_at.eq(t),
+                ))
                 .returning(sync_scopes::version)
         };
         let v: i64 = match bump().get_result(c).await.optional()? {
