@@ -17,6 +17,7 @@ pub const ADMIN_PASSWORD: &str = "admin2026pass";
 pub struct TestApp {
     pub base: String,
     pub client: reqwest::Client,
+    pub database_url: String,
 }
 
 /// Which storage the suite runs on.
@@ -64,7 +65,7 @@ pub async fn spawn_app_with(extra: HashMap<&str, String>) -> TestApp {
     let mut vars: HashMap<String, String> = HashMap::from([
         ("YUNLIAN_BIND".into(), "127.0.0.1:0".into()),
         ("YUNLIAN_DATA_DIR".into(), data_dir.display().to_string()),
-        ("DATABASE_URL".into(), database_url),
+        ("DATABASE_URL".into(), database_url.clone()),
         ("YUNLIAN_DB_POOL_SIZE".into(), "4".into()),
         ("YUNLIAN_WORKERS".into(), "2".into()),
         ("YUNLIAN_ADMIN_PHONE".into(), ADMIN_PHONE.into()),
@@ -88,6 +89,7 @@ pub async fn spawn_app_with(extra: HashMap<&str, String>) -> TestApp {
     TestApp {
         base,
         client: reqwest::Client::new(),
+        database_url,
     }
 }
 

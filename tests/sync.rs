@@ -495,3 +495,83 @@ async fn a_phone_offline_for_a_week_syncs_200_mutations_in_one_push() {
     );
     assert_eq!(before, sec.cursors);
 }
+
+/// The database goes away mid-sync: the phone gets 503 with Retry-After, nothing is recorded,
+/// and once the database is back the same mutation is applied exactly once.
+#[tokio::test]
+async fn a_database_outage_answers_503_and_records_nothing() {
+    if crate::helpers::engine() != "postgres" {
+        eprintln!("skipped: the outage is staged on PostgreSQL (TEST_DATABASE_URL)");
+        return;
+    }
+    use diesel_async::{AsyncConnection, AsyncPgConnection, SimpleAsyncConnection};
+    let app = spawn_app().await;
+    let admin = app.admin().await;
+    let (_, _, members) = branch_with_members(&app, &admin, "停电支部", 13980000000, 1).await;
+    let (member_id, token) = members[0].clone();
+    let mut phone = Phone::new(token);
+    phone.whereabouts(Some("杭州"));
+    phone.whereabouts(Some("上海"));
+    assert_eq!(
+        phone.push(&app, phone.push_body(0, 1)).await.status,
+        StatusCode::OK
+    );
+
+    let base = std::env::var("TEST_DATABASE_URL").expect("url");
+    let name = app
+        .database_url
+        .rsplit('/')
+        .next()
+        .expect("db name")
+        .to_string();
+    let mut pg = AsyncPgConnection::establish(&base)
+        .await
+        .expect("admin connection");
+    pg.batch_execute(&format!(
+        "ALTER DATABASE {name} ALLOW_CONNECTIONS false;
+         SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{name}';"
+    ))
+    .await
+    .expect("outage");
+    let r = phone.push(&app, phone.push_body(1, 1)).await;
+    assert_eq!(
+        (r.status, r.code()),
+        (StatusCode::SERVICE_UNAVAILABLE, "service_unavailable"),
+        "{:?}",
+        r.body
+    );
+    assert!(r.headers.contains_key("retry-after"));
+    let ready = app.send(reqwest::Method::GET, "/readyz", None, None).await;
+    assert_eq!(ready.status, StatusCode::SERVICE_UNAVAILABLE);
+
+    pg.batch_execute(&format!("ALTER DATABASE {name} ALLOW_CONNECTIONS true"))
+        .await
+        .expect("restore");
+    let mut answered = None;
+    for _ in 0..20 {
+        let r = phone.push(&app, phone.push_body(1, 1)).await;
+        if r.status == StatusCode::OK {
+            answered = Some(r);
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let r = answered.expect("the server recovers once the database is back");
+    assert_eq!(
+        (
+            r.body["last_mutation_id"].as_i64(),
+            r.body["results"][0]["status"].as_str()
+        ),
+        (Some(2), Some("applied"))
+    );
+    let m = app.get(&format!("/v1/members/{member_id}"), &admin).await;
+    assert_eq!(m.body["migrant_city"], "上海");
+    // The member's own scope moved exactly twice: once per mutation.
+    let mut fresh = Phone::new(phone.token.clone());
+    fresh.pull_all(&app, 100).await;
+    assert_eq!(
+        fresh.cursors[&format!("member:{member_id}")]["v"],
+        4,
+        "created, password, two mutations"
+    );
+}
