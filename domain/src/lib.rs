@@ -1,6 +1,7 @@
 //! Yunlian's party-building domain: types parsed once at the edge, rules as plain functions,
 //! and the ports (traits) that `infra` makes real. No IO lives here.
 
+pub mod attendance;
 pub mod auth;
 pub mod error;
 pub mod member;
