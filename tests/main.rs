@@ -5,6 +5,7 @@
 mod helpers;
 
 mod accounts;
+mod attendance;
 mod bad_input;
 mod contract;
 mod foundation;

@@ -264,6 +264,11 @@ pub fn message(code: &str, lang: Lang) -> &'static str {
         }
         "limit_too_large" => ("每页最多 1000 条", "At most 1,000 rows per page"),
         "invalid_scope" => ("同步范围格式不正确", "Not a valid sync scope"),
+        "invalid_public_key" => ("设备公钥无效", "Not a valid public key for that algorithm"),
+        "too_many_devices" => (
+            "登记的设备过多，请先注销旧设备",
+            "Too many devices; revoke an old one first",
+        ),
         "service_unavailable" => (
             "服务暂时不可用，请稍后重试",
             "Service unavailable; retry shortly",

@@ -525,3 +525,26 @@ mod tests {
         assert!(MeetingType::BranchCommitteeMeeting.committee_only());
     }
 }
+
+/// Which unlock guards a device key's use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Unlock {
+    Fingerprint,
+    Face,
+    None,
+}
+
+/// A member's phone, registered with the public half of a key kept in its secure hardware.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Device {
+    pub id: Uuid,
+    pub member_id: Uuid,
+    pub algorithm: KeyAlgorithm,
+    /// Base64 of the public key (SEC1 or SPKI DER for P-256; 32 bytes for Ed25519).
+    pub public_key: String,
+    pub unlock: Unlock,
+    pub label: Option<String>,
+    pub created_at: DateTime<Utc>,
+    pub revoked_at: Option<DateTime<Utc>>,
+}

@@ -1,6 +1,7 @@
 //! Handlers, one file per resource. A handler parses, authorises, calls infra, maps the result.
 
 pub mod auth;
+pub mod devices;
 pub mod health;
 pub mod members;
 pub mod orgs;

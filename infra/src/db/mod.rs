@@ -4,6 +4,7 @@
 //! connection, inside or outside a transaction) and write each query once inside [`on!`], which
 //! compiles the body against both backends. The few per-dialect differences live here.
 
+pub mod devices;
 pub mod members;
 pub mod orgs;
 pub mod roles;

@@ -122,3 +122,21 @@ diesel::allow_tables_to_appear_in_same_query!(
     sync_clients,
     sync_mutations
 );
+
+diesel::table! {
+    devices (id) {
+        id -> Text,
+        member_id -> Text,
+        algorithm -> Text,
+        public_key -> Text,
+        unlock -> Text,
+        label -> Nullable<Text>,
+        created_at -> Timestamp,
+        revoked_at -> Nullable<Timestamp>,
+        revoked_by -> Nullable<Text>,
+    }
+}
+
+diesel::joinable!(devices -> members (member_id));
+diesel::allow_tables_to_appear_in_same_query!(devices, members);
+diesel::allow_tables_to_appear_in_same_query!(devices, orgs);

@@ -19,6 +19,7 @@ use yunlian_domain::Error;
 
 pub const ENTITY_ORG: &str = "org";
 pub const ENTITY_MEMBER: &str = "member";
+pub const ENTITY_DEVICE: &str = "device";
 
 /// Records that `entity`/`id` changed (or was deleted) in `scope`; returns the new version.
 pub async fn record(
@@ -193,6 +194,14 @@ pub async fn rows(
                 out.insert(
                     m.id,
                     serde_json::to_value(&m).map_err(|e| Error::Internal(e.to_string()))?,
+                );
+            }
+        }
+        ENTITY_DEVICE => {
+            for d in super::devices::by_ids(conn, &keys).await? {
+                out.insert(
+                    d.id,
+                    serde_json::to_value(&d).map_err(|e| Error::Internal(e.to_string()))?,
                 );
             }
         }
