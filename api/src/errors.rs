@@ -269,6 +269,14 @@ pub fn message(code: &str, lang: Lang) -> &'static str {
             "登记的设备过多，请先注销旧设备",
             "Too many devices; revoke an old one first",
         ),
+        "meeting_type_not_for_org" => (
+            "党小组会由党小组召开，其他会议由支部召开",
+            "Party group meetings belong to a group; other meetings to a branch",
+        ),
+        "meeting_not_planned" => (
+            "会议已召开或已取消，不能再修改安排",
+            "The meeting is no longer planned",
+        ),
         "service_unavailable" => (
             "服务暂时不可用，请稍后重试",
             "Service unavailable; retry shortly",

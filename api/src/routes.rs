@@ -1,7 +1,7 @@
 //! Every route the server serves, in one table. The router is built from it and a test checks
 //! it against openapi.yaml (method, path and operationId), so the two cannot drift apart.
 
-use crate::handlers::{auth, devices, health, members, orgs, roles, sync};
+use crate::handlers::{auth, devices, health, meetings, members, orgs, roles, sync};
 use actix_web::web;
 
 macro_rules! routes {
@@ -36,6 +36,12 @@ routes! {
     post   "/v1/roles"                         "grantRole"           => roles::grant_role;
     get    "/v1/roles"                         "listRoles"           => roles::list_roles;
     delete "/v1/roles/{role_id}"               "revokeRole"          => roles::revoke_role;
+    post   "/v1/meetings"                      "createMeeting"       => meetings::create_meeting;
+    get    "/v1/meetings"                      "listMeetings"        => meetings::list_meetings;
+    get    "/v1/meetings/{meeting_id}"         "getMeeting"          => meetings::get_meeting;
+    patch  "/v1/meetings/{meeting_id}"         "updateMeeting"       => meetings::update_meeting;
+    post   "/v1/meetings/{meeting_id}/cancel"  "cancelMeeting"       => meetings::cancel_meeting;
+    get    "/v1/meetings/{meeting_id}/code"    "getMeetingCode"      => meetings::get_meeting_code;
     post   "/v1/devices"                       "registerDevice"      => devices::register_device;
     get    "/v1/devices"                       "listDevices"         => devices::list_devices;
     post   "/v1/devices/{device_id}/revoke"    "revokeDevice"        => devices::revoke_device;

@@ -548,3 +548,83 @@ pub struct Device {
     pub created_at: DateTime<Utc>,
     pub revoked_at: Option<DateTime<Utc>>,
 }
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MeetingStatus {
+    Planned,
+    Held,
+    Cancelled,
+}
+
+/// A branch meeting (三会一课, 主题党日...), as stored and shown. Its code secret is kept apart.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Meeting {
+    pub id: Uuid,
+    pub org_id: Uuid,
+    pub meeting_type: MeetingType,
+    pub title: String,
+    pub agenda: Option<String>,
+    pub starts_at: DateTime<Utc>,
+    pub ends_at: DateTime<Utc>,
+    pub place: Option<String>,
+    pub geofence: Option<Geofence>,
+    pub video_room: Option<String>,
+    pub checkin_window: CheckinWindow,
+    pub status: MeetingStatus,
+    pub minutes: Option<String>,
+    pub created_by: Uuid,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+impl Meeting {
+    /// Checks the fields a committee sets; every problem is reported at once.
+    pub fn validate(&self) -> Result<(), crate::Error> {
+        use crate::FieldError;
+        let mut errs = Vec::new();
+        let n = self.title.trim().chars().count();
+        if n == 0 {
+            errs.push(FieldError::new("title", "required"));
+        } else if n > 100 {
+            errs.push(FieldError::new("title", "too_long"));
+        }
+        if self
+            .agenda
+            .as_ref()
+            .is_some_and(|a| a.chars().count() > 5000)
+        {
+            errs.push(FieldError::new("agenda", "too_long"));
+        }
+        if self
+            .minutes
+            .as_ref()
+            .is_some_and(|a| a.chars().count() > 20000)
+        {
+            errs.push(FieldError::new("minutes", "too_long"));
+        }
+        if self.place.as_ref().is_some_and(|a| a.chars().count() > 200) {
+            errs.push(FieldError::new("place", "too_long"));
+        }
+        if self.ends_at <= self.starts_at || self.ends_at - self.starts_at > TimeDelta::hours(24) {
+            errs.push(FieldError::new("ends_at", "out_of_range"));
+        }
+        if let Some(f) = &self.geofence {
+            let ok = (-90.0..=90.0).contains(&f.lat)
+                && (-180.0..=180.0).contains(&f.lng)
+                && (10.0..=5000.0).contains(&f.radius_m);
+            if !ok {
+                errs.push(FieldError::new("geofence", "out_of_range"));
+            }
+        }
+        let w = self.checkin_window;
+        if !(0..=240).contains(&w.opens_before_min) || !(0..=240).contains(&w.on_time_after_min) {
+            errs.push(FieldError::new("checkin_window", "out_of_range"));
+        }
+        if errs.is_empty() {
+            Ok(())
+        } else {
+            Err(crate::Error::Invalid(errs))
+        }
+    }
+}

@@ -90,6 +90,8 @@ pub enum Action {
     ReadRoles,
     /// Grant or revoke this role here.
     GrantRole(Role),
+    /// Plan, edit, cancel and close meetings; see the meeting code.
+    ManageMeetings,
 }
 
 impl Principal {
@@ -108,6 +110,12 @@ impl Principal {
             Action::ManageOrg | Action::ManageMembers => {
                 roles.any(|r| matches!(r, Role::TownshipAdmin | Role::Secretary))
             }
+            Action::ManageMeetings => roles.any(|r| {
+                matches!(
+                    r,
+                    Role::TownshipAdmin | Role::Secretary | Role::CommitteeMember
+                )
+            }),
             Action::ReadMembers | Action::ReadRoles => roles.any(|r| {
                 matches!(
                     r,
@@ -211,6 +219,10 @@ mod tests {
         assert!(sec.can(Action::GrantRole(Role::CommitteeMember), &a));
         assert!(!sec.can(Action::GrantRole(Role::Secretary), &a));
         assert!(!sec.can(Action::GrantRole(Role::TownshipAdmin), &a));
+        let committee = principal(&[(&a, Role::CommitteeMember), (&a, Role::Member)]);
+        assert!(committee.can(Action::ManageMeetings, &a));
+        assert!(!committee.can(Action::ManageMeetings, &b));
+        assert!(!committee.can(Action::ManageMembers, &a));
     }
 
     #[test]

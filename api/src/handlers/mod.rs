@@ -3,6 +3,7 @@
 pub mod auth;
 pub mod devices;
 pub mod health;
+pub mod meetings;
 pub mod members;
 pub mod orgs;
 pub mod roles;

@@ -5,6 +5,7 @@
 //! compiles the body against both backends. The few per-dialect differences live here.
 
 pub mod devices;
+pub mod meetings;
 pub mod members;
 pub mod orgs;
 pub mod roles;

@@ -140,3 +140,31 @@ diesel::table! {
 diesel::joinable!(devices -> members (member_id));
 diesel::allow_tables_to_appear_in_same_query!(devices, members);
 diesel::allow_tables_to_appear_in_same_query!(devices, orgs);
+
+diesel::table! {
+    meetings (id) {
+        id -> Text,
+        org_id -> Text,
+        meeting_type -> Text,
+        title -> Text,
+        agenda -> Nullable<Text>,
+        starts_at -> Timestamp,
+        ends_at -> Timestamp,
+        place -> Nullable<Text>,
+        fence_lat -> Nullable<Double>,
+        fence_lng -> Nullable<Double>,
+        fence_radius_m -> Nullable<Double>,
+        video_room -> Nullable<Text>,
+        opens_before_min -> BigInt,
+        on_time_after_min -> BigInt,
+        status -> Text,
+        minutes -> Nullable<Text>,
+        secret -> Text,
+        created_by -> Text,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::joinable!(meetings -> orgs (org_id));
+diesel::allow_tables_to_appear_in_same_query!(meetings, orgs);

@@ -20,6 +20,9 @@ use yunlian_domain::Error;
 pub const ENTITY_ORG: &str = "org";
 pub const ENTITY_MEMBER: &str = "member";
 pub const ENTITY_DEVICE: &str = "device";
+pub const ENTITY_MEETING: &str = "meeting";
+/// A meeting's code secret, synced to the committee only.
+pub const ENTITY_MEETING_SECRET: &str = "meeting_secret";
 
 /// Records that `entity`/`id` changed (or was deleted) in `scope`; returns the new version.
 pub async fn record(
@@ -203,6 +206,26 @@ pub async fn rows(
                     d.id,
                     serde_json::to_value(&d).map_err(|e| Error::Internal(e.to_string()))?,
                 );
+            }
+        }
+        ENTITY_MEETING => {
+            for m in super::meetings::by_ids(conn, &keys).await? {
+                out.insert(
+                    m.id,
+                    serde_json::to_value(&m).map_err(|e| Error::Internal(e.to_string()))?,
+                );
+            }
+        }
+        ENTITY_MEETING_SECRET => {
+            for (id, secret) in super::meetings::secrets(conn, &keys).await? {
+                let row = serde_json::json!({
+                    "meeting_id": id,
+                    "secret_b64": secret,
+                    "algorithm": "SHA1",
+                    "digits": 6,
+                    "step_secs": yunlian_domain::attendance::CODE_STEP_SECS,
+                });
+                out.insert(id, row);
             }
         }
         other => return Err(Error::Internal(format!("unknown synced entity {other}"))),

@@ -1,0 +1,279 @@
+//! Meetings: the branch committee (and admins above) plan, edit, cancel them; every member of
+//! the org sees them. The rotating code is for the committee's phones.
+
+use super::{authorize, created, decode_cursor, limit, nullable, page};
+use crate::auth::AuthUser;
+use crate::errors::ApiError;
+use crate::handlers::orgs::load as load_org;
+use crate::state::AppState;
+use actix_web::http::StatusCode;
+use actix_web::{web, HttpResponse};
+use base64::Engine as _;
+use chrono::{DateTime, Utc};
+use serde::Deserialize;
+use serde_json::json;
+use uuid::Uuid;
+use yunlian_domain::attendance::{
+    meeting_code, CheckinWindow, Geofence, Meeting, MeetingStatus, MeetingType, CODE_STEP_SECS,
+};
+use yunlian_domain::auth::Action;
+use yunlian_domain::org::OrgKind;
+use yunlian_infra::db::{self, meetings::MeetingFilter, ScopedFutureExt};
+
+/// A meeting, the path of its org, and its code secret.
+pub async fn load(state: &AppState, id: Uuid) -> Result<(Meeting, String, Vec<u8>), ApiError> {
+    state
+        .db
+        .read(move |mut c| async move { db::meetings::get(&mut c, id).await }.scope_boxed())
+        .await?
+        .ok_or_else(ApiError::not_found)
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateMeeting {
+    org_id: Uuid,
+    meeting_type: MeetingType,
+    title: String,
+    agenda: Option<String>,
+    starts_at: DateTime<Utc>,
+    ends_at: DateTime<Utc>,
+    place: Option<String>,
+    geofence: Option<Geofence>,
+    video_room: Option<String>,
+    checkin_window: Option<CheckinWindow>,
+}
+
+fn trimmed(s: Option<String>) -> Option<String> {
+    s.map(|s| s.trim().to_string()).filter(|s| !s.is_empty())
+}
+
+pub async fn create_meeting(
+    state: web::Data<AppState>,
+    user: AuthUser,
+    body: web::Json<CreateMeeting>,
+) -> Result<HttpResponse, ApiError> {
+    let b = body.into_inner();
+    let org = load_org(&state, b.org_id).await?;
+    authorize(&user, Action::ManageMeetings, &org.path)?;
+    // A party group meets as a group; every other meeting is a branch's (or a committee's).
+    let fits = (b.meeting_type == MeetingType::PartyGroupMeeting) == (org.kind == OrgKind::Group);
+    if !fits {
+        return Err(ApiError::field("meeting_type", "meeting_type_not_for_org"));
+    }
+    let now = state.clock.now();
+    let meeting = Meeting {
+        id: Uuid::now_v7(),
+        org_id: org.id,
+        meeting_type: b.meeting_type,
+        title: b.title.trim().to_string(),
+        agenda: trimmed(b.agenda),
+        starts_at: yunlian_domain::truncate_micros(b.starts_at),
+        ends_at: yunlian_domain::truncate_micros(b.ends_at),
+        place: trimmed(b.place),
+        geofence: b.geofence,
+        video_room: trimmed(b.video_room),
+        checkin_window: b.checkin_window.unwrap_or_default(),
+        status: MeetingStatus::Planned,
+        minutes: None,
+        created_by: user.member_id,
+        created_at: now,
+        updated_at: now,
+    };
+    meeting.validate()?;
+    let secret: [u8; 20] = rand::random();
+    let m = meeting.clone();
+    state
+        .db
+        .write(move |mut c| {
+            async move { db::meetings::insert(&mut c, &m, &secret).await }.scope_boxed()
+        })
+        .await?;
+    tracing::info!(meeting = %meeting.id, org = %org.id, kind = ?meeting.meeting_type, "meeting planned");
+    Ok(created(&meeting))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListMeetingsQuery {
+    org_id: Option<Uuid>,
+    meeting_type: Option<MeetingType>,
+    status: Option<MeetingStatus>,
+    from: Option<DateTime<Utc>>,
+    to: Option<DateTime<Utc>>,
+    cursor: Option<String>,
+    limit: Option<i64>,
+}
+
+pub async fn list_meetings(
+    state: web::Data<AppState>,
+    user: AuthUser,
+    q: web::Query<ListMeetingsQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let q = q.into_inner();
+    let limit = limit(q.limit)?;
+    let within = match q.org_id {
+        Some(id) => {
+            let org = load_org(&state, id).await?;
+            authorize(&user, Action::ReadOrg, &org.path)?;
+            org.path
+        }
+        None => {
+            let mut roots = user.visible_roots();
+            match roots.len() {
+                1 => roots.remove(0),
+                _ => return Err(ApiError::field("org_id", "org_id_required")),
+            }
+        }
+    };
+    let filter = MeetingFilter {
+        within,
+        meeting_type: q.meeting_type,
+        status: q.status,
+        from: q.from,
+        to: q.to,
+        after: decode_cursor(q.cursor.as_deref())?,
+        limit: limit + 1,
+    };
+    let rows = state
+        .db
+        .read(move |mut c| async move { db::meetings::list(&mut c, &filter).await }.scope_boxed())
+        .await?;
+    Ok(HttpResponse::Ok().json(page(rows, limit, |m| m.id)))
+}
+
+pub async fn get_meeting(
+    state: web::Data<AppState>,
+    user: AuthUser,
+    id: web::Path<Uuid>,
+) -> Result<HttpResponse, ApiError> {
+    let (meeting, path, _) = load(&state, id.into_inner()).await?;
+    authorize(&user, Action::ReadOrg, &path)?;
+    Ok(HttpResponse::Ok().json(meeting))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateMeeting {
+    title: Option<String>,
+    #[serde(default, deserialize_with = "nullable")]
+    agenda: Option<Option<String>>,
+    starts_at: Option<DateTime<Utc>>,
+    ends_at: Option<DateTime<Utc>>,
+    #[serde(default, deserialize_with = "nullable")]
+    place: Option<Option<String>>,
+    #[serde(default, deserialize_with = "nullable")]
+    geofence: Option<Option<Geofence>>,
+    #[serde(default, deserialize_with = "nullable")]
+    video_room: Option<Option<String>>,
+    checkin_window: Option<CheckinWindow>,
+    #[serde(default, deserialize_with = "nullable")]
+    minutes: Option<Option<String>>,
+}
+
+fn not_planned() -> ApiError {
+    ApiError::new(StatusCode::CONFLICT, "meeting_not_planned")
+}
+
+pub async fn update_meeting(
+    state: web::Data<AppState>,
+    user: AuthUser,
+    id: web::Path<Uuid>,
+    body: web::Json<UpdateMeeting>,
+) -> Result<HttpResponse, ApiError> {
+    let b = body.into_inner();
+    let (mut m, path, _) = load(&state, id.into_inner()).await?;
+    authorize(&user, Action::ManageMeetings, &path)?;
+    let reschedules = b.title.is_some()
+        || b.agenda.is_some()
+        || b.starts_at.is_some()
+        || b.ends_at.is_some()
+        || b.place.is_some()
+        || b.geofence.is_some()
+        || b.video_room.is_some()
+        || b.checkin_window.is_some();
+    // Minutes may be written after the meeting; the plan only changes while it is planned.
+    if (reschedules && m.status != MeetingStatus::Planned) || m.status == MeetingStatus::Cancelled {
+        return Err(not_planned());
+    }
+    if let Some(t) = b.title {
+        m.title = t.trim().to_string();
+    }
+    if let Some(a) = b.agenda {
+        m.agenda = trimmed(a);
+    }
+    if let Some(s) = b.starts_at {
+        m.starts_at = yunlian_domain::truncate_micros(s);
+    }
+    if let Some(e) = b.ends_at {
+        m.ends_at = yunlian_domain::truncate_micros(e);
+    }
+    if let Some(p) = b.place {
+        m.place = trimmed(p);
+    }
+    if let Some(g) = b.geofence {
+        m.geofence = g;
+    }
+    if let Some(v) = b.video_room {
+        m.video_room = trimmed(v);
+    }
+    if let Some(w) = b.checkin_window {
+        m.checkin_window = w;
+    }
+    if let Some(x) = b.minutes {
+        m.minutes = trimmed(x);
+    }
+    m.validate()?;
+    m.updated_at = state.clock.now();
+    let saved = m.clone();
+    state
+        .db
+        .write(move |mut c| async move { db::meetings::update(&mut c, &saved).await }.scope_boxed())
+        .await?;
+    Ok(HttpResponse::Ok().json(m))
+}
+
+pub async fn cancel_meeting(
+    state: web::Data<AppState>,
+    user: AuthUser,
+    id: web::Path<Uuid>,
+) -> Result<HttpResponse, ApiError> {
+    let (mut m, path, _) = load(&state, id.into_inner()).await?;
+    authorize(&user, Action::ManageMeetings, &path)?;
+    if m.status != MeetingStatus::Planned {
+        return Err(not_planned());
+    }
+    m.status = MeetingStatus::Cancelled;
+    m.updated_at = state.clock.now();
+    let saved = m.clone();
+    state
+        .db
+        .write(move |mut c| async move { db::meetings::update(&mut c, &saved).await }.scope_boxed())
+        .await?;
+    tracing::info!(meeting = %m.id, by = %user.member_id, "meeting cancelled");
+    Ok(HttpResponse::Ok().json(m))
+}
+
+/// The code to show now, and the secret and parameters to compute it offline (RFC 6238: SHA1,
+/// 6 digits, 30 s steps), for the committee's phones.
+pub async fn get_meeting_code(
+    state: web::Data<AppState>,
+    user: AuthUser,
+    id: web::Path<Uuid>,
+) -> Result<HttpResponse, ApiError> {
+    let (m, path, secret) = load(&state, id.into_inner()).await?;
+    authorize(&user, Action::ManageMeetings, &path)?;
+    let now = state.clock.now();
+    let step = CODE_STEP_SECS as i64;
+    let valid_until =
+        DateTime::<Utc>::from_timestamp((now.timestamp() / step + 1) * step, 0).unwrap_or(now);
+    Ok(HttpResponse::Ok().json(json!({
+        "meeting_id": m.id,
+        "code": meeting_code(&secret, now),
+        "valid_until": valid_until,
+        "secret_b64": base64::engine::general_purpose::STANDARD.encode(&secret),
+        "algorithm": "SHA1",
+        "digits": 6,
+        "step_secs": CODE_STEP_SECS,
+    })))
+}

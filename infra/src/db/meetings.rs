@@ -1,0 +1,243 @@
+//! Meetings, stored. A meeting row is synced to its org's scope; its code secret only to the
+//! org's committee scope, whose phones show the rotating code offline.
+
+use super::schema::{meetings, orgs};
+use super::{db_error, naive, sync, utc, uuid, Conn};
+use crate::on;
+use base64::Engine as _;
+use diesel::prelude::*;
+use diesel_async::RunQueryDsl;
+use uuid::Uuid;
+use yunlian_domain::attendance::{CheckinWindow, Geofence, Meeting, MeetingStatus, MeetingType};
+use yunlian_domain::sync::Scope;
+use yunlian_domain::Error;
+
+#[derive(Queryable, Selectable, Insertable, AsChangeset)]
+#[diesel(table_name = meetings, treat_none_as_default_value = false, treat_none_as_null = true)]
+struct MeetingRow {
+    id: String,
+    org_id: String,
+    meeting_type: String,
+    title: String,
+    agenda: Option<String>,
+    starts_at: chrono::NaiveDateTime,
+    ends_at: chrono::NaiveDateTime,
+    place: Option<String>,
+    fence_lat: Option<f64>,
+    fence_lng: Option<f64>,
+    fence_radius_m: Option<f64>,
+    video_room: Option<String>,
+    opens_before_min: i64,
+    on_time_after_min: i64,
+    status: String,
+    minutes: Option<String>,
+    created_by: String,
+    created_at: chrono::NaiveDateTime,
+    updated_at: chrono::NaiveDateTime,
+}
+
+fn text<T: serde::Serialize>(v: T) -> String {
+    serde_json::to_value(v)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_string))
+        .unwrap_or_default()
+}
+
+fn parse<T: serde::de::DeserializeOwned>(what: &str, v: &str) -> Result<T, Error> {
+    serde_json::from_value(serde_json::Value::String(v.to_string()))
+        .map_err(|_| Error::Internal(format!("bad meeting {what} in db: {v}")))
+}
+
+impl MeetingRow {
+    fn from_domain(m: &Meeting) -> Self {
+        MeetingRow {
+            id: m.id.to_string(),
+            org_id: m.org_id.to_string(),
+            meeting_type: text(m.meeting_type),
+            title: m.title.clone(),
+            agenda: m.agenda.clone(),
+            starts_at: naive(m.starts_at),
+            ends_at: naive(m.ends_at),
+            place: m.place.clone(),
+            fence_lat: m.geofence.map(|f| f.lat),
+            fence_lng: m.geofence.map(|f| f.lng),
+            fence_radius_m: m.geofence.map(|f| f.radius_m),
+            video_room: m.video_room.clone(),
+            opens_before_min: m.checkin_window.opens_before_min,
+            on_time_after_min: m.checkin_window.on_time_after_min,
+            status: text(m.status),
+            minutes: m.minutes.clone(),
+            created_by: m.created_by.to_string(),
+            created_at: naive(m.created_at),
+            updated_at: naive(m.updated_at),
+        }
+    }
+
+    fn into_domain(self) -> Result<Meeting, Error> {
+        let geofence = match (self.fence_lat, self.fence_lng, self.fence_radius_m) {
+            (Some(lat), Some(lng), Some(radius_m)) => Some(Geofence { lat, lng, radius_m }),
+            _ => None,
+        };
+        Ok(Meeting {
+            id: uuid(&self.id)?,
+            org_id: uuid(&self.org_id)?,
+            meeting_type: parse::<MeetingType>("type", &self.meeting_type)?,
+            title: self.title,
+            agenda: self.agenda,
+            starts_at: utc(self.starts_at),
+            ends_at: utc(self.ends_at),
+            place: self.place,
+            geofence,
+            video_room: self.video_room,
+            checkin_window: CheckinWindow {
+                opens_before_min: self.opens_before_min,
+                on_time_after_min: self.on_time_after_min,
+            },
+            status: parse::<MeetingStatus>("status", &self.status)?,
+            minutes: self.minutes,
+            created_by: uuid(&self.created_by)?,
+            created_at: utc(self.created_at),
+            updated_at: utc(self.updated_at),
+        })
+    }
+}
+
+async fn record(conn: &mut Conn<'_>, m: &Meeting, with_secret: bool) -> Result<(), Error> {
+    sync::record(
+        conn,
+        &Scope::Org(m.org_id),
+        sync::ENTITY_MEETING,
+        m.id,
+        false,
+        m.updated_at,
+    )
+    .await?;
+    if with_secret {
+        let s = Scope::Committee(m.org_id);
+        sync::record(
+            conn,
+            &s,
+            sync::ENTITY_MEETING_SECRET,
+            m.id,
+            false,
+            m.updated_at,
+        )
+        .await?;
+    }
+    Ok(())
+}
+
+/// Stores a new meeting with its code secret.
+pub async fn insert(conn: &mut Conn<'_>, m: &Meeting, secret: &[u8]) -> Result<(), Error> {
+    let row = MeetingRow::from_domain(m);
+    let secret = base64::engine::general_purpose::STANDARD.encode(secret);
+    on!(conn, |c| diesel::insert_into(meetings::table)
+        .values((&row, meetings::secret.eq(&secret)))
+        .execute(c)
+        .await)
+    .map_err(db_error)?;
+    record(conn, m, true).await
+}
+
+pub async fn update(conn: &mut Conn<'_>, m: &Meeting) -> Result<(), Error> {
+    let row = MeetingRow::from_domain(m);
+    let n = on!(conn, |c| diesel::update(
+        meetings::table.find(m.id.to_string())
+    )
+    .set(&row)
+    .execute(c)
+    .await)
+    .map_err(db_error)?;
+    if n == 0 {
+        return Err(Error::NotFound);
+    }
+    record(conn, m, false).await
+}
+
+/// A meeting with the path of its org (for authorisation) and its code secret.
+pub async fn get(
+    conn: &mut Conn<'_>,
+    id: Uuid,
+) -> Result<Option<(Meeting, String, Vec<u8>)>, Error> {
+    let row: Option<(MeetingRow, String, String)> = on!(conn, |c| meetings::table
+        .inner_join(orgs::table)
+        .filter(meetings::id.eq(id.to_string()))
+        .select((MeetingRow::as_select(), orgs::path, meetings::secret))
+        .first(c)
+        .await
+        .optional())
+    .map_err(db_error)?;
+    row.map(|(m, path, secret)| {
+        let secret = base64::engine::general_purpose::STANDARD
+            .decode(secret)
+            .map_err(|e| Error::Internal(format!("bad meeting secret: {e}")))?;
+        Ok((m.into_domain()?, path, secret))
+    })
+    .transpose()
+}
+
+/// Meetings by id, as phones see them (no secrets).
+pub async fn by_ids(conn: &mut Conn<'_>, ids: &[String]) -> Result<Vec<Meeting>, Error> {
+    let rows: Vec<MeetingRow> = on!(conn, |c| meetings::table
+        .filter(meetings::id.eq_any(ids))
+        .select(MeetingRow::as_select())
+        .load(c)
+        .await)
+    .map_err(db_error)?;
+    rows.into_iter().map(MeetingRow::into_domain).collect()
+}
+
+/// The code secrets of meetings, base64, for committee phones.
+pub async fn secrets(conn: &mut Conn<'_>, ids: &[String]) -> Result<Vec<(Uuid, String)>, Error> {
+    let rows: Vec<(String, String)> = on!(conn, |c| meetings::table
+        .filter(meetings::id.eq_any(ids))
+        .select((meetings::id, meetings::secret))
+        .load(c)
+        .await)
+    .map_err(db_error)?;
+    rows.into_iter()
+        .map(|(id, s)| Ok((uuid(&id)?, s)))
+        .collect()
+}
+
+#[derive(Debug, Default, Clone)]
+pub struct MeetingFilter {
+    pub within: String,
+    pub meeting_type: Option<MeetingType>,
+    pub status: Option<MeetingStatus>,
+    pub from: Option<chrono::DateTime<chrono::Utc>>,
+    pub to: Option<chrono::DateTime<chrono::Utc>>,
+    pub after: Option<Uuid>,
+    pub limit: i64,
+}
+
+pub async fn list(conn: &mut Conn<'_>, f: &MeetingFilter) -> Result<Vec<Meeting>, Error> {
+    let within = format!("{}%", f.within);
+    let rows: Vec<MeetingRow> = on!(conn, |c| {
+        let mut q = meetings::table
+            .inner_join(orgs::table)
+            .filter(orgs::path.like(within))
+            .select(MeetingRow::as_select())
+            .order(meetings::id)
+            .limit(f.limit)
+            .into_boxed();
+        if let Some(t) = f.meeting_type {
+            q = q.filter(meetings::meeting_type.eq(text(t)));
+        }
+        if let Some(s) = f.status {
+            q = q.filter(meetings::status.eq(text(s)));
+        }
+        if let Some(from) = f.from {
+            q = q.filter(meetings::starts_at.ge(naive(from)));
+        }
+        if let Some(to) = f.to {
+            q = q.filter(meetings::starts_at.lt(naive(to)));
+        }
+        if let Some(a) = f.after {
+            q = q.filter(meetings::id.gt(a.to_string()));
+        }
+        q.load(c).await
+    })
+    .map_err(db_error)?;
+    rows.into_iter().map(MeetingRow::into_domain).collect()
+}
