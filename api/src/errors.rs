@@ -277,6 +277,26 @@ pub fn message(code: &str, lang: Lang) -> &'static str {
             "会议已召开或已取消，不能再修改安排",
             "The meeting is no longer planned",
         ),
+        "bad_signature" => ("签名校验失败", "The device signature does not verify"),
+        "device_revoked" => ("该设备已注销", "This device has been revoked"),
+        "device_not_yours" => (
+            "不是本人登记的设备",
+            "Not a device registered by this member",
+        ),
+        "code_invalid" => ("会议码无效或已过期", "The meeting code is wrong or expired"),
+        "location_required" => ("本会议需要定位签到", "This meeting needs your location"),
+        "outside_fence" => ("不在会议地点范围内", "Outside the meeting place"),
+        "too_early" => ("签到尚未开始", "Check-in has not opened yet"),
+        "meeting_closed" => ("会议已结束，不能签到", "The meeting is over"),
+        "meeting_cancelled" => ("会议已取消", "The meeting was cancelled"),
+        "not_expected" => (
+            "您不在本次会议的应到人员中",
+            "You are not expected at this meeting",
+        ),
+        "event_in_future" => (
+            "签到时间晚于服务器时间",
+            "The clock-in time is in the future",
+        ),
         "service_unavailable" => (
             "服务暂时不可用，请稍后重试",
             "Service unavailable; retry shortly",

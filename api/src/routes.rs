@@ -1,7 +1,7 @@
 //! Every route the server serves, in one table. The router is built from it and a test checks
 //! it against openapi.yaml (method, path and operationId), so the two cannot drift apart.
 
-use crate::handlers::{auth, devices, health, meetings, members, orgs, roles, sync};
+use crate::handlers::{attendance, auth, devices, health, meetings, members, orgs, roles, sync};
 use actix_web::web;
 
 macro_rules! routes {
@@ -42,6 +42,8 @@ routes! {
     patch  "/v1/meetings/{meeting_id}"         "updateMeeting"       => meetings::update_meeting;
     post   "/v1/meetings/{meeting_id}/cancel"  "cancelMeeting"       => meetings::cancel_meeting;
     get    "/v1/meetings/{meeting_id}/code"    "getMeetingCode"      => meetings::get_meeting_code;
+    post   "/v1/meetings/{meeting_id}/clock-in"   "clockIn"              => attendance::clock_in_online;
+    get    "/v1/meetings/{meeting_id}/attendance" "getMeetingAttendance" => attendance::get_meeting_attendance;
     post   "/v1/devices"                       "registerDevice"      => devices::register_device;
     get    "/v1/devices"                       "listDevices"         => devices::list_devices;
     post   "/v1/devices/{device_id}/revoke"    "revokeDevice"        => devices::revoke_device;

@@ -628,3 +628,40 @@ impl Meeting {
         }
     }
 }
+
+/// A recorded clock-in: the judgement and the evidence it rests on.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ClockIn {
+    pub id: Uuid,
+    pub meeting_id: Uuid,
+    pub member_id: Uuid,
+    pub device_id: Uuid,
+    pub punctuality: Punctuality,
+    /// When it counts as made, and how that was derived (`uptime`, `device_clock`, `server`).
+    pub event_time: DateTime<Utc>,
+    pub time_source: crate::sync::TimeSource,
+    /// The phone's clock as signed.
+    pub device_time: DateTime<Utc>,
+    pub code: String,
+    pub location: Option<Location>,
+    pub signature: String,
+    /// The unlock that guarded the device key.
+    pub unlock: Unlock,
+    /// `online` or `sync`.
+    pub via: String,
+    pub created_at: DateTime<Utc>,
+}
+
+/// Whether a member is expected at a meeting: every member of the org (a party group's meeting:
+/// every member of the group), and for a committee meeting only the committee.
+pub fn is_expected(
+    meeting: &Meeting,
+    member_org: Uuid,
+    member_group: Option<Uuid>,
+    committee_roles_at_org: bool,
+) -> bool {
+    if meeting.meeting_type.committee_only() {
+        return committee_roles_at_org;
+    }
+    member_org == meeting.org_id || member_group == Some(meeting.org_id)
+}

@@ -1,5 +1,6 @@
 //! Handlers, one file per resource. A handler parses, authorises, calls infra, maps the result.
 
+pub mod attendance;
 pub mod auth;
 pub mod devices;
 pub mod health;

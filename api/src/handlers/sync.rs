@@ -282,11 +282,19 @@ async fn run_mutation(
     c: &mut Conn<'_>,
     p: &Principal,
     m: &MutationIn,
-    _et: EventTime,
+    et: EventTime,
     now: DateTime<Utc>,
 ) -> Result<Value, Error> {
     match m.name.as_str() {
         "member.update_whereabouts.v1" => update_whereabouts(c, p, &m.args, now).await,
+        "attendance.clock_in.v1" => {
+            use crate::handlers::attendance::{clock_in, queued_time, ClockInArgs};
+            let a: ClockInArgs = serde_json::from_value(m.args.clone())
+                .map_err(|_| Error::Invalid(vec![FieldError::new("args", "invalid_args")]))?;
+            let judged = queued_time(et, a.evidence.device_time);
+            let ci = clock_in(c, p, a.meeting_id, &a.evidence, judged, now, "sync").await?;
+            serde_json::to_value(ci).map_err(|e| Error::Internal(e.to_string()))
+        }
         _ => Err(Error::Unprocessable("unknown_mutation")),
     }
 }

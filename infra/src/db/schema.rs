@@ -168,3 +168,24 @@ diesel::table! {
 
 diesel::joinable!(meetings -> orgs (org_id));
 diesel::allow_tables_to_appear_in_same_query!(meetings, orgs);
+
+diesel::table! {
+    clock_ins (id) {
+        id -> Text,
+        meeting_id -> Text,
+        member_id -> Text,
+        device_id -> Text,
+        punctuality -> Text,
+        event_time -> Timestamp,
+        time_source -> Text,
+        device_time -> Timestamp,
+        code -> Text,
+        lat -> Nullable<Double>,
+        lng -> Nullable<Double>,
+        accuracy_m -> Nullable<Double>,
+        signature -> Text,
+        unlock -> Text,
+        via -> Text,
+        created_at -> Timestamp,
+    }
+}

@@ -21,6 +21,7 @@ pub const ENTITY_ORG: &str = "org";
 pub const ENTITY_MEMBER: &str = "member";
 pub const ENTITY_DEVICE: &str = "device";
 pub const ENTITY_MEETING: &str = "meeting";
+pub const ENTITY_CLOCK_IN: &str = "clock_in";
 /// A meeting's code secret, synced to the committee only.
 pub const ENTITY_MEETING_SECRET: &str = "meeting_secret";
 
@@ -213,6 +214,14 @@ pub async fn rows(
                 out.insert(
                     m.id,
                     serde_json::to_value(&m).map_err(|e| Error::Internal(e.to_string()))?,
+                );
+            }
+        }
+        ENTITY_CLOCK_IN => {
+            for ci in super::clock_ins::by_ids(conn, &keys).await? {
+                out.insert(
+                    ci.id,
+                    serde_json::to_value(&ci).map_err(|e| Error::Internal(e.to_string()))?,
                 );
             }
         }

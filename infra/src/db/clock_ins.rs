@@ -1,0 +1,170 @@
+//! Clock-ins, stored: one per meeting and member. Synced to the member's own scope and to the
+//! committee scope of the meeting's org.
+
+use super::schema::clock_ins;
+use super::{db_error, naive, sync, utc, uuid, Conn};
+use crate::on;
+use diesel::prelude::*;
+use diesel_async::RunQueryDsl;
+use uuid::Uuid;
+use yunlian_domain::attendance::{ClockIn, Location, Punctuality, Unlock};
+use yunlian_domain::sync::{Scope, TimeSource};
+use yunlian_domain::Error;
+
+#[derive(Queryable, Selectable, Insertable)]
+#[diesel(table_name = clock_ins, treat_none_as_default_value = false)]
+struct ClockInRow {
+    id: String,
+    meeting_id: String,
+    member_id: String,
+    device_id: String,
+    punctuality: String,
+    event_time: chrono::NaiveDateTime,
+    time_source: String,
+    device_time: chrono::NaiveDateTime,
+    code: String,
+    lat: Option<f64>,
+    lng: Option<f64>,
+    accuracy_m: Option<f64>,
+    signature: String,
+    unlock: String,
+    via: String,
+    created_at: chrono::NaiveDateTime,
+}
+
+fn text<T: serde::Serialize>(v: T) -> String {
+    serde_json::to_value(v)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_string))
+        .unwrap_or_default()
+}
+
+fn parse<T: serde::de::DeserializeOwned>(what: &str, v: &str) -> Result<T, Error> {
+    serde_json::from_value(serde_json::Value::String(v.to_string()))
+        .map_err(|_| Error::Internal(format!("bad clock-in {what} in db: {v}")))
+}
+
+impl ClockInRow {
+    fn from_domain(c: &ClockIn) -> Self {
+        ClockInRow {
+            id: c.id.to_string(),
+            meeting_id: c.meeting_id.to_string(),
+            member_id: c.member_id.to_string(),
+            device_id: c.device_id.to_string(),
+            punctuality: text(c.punctuality),
+            event_time: naive(c.event_time),
+            time_source: text(c.time_source),
+            device_time: naive(c.device_time),
+            code: c.code.clone(),
+            lat: c.location.map(|l| l.lat),
+            lng: c.location.map(|l| l.lng),
+            accuracy_m: c.location.map(|l| l.accuracy_m),
+            signature: c.signature.clone(),
+            unlock: text(c.unlock),
+            via: c.via.clone(),
+            created_at: naive(c.created_at),
+        }
+    }
+
+    fn into_domain(self) -> Result<ClockIn, Error> {
+        let location = match (self.lat, self.lng, self.accuracy_m) {
+            (Some(lat), Some(lng), Some(accuracy_m)) => Some(Location {
+                lat,
+                lng,
+                accuracy_m,
+            }),
+            _ => None,
+        };
+        Ok(ClockIn {
+            id: uuid(&self.id)?,
+            meeting_id: uuid(&self.meeting_id)?,
+            member_id: uuid(&self.member_id)?,
+            device_id: uuid(&self.device_id)?,
+            punctuality: parse::<Punctuality>("punctuality", &self.punctuality)?,
+            event_time: utc(self.event_time),
+            time_source: parse::<TimeSource>("time source", &self.time_source)?,
+            device_time: utc(self.device_time),
+            code: self.code,
+            location,
+            signature: self.signature,
+            unlock: parse::<Unlock>("unlock", &self.unlock)?,
+            via: self.via,
+            created_at: utc(self.created_at),
+        })
+    }
+}
+
+/// The clock-in of a member at a meeting, if any.
+pub async fn of(
+    conn: &mut Conn<'_>,
+    meeting: Uuid,
+    member: Uuid,
+) -> Result<Option<ClockIn>, Error> {
+    let row: Option<ClockInRow> = on!(conn, |c| clock_ins::table
+        .filter(clock_ins::meeting_id.eq(meeting.to_string()))
+        .filter(clock_ins::member_id.eq(member.to_string()))
+        .select(ClockInRow::as_select())
+        .first(c)
+        .await
+        .optional())
+    .map_err(db_error)?;
+    row.map(ClockInRow::into_domain).transpose()
+}
+
+/// Stores a clock-in; when the member already has one at this meeting (a retry, a second
+/// phone, a reinstalled app), the first stands and is returned.
+pub async fn insert_first(
+    conn: &mut Conn<'_>,
+    ci: &ClockIn,
+    meeting_org: Uuid,
+) -> Result<ClockIn, Error> {
+    if let Some(first) = of(conn, ci.meeting_id, ci.member_id).await? {
+        return Ok(first);
+    }
+    let row = ClockInRow::from_domain(ci);
+    on!(conn, |c| diesel::insert_into(clock_ins::table)
+        .values(&row)
+        .execute(c)
+        .await)
+    .map_err(db_error)?;
+    sync::record(
+        conn,
+        &Scope::Member(ci.member_id),
+        sync::ENTITY_CLOCK_IN,
+        ci.id,
+        false,
+        ci.created_at,
+    )
+    .await?;
+    sync::record(
+        conn,
+        &Scope::Committee(meeting_org),
+        sync::ENTITY_CLOCK_IN,
+        ci.id,
+        false,
+        ci.created_at,
+    )
+    .await?;
+    Ok(ci.clone())
+}
+
+pub async fn of_meeting(conn: &mut Conn<'_>, meeting: Uuid) -> Result<Vec<ClockIn>, Error> {
+    let rows: Vec<ClockInRow> = on!(conn, |c| clock_ins::table
+        .filter(clock_ins::meeting_id.eq(meeting.to_string()))
+        .select(ClockInRow::as_select())
+        .order(clock_ins::id)
+        .load(c)
+        .await)
+    .map_err(db_error)?;
+    rows.into_iter().map(ClockInRow::into_domain).collect()
+}
+
+pub async fn by_ids(conn: &mut Conn<'_>, ids: &[String]) -> Result<Vec<ClockIn>, Error> {
+    let rows: Vec<ClockInRow> = on!(conn, |c| clock_ins::table
+        .filter(clock_ins::id.eq_any(ids))
+        .select(ClockInRow::as_select())
+        .load(c)
+        .await)
+    .map_err(db_error)?;
+    rows.into_iter().map(ClockInRow::into_domain).collect()
+}
