@@ -59,6 +59,14 @@ pub async fn spawn_app() -> TestApp {
 
 /// Starts a server; `extra` overrides configuration variables.
 pub async fn spawn_app_with(extra: HashMap<&str, String>) -> TestApp {
+    spawn_app_on(extra, std::sync::Arc::new(yunlian_infra::SystemClock)).await
+}
+
+/// Starts a server whose time comes from `clock` (a test walks it by hand).
+pub async fn spawn_app_on(
+    extra: HashMap<&str, String>,
+    clock: std::sync::Arc<dyn yunlian_domain::ports::Clock>,
+) -> TestApp {
     yunlian_api::telemetry::init_for_tests();
     let data_dir = temp_dir();
     let database_url = fresh_database(&data_dir).await;
@@ -83,7 +91,9 @@ pub async fn spawn_app_with(extra: HashMap<&str, String>) -> TestApp {
         vars.insert(k.to_string(), v);
     }
     let config = Config::from_map(vars).expect("config");
-    let app = Application::build(config).await.expect("server starts");
+    let app = Application::build_with_clock(config, clock)
+        .await
+        .expect("server starts");
     let base = format!("http://127.0.0.1:{}", app.port());
     tokio::spawn(app.run_until_stopped());
     TestApp {

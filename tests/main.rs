@@ -7,6 +7,7 @@ mod helpers;
 mod accounts;
 mod attendance;
 mod bad_input;
+mod closeout;
 mod contract;
 mod foundation;
 mod golden;

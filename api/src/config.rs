@@ -25,6 +25,11 @@ pub const KEYS: &[(&str, &str)] = &[
     ("YUNLIAN_MAX_IMPORT_BYTES", "4194304"),
     ("YUNLIAN_TRUST_PROXY", "false"),
     ("YUNLIAN_SYNC_TOMBSTONE_DAYS", "180"),
+    ("YUNLIAN_CLOSE_GRACE_MINUTES", "30"),
+    ("YUNLIAN_VIDEO_PRESENT_SHARE", "2/3"),
+    ("YUNLIAN_LIVEKIT_URL", "(unset: no video)"),
+    ("YUNLIAN_LIVEKIT_API_KEY", "(unset)"),
+    ("YUNLIAN_LIVEKIT_API_SECRET", "(unset)"),
     ("YUNLIAN_WORKERS", "(number of cores)"),
     ("YUNLIAN_LOG_FORMAT", "text"),
     ("RUST_LOG", "info"),
@@ -49,6 +54,9 @@ pub struct Config {
     pub max_import_bytes: usize,
     pub trust_proxy: bool,
     pub sync_tombstone_days: i64,
+    pub close_grace_minutes: i64,
+    pub video_present_share: (i64, i64),
+    pub livekit: Option<LiveKit>,
     pub workers: Option<usize>,
     pub log_json: bool,
 }
@@ -83,6 +91,14 @@ pub fn redact_url(url: &str) -> String {
         }
         _ => url.to_string(),
     }
+}
+
+/// The LiveKit server a county hosts for video meetings.
+#[derive(Clone)]
+pub struct LiveKit {
+    pub url: String,
+    pub api_key: String,
+    pub api_secret: String,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -154,6 +170,37 @@ impl Config {
             None => None,
             Some(_) => Some(num("YUNLIAN_WORKERS", 1)? as usize),
         };
+        let video_present_share = match get("YUNLIAN_VIDEO_PRESENT_SHARE") {
+            None => (2, 3),
+            Some(v) => v
+                .split_once('/')
+                .and_then(|(a, b)| {
+                    Some((a.trim().parse::<i64>().ok()?, b.trim().parse::<i64>().ok()?))
+                })
+                .filter(|(a, b)| *a > 0 && *b > 0 && a <= b)
+                .ok_or(ConfigError::Invalid {
+                    key: "YUNLIAN_VIDEO_PRESENT_SHARE",
+                    why: format!("a fraction like 2/3, not {v}"),
+                })?,
+        };
+        let livekit = match (
+            get("YUNLIAN_LIVEKIT_URL"),
+            get("YUNLIAN_LIVEKIT_API_KEY"),
+            get("YUNLIAN_LIVEKIT_API_SECRET"),
+        ) {
+            (Some(url), Some(api_key), Some(api_secret)) => Some(LiveKit {
+                url,
+                api_key,
+                api_secret,
+            }),
+            (None, None, None) => None,
+            _ => {
+                return Err(ConfigError::Invalid {
+                    key: "YUNLIAN_LIVEKIT_URL",
+                    why: "set YUNLIAN_LIVEKIT_URL, _API_KEY and _API_SECRET together".into(),
+                })
+            }
+        };
         let admin_phone = get("YUNLIAN_ADMIN_PHONE");
         let admin_password = get("YUNLIAN_ADMIN_PASSWORD");
         if admin_phone.is_some() != admin_password.is_some() {
@@ -180,6 +227,9 @@ impl Config {
             max_import_bytes: num("YUNLIAN_MAX_IMPORT_BYTES", 4 << 20)? as usize,
             trust_proxy: flag("YUNLIAN_TRUST_PROXY")?,
             sync_tombstone_days: num("YUNLIAN_SYNC_TOMBSTONE_DAYS", 180)?,
+            close_grace_minutes: num("YUNLIAN_CLOSE_GRACE_MINUTES", 30)?,
+            video_present_share,
+            livekit,
             workers,
             log_json,
         })

@@ -297,6 +297,16 @@ pub fn message(code: &str, lang: Lang) -> &'static str {
             "签到时间晚于服务器时间",
             "The clock-in time is in the future",
         ),
+        "meeting_not_started" => ("会议尚未开始", "The meeting has not started"),
+        "too_late_for_leave" => (
+            "会议开始后不能请假",
+            "Leave must be requested before the meeting",
+        ),
+        "leave_already_requested" => ("已提交过请假", "Leave was already requested"),
+        "leave_already_decided" => ("该请假已审批", "This leave request was already decided"),
+        "video_not_configured" => ("未配置视频服务", "No video service is configured"),
+        "no_video_room" => ("本次会议没有视频会议室", "This meeting has no video room"),
+        "bad_webhook_signature" => ("回调签名无效", "The webhook signature does not verify"),
         "service_unavailable" => (
             "服务暂时不可用，请稍后重试",
             "Service unavailable; retry shortly",

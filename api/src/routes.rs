@@ -1,7 +1,9 @@
 //! Every route the server serves, in one table. The router is built from it and a test checks
 //! it against openapi.yaml (method, path and operationId), so the two cannot drift apart.
 
-use crate::handlers::{attendance, auth, devices, health, meetings, members, orgs, roles, sync};
+use crate::handlers::{
+    attendance, auth, devices, health, meetings, members, orgs, roles, sync, video,
+};
 use actix_web::web;
 
 macro_rules! routes {
@@ -44,6 +46,12 @@ routes! {
     get    "/v1/meetings/{meeting_id}/code"    "getMeetingCode"      => meetings::get_meeting_code;
     post   "/v1/meetings/{meeting_id}/clock-in"   "clockIn"              => attendance::clock_in_online;
     get    "/v1/meetings/{meeting_id}/attendance" "getMeetingAttendance" => attendance::get_meeting_attendance;
+    post   "/v1/meetings/{meeting_id}/close"      "closeMeeting"         => attendance::close_meeting;
+    post   "/v1/meetings/{meeting_id}/leave"      "requestLeave"         => attendance::request_leave;
+    post   "/v1/leave-requests/{leave_id}/decision" "decideLeave"        => attendance::decide_leave;
+    post   "/v1/meetings/{meeting_id}/video/join" "joinMeetingVideo"     => video::join_meeting_video;
+    post   "/v1/video/webhook"                    "videoWebhook"         => video::video_webhook;
+    get    "/v1/attendance/stats"                 "getAttendanceStats"   => attendance::get_attendance_stats;
     post   "/v1/devices"                       "registerDevice"      => devices::register_device;
     get    "/v1/devices"                       "listDevices"         => devices::list_devices;
     post   "/v1/devices/{device_id}/revoke"    "revokeDevice"        => devices::revoke_device;

@@ -71,6 +71,12 @@ impl Application {
             .map_err(StartError::Bootstrap)?;
         let secret = jwt_secret(&config)?;
         spawn_tombstone_purge(db.clone(), clock.clone(), config.sync_tombstone_days);
+        spawn_close_out(
+            db.clone(),
+            clock.clone(),
+            chrono::TimeDelta::minutes(config.close_grace_minutes),
+            config.video_present_share,
+        );
         let listener = TcpListener::bind(&config.bind)?;
         let port = listener.local_addr()?.port();
         let workers = config.workers;
@@ -146,6 +152,22 @@ fn spawn_tombstone_purge(db: Db, clock: Arc<dyn Clock>, days: i64) {
                 Ok(0) => {}
                 Ok(n) => tracing::info!(purged = n, "sync tombstones and old outcomes purged"),
                 Err(e) => tracing::warn!(error = %e, "sync tombstone purge failed"),
+            }
+        }
+    });
+}
+
+/// Every minute: meetings that ended more than the grace period ago are closed, each expected
+/// attendee given a final status.
+fn spawn_close_out(db: Db, clock: Arc<dyn Clock>, grace: chrono::TimeDelta, share: (i64, i64)) {
+    tokio::spawn(async move {
+        let mut every = tokio::time::interval(std::time::Duration::from_secs(60));
+        loop {
+            every.tick().await;
+            match crate::handlers::attendance::close_due(&db, grace, share, clock.now()).await {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(closed = n, "meetings closed after their end"),
+                Err(e) => tracing::warn!(error = %e, "closing ended meetings failed"),
             }
         }
     });

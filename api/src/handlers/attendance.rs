@@ -11,10 +11,12 @@ use base64::Engine as _;
 use chrono::{DateTime, TimeDelta, Utc};
 use serde::Deserialize;
 use serde_json::json;
+use std::collections::{HashMap, HashSet};
 use uuid::Uuid;
 use yunlian_domain::attendance::{
-    check_code, check_fence, is_expected, judge_time, verify_signature, ClockIn, ClockInError,
-    ClockInEvidence, Location, MeetingStatus,
+    check_code, check_fence, final_status, is_expected, judge_time, verify_signature,
+    video_seconds, ClockIn, ClockInError, ClockInEvidence, LeaveStatus, Location, MeetingStatus,
+    Punctuality, VideoEventKind,
 };
 use yunlian_domain::auth::{Action, Principal, Role};
 use yunlian_domain::sync::{EventTime, TimeSource};
@@ -43,16 +45,30 @@ fn refuse(e: ClockInError) -> Error {
     Error::Unprocessable(e.code())
 }
 
+/// How a clock-in is judged: at which time (and how that time was derived), by the server's
+/// clock `now`, through which path, and with which video share for a closed meeting's refresh.
+#[derive(Debug, Clone, Copy)]
+pub struct Judging {
+    pub judged: EventTime,
+    pub now: DateTime<Utc>,
+    pub via: &'static str,
+    pub video_share: (i64, i64),
+}
+
 /// Checks every piece of evidence and records the clock-in (or returns the member's first).
 pub async fn clock_in(
     c: &mut Conn<'_>,
     p: &Principal,
     meeting_id: Uuid,
     ev: &Evidence,
-    judged: EventTime,
-    now: DateTime<Utc>,
-    via: &str,
+    j: Judging,
 ) -> Result<ClockIn, Error> {
+    let Judging {
+        judged,
+        now,
+        via,
+        video_share,
+    } = j;
     let (meeting, path, secret) = db::meetings::get(c, meeting_id)
         .await?
         .ok_or(Error::NotFound)?;
@@ -70,6 +86,9 @@ pub async fn clock_in(
     }
     if meeting.status == MeetingStatus::Cancelled {
         return Err(refuse(ClockInError::MeetingCancelled));
+    }
+    if meeting.status == MeetingStatus::Held && now > meeting.ends_at + LATE_UPLOAD_LIMIT {
+        return Err(refuse(ClockInError::MeetingClosed));
     }
     // A repeat, from any phone, returns the first.
     if let Some(first) = db::clock_ins::of(c, meeting.id, member.id).await? {
@@ -132,7 +151,102 @@ pub async fn clock_in(
         via: via.to_string(),
         created_at: now,
     };
-    db::clock_ins::insert_first(c, &ci, meeting.org_id).await
+    let ci = db::clock_ins::insert_first(c, &ci, meeting.org_id).await?;
+    // A late-arriving offline clock-in of a closed meeting changes its final status (and
+    // everything derived from it, through the outbox).
+    if meeting.status == MeetingStatus::Held {
+        close_out(c, meeting.id, video_share, now).await?;
+    }
+    Ok(ci)
+}
+
+/// How long after its end a held meeting still takes queued clock-ins.
+const LATE_UPLOAD_LIMIT: TimeDelta = TimeDelta::days(30);
+
+/// Gives every expected attendee their final status and marks the meeting held. Run again (a
+/// late clock-in, a late webhook), it changes only what changed; each change is an outbox event.
+pub async fn close_out(
+    c: &mut Conn<'_>,
+    meeting_id: Uuid,
+    video_share: (i64, i64),
+    now: DateTime<Utc>,
+) -> Result<Vec<db::attendance::Final>, Error> {
+    let (mut meeting, _, _) = db::meetings::get(c, meeting_id)
+        .await?
+        .ok_or(Error::NotFound)?;
+    let org = db::orgs::get(c, meeting.org_id)
+        .await?
+        .ok_or(Error::NotFound)?;
+    let expected = db::attendance::expected(
+        c,
+        meeting.org_id,
+        org.kind == yunlian_domain::org::OrgKind::Group,
+        meeting.meeting_type.committee_only(),
+    )
+    .await?;
+    let clock_ins: HashMap<Uuid, Punctuality> = db::clock_ins::of_meeting(c, meeting.id)
+        .await?
+        .into_iter()
+        .map(|ci| (ci.member_id, ci.punctuality))
+        .collect();
+    let excused: HashSet<Uuid> = db::attendance::leaves_of_meeting(c, meeting.id)
+        .await?
+        .into_iter()
+        .filter(|l| l.status == LeaveStatus::Approved)
+        .map(|l| l.member_id)
+        .collect();
+    let mut video: HashMap<Uuid, Vec<(DateTime<Utc>, VideoEventKind)>> = HashMap::new();
+    for (member, at, kind) in db::attendance::video_events_of(c, meeting.id).await? {
+        video.entry(member).or_default().push((at, kind));
+    }
+    let meeting_secs = (meeting.ends_at - meeting.starts_at).num_seconds();
+    let mut finals = Vec::with_capacity(expected.len());
+    for (member, migrant) in expected {
+        let video_secs = video_seconds(
+            video.remove(&member).unwrap_or_default(),
+            meeting.starts_at,
+            meeting.ends_at,
+        );
+        let status = final_status(
+            clock_ins.get(&member).copied(),
+            video_secs,
+            meeting_secs,
+            video_share,
+            excused.contains(&member),
+        );
+        let f = db::attendance::Final {
+            member_id: member,
+            status,
+            video_secs,
+            migrant,
+        };
+        if let Some(previous) = db::attendance::set_final(c, meeting.id, &f, now).await? {
+            let payload = json!({
+                "meeting_id": meeting.id,
+                "org_id": meeting.org_id,
+                "meeting_type": meeting.meeting_type,
+                "member_id": member,
+                "status": status,
+                "previous": previous,
+                "starts_at": meeting.starts_at,
+            });
+            db::outbox::append(
+                c,
+                "attendance.final_status",
+                &format!("meeting:{}", meeting.id),
+                &payload,
+                now,
+            )
+            .await?;
+        }
+        finals.push(f);
+    }
+    if meeting.status == MeetingStatus::Planned {
+        meeting.status = MeetingStatus::Held;
+        meeting.updated_at = now;
+        db::meetings::update(c, &meeting).await?;
+    }
+    Ok(finals)
 }
 
 /// The sync mutation `attendance.clock_in.v1`: the evidence plus its meeting.
@@ -170,11 +284,20 @@ pub async fn clock_in_online(
         at: now,
         source: TimeSource::Server,
     };
+    let share = state.config.video_present_share;
     let result = state
         .db
         .write(move |mut c| {
-            async move { clock_in(&mut c, &principal, meeting, &ev, judged, now, "online").await }
-                .scope_boxed()
+            async move {
+                let j = Judging {
+                    judged,
+                    now,
+                    via: "online",
+                    video_share: share,
+                };
+                clock_in(&mut c, &principal, meeting, &ev, j).await
+            }
+            .scope_boxed()
         })
         .await;
     match result {
@@ -188,7 +311,8 @@ pub async fn clock_in_online(
     }
 }
 
-/// Who was expected and who has clocked in so far (the committee's view).
+/// Who was expected and how they attended: the clock-ins and leave requests so far, and the
+/// final statuses once the meeting has closed (the committee's view).
 pub async fn get_meeting_attendance(
     state: web::Data<AppState>,
     user: AuthUser,
@@ -197,11 +321,266 @@ pub async fn get_meeting_attendance(
     let (meeting, path, _) = load_meeting(&state, id.into_inner()).await?;
     authorize(&user, Action::ManageMeetings, &path)?;
     let mid = meeting.id;
-    let clock_ins = state
+    let (clock_ins, leaves, finals) = state
         .db
         .read(move |mut c| {
-            async move { db::clock_ins::of_meeting(&mut c, mid).await }.scope_boxed()
+            async move {
+                Ok((
+                    db::clock_ins::of_meeting(&mut c, mid).await?,
+                    db::attendance::leaves_of_meeting(&mut c, mid).await?,
+                    db::attendance::finals_of(&mut c, mid).await?,
+                ))
+            }
+            .scope_boxed()
         })
         .await?;
-    Ok(HttpResponse::Ok().json(json!({ "meeting": meeting, "clock_ins": clock_ins })))
+    Ok(HttpResponse::Ok().json(json!({
+        "meeting": meeting, "clock_ins": clock_ins, "leave_requests": leaves, "attendance": finals,
+    })))
+}
+
+/// The committee closes a meeting (or the scheduled job does, after its end and a grace period).
+pub async fn close_meeting(
+    state: web::Data<AppState>,
+    user: AuthUser,
+    id: web::Path<Uuid>,
+) -> Result<HttpResponse, ApiError> {
+    let (meeting, path, _) = load_meeting(&state, id.into_inner()).await?;
+    authorize(&user, Action::ManageMeetings, &path)?;
+    let now = state.clock.now();
+    if meeting.status != MeetingStatus::Planned {
+        return Err(ApiError::new(
+            actix_web::http::StatusCode::CONFLICT,
+            "meeting_not_planned",
+        ));
+    }
+    if now < meeting.starts_at {
+        return Err(ApiError::new(
+            actix_web::http::StatusCode::CONFLICT,
+            "meeting_not_started",
+        ));
+    }
+    let (mid, share) = (meeting.id, state.config.video_present_share);
+    let finals = state
+        .db
+        .write(move |mut c| async move { close_out(&mut c, mid, share, now).await }.scope_boxed())
+        .await?;
+    tracing::info!(meeting = %mid, expected = finals.len(), by = %user.member_id, "meeting closed");
+    Ok(HttpResponse::Ok().json(json!({ "meeting_id": mid, "attendance": finals })))
+}
+
+/// Closes, one transaction each, every planned meeting that ended more than `grace` ago.
+pub async fn close_due(
+    db: &yunlian_infra::Db,
+    grace: TimeDelta,
+    share: (i64, i64),
+    now: DateTime<Utc>,
+) -> Result<usize, Error> {
+    let due = db
+        .read(move |mut c| {
+            async move { db::meetings::due_for_close(&mut c, now - grace).await }.scope_boxed()
+        })
+        .await?;
+    let mut closed = 0;
+    for id in due {
+        db.write(move |mut c| async move { close_out(&mut c, id, share, now).await }.scope_boxed())
+            .await?;
+        closed += 1;
+    }
+    Ok(closed)
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LeaveBody {
+    reason: String,
+}
+
+/// A member asks for leave (请假) before the meeting starts.
+pub async fn request_leave(
+    state: web::Data<AppState>,
+    user: AuthUser,
+    id: web::Path<Uuid>,
+    body: web::Json<LeaveBody>,
+) -> Result<HttpResponse, ApiError> {
+    let reason = body.into_inner().reason.trim().to_string();
+    if reason.is_empty() || reason.chars().count() > 500 {
+        return Err(ApiError::field(
+            "reason",
+            if reason.is_empty() {
+                "required"
+            } else {
+                "too_long"
+            },
+        ));
+    }
+    let (meeting, path, _) = load_meeting(&state, id.into_inner()).await?;
+    if !user.sees(&path) {
+        return Err(ApiError::not_found());
+    }
+    let now = state.clock.now();
+    if meeting.status != MeetingStatus::Planned || now >= meeting.starts_at {
+        return Err(ApiError::new(
+            actix_web::http::StatusCode::CONFLICT,
+            "too_late_for_leave",
+        ));
+    }
+    let principal = user.0.clone();
+    let leave = state
+        .db
+        .write(move |mut c| {
+            async move {
+                let (member, _) = db::members::get(&mut c, principal.member_id)
+                    .await?
+                    .ok_or(Error::NotFound)?;
+                let committee = principal.grants.iter().any(|g| {
+                    g.org_id == meeting.org_id
+                        && matches!(g.role, Role::Secretary | Role::CommitteeMember)
+                });
+                if !is_expected(&meeting, member.org_id, member.group_id, committee) {
+                    return Err(refuse(ClockInError::NotExpected));
+                }
+                let leave = yunlian_domain::attendance::LeaveRequest {
+                    id: Uuid::now_v7(),
+                    meeting_id: meeting.id,
+                    member_id: member.id,
+                    reason,
+                    status: LeaveStatus::Requested,
+                    decided_by: None,
+                    decided_at: None,
+                    note: None,
+                    created_at: now,
+                };
+                db::attendance::insert_leave(&mut c, &leave, meeting.org_id).await?;
+                Ok(leave)
+            }
+            .scope_boxed()
+        })
+        .await?;
+    Ok(super::created(&leave))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DecisionBody {
+    approve: bool,
+    note: Option<String>,
+}
+
+/// The secretary (or a committee member) approves or refuses a leave request.
+pub async fn decide_leave(
+    state: web::Data<AppState>,
+    user: AuthUser,
+    id: web::Path<Uuid>,
+    body: web::Json<DecisionBody>,
+) -> Result<HttpResponse, ApiError> {
+    let b = body.into_inner();
+    let id = id.into_inner();
+    let (mut leave, org, path) = state
+        .db
+        .read(move |mut c| async move { db::attendance::leave(&mut c, id).await }.scope_boxed())
+        .await?
+        .ok_or_else(ApiError::not_found)?;
+    authorize(&user, Action::ManageMeetings, &path)?;
+    leave.status = if b.approve {
+        LeaveStatus::Approved
+    } else {
+        LeaveStatus::Refused
+    };
+    leave.decided_by = Some(user.member_id);
+    leave.decided_at = Some(state.clock.now());
+    leave.note = b
+        .note
+        .map(|n| n.trim().to_string())
+        .filter(|n| !n.is_empty());
+    let saved = leave.clone();
+    state
+        .db
+        .write(move |mut c| {
+            async move { db::attendance::decide_leave(&mut c, &saved, org).await }.scope_boxed()
+        })
+        .await?;
+    Ok(HttpResponse::Ok().json(leave))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StatsQuery {
+    org_id: Uuid,
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+    member_id: Option<Uuid>,
+}
+
+#[derive(Default, serde::Serialize)]
+struct Counts {
+    expected: u64,
+    present: u64,
+    late: u64,
+    video: u64,
+    excused: u64,
+    absent: u64,
+    /// (present + late + video) / expected, in per mille (an integer; 1000 = everyone).
+    rate_permille: u64,
+}
+
+impl Counts {
+    fn add(&mut self, s: yunlian_domain::attendance::FinalStatus) {
+        use yunlian_domain::attendance::FinalStatus::*;
+        self.expected += 1;
+        match s {
+            Present => self.present += 1,
+            Late => self.late += 1,
+            Video => self.video += 1,
+            Excused => self.excused += 1,
+            Absent => self.absent += 1,
+        }
+        self.rate_permille = (self.present + self.late + self.video) * 1000 / self.expected;
+    }
+}
+
+/// Attendance rates of an org subtree (per org, and in all) or of one member, over the meetings
+/// held in a period, with migrant members counted apart.
+pub async fn get_attendance_stats(
+    state: web::Data<AppState>,
+    user: AuthUser,
+    q: web::Query<StatsQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let q = q.into_inner();
+    let org = crate::handlers::orgs::load(&state, q.org_id).await?;
+    match q.member_id {
+        Some(m) if m == user.member_id => {}
+        _ => authorize(&user, Action::ReadMembers, &org.path)?,
+    }
+    if q.to <= q.from {
+        return Err(ApiError::field("to", "out_of_range"));
+    }
+    let (path, from, to, member) = (org.path.clone(), q.from, q.to, q.member_id);
+    let rows = state
+        .db
+        .read(move |mut c| {
+            async move { db::attendance::finals_within(&mut c, &path, from, to, member).await }
+                .scope_boxed()
+        })
+        .await?;
+    let (mut all, mut migrants, mut at_home) =
+        (Counts::default(), Counts::default(), Counts::default());
+    let mut by_org: std::collections::BTreeMap<Uuid, Counts> = std::collections::BTreeMap::new();
+    for (org_id, _, status, migrant) in rows {
+        all.add(status);
+        if migrant {
+            migrants.add(status)
+        } else {
+            at_home.add(status)
+        }
+        by_org.entry(org_id).or_default().add(status);
+    }
+    let by_org: Vec<serde_json::Value> = by_org
+        .into_iter()
+        .map(|(o, c)| json!({"org_id": o, "counts": c}))
+        .collect();
+    Ok(HttpResponse::Ok().json(json!({
+        "org_id": org.id, "from": from, "to": to, "member_id": member,
+        "all": all, "migrant": migrants, "at_home": at_home, "by_org": by_org,
+    })))
 }

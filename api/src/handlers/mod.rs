@@ -9,6 +9,7 @@ pub mod members;
 pub mod orgs;
 pub mod roles;
 pub mod sync;
+pub mod video;
 
 use crate::errors::ApiError;
 use actix_web::http::StatusCode;

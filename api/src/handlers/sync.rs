@@ -190,6 +190,7 @@ async fn apply_one(
     let principal = user.0.clone();
     let member = principal.member_id;
     let now = state.clock.now();
+    let share = state.config.video_present_share;
     let attempt = m.clone();
     let first = state
         .db
@@ -198,7 +199,7 @@ async fn apply_one(
                 if let Some(step) = position(&mut c, client, member, attempt.id, now).await? {
                     return Ok(step);
                 }
-                let result = run_mutation(&mut c, &principal, &attempt, et, now).await?;
+                let result = run_mutation(&mut c, &principal, share, &attempt, et, now).await?;
                 let o = Outcome {
                     mutation_id: attempt.id,
                     name: attempt.name.clone(),
@@ -281,6 +282,7 @@ fn time_source(et: EventTime) -> String {
 async fn run_mutation(
     c: &mut Conn<'_>,
     p: &Principal,
+    share: (i64, i64),
     m: &MutationIn,
     et: EventTime,
     now: DateTime<Utc>,
@@ -288,11 +290,17 @@ async fn run_mutation(
     match m.name.as_str() {
         "member.update_whereabouts.v1" => update_whereabouts(c, p, &m.args, now).await,
         "attendance.clock_in.v1" => {
-            use crate::handlers::attendance::{clock_in, queued_time, ClockInArgs};
+            use crate::handlers::attendance::{clock_in, queued_time, ClockInArgs, Judging};
             let a: ClockInArgs = serde_json::from_value(m.args.clone())
                 .map_err(|_| Error::Invalid(vec![FieldError::new("args", "invalid_args")]))?;
             let judged = queued_time(et, a.evidence.device_time);
-            let ci = clock_in(c, p, a.meeting_id, &a.evidence, judged, now, "sync").await?;
+            let j = Judging {
+                judged,
+                now,
+                via: "sync",
+                video_share: share,
+            };
+            let ci = clock_in(c, p, a.meeting_id, &a.evidence, j).await?;
             serde_json::to_value(ci).map_err(|e| Error::Internal(e.to_string()))
         }
         _ => Err(Error::Unprocessable("unknown_mutation")),

@@ -241,3 +241,33 @@ pub async fn list(conn: &mut Conn<'_>, f: &MeetingFilter) -> Result<Vec<Meeting>
     .map_err(db_error)?;
     rows.into_iter().map(MeetingRow::into_domain).collect()
 }
+
+/// Planned meetings that ended before `before` (the scheduled close-out's work).
+pub async fn due_for_close(
+    conn: &mut Conn<'_>,
+    before: chrono::DateTime<chrono::Utc>,
+) -> Result<Vec<Uuid>, Error> {
+    let rows: Vec<String> = on!(conn, |c| meetings::table
+        .filter(meetings::status.eq(text(MeetingStatus::Planned)))
+        .filter(meetings::ends_at.lt(naive(before)))
+        .select(meetings::id)
+        .order(meetings::id)
+        .limit(500)
+        .load(c)
+        .await)
+    .map_err(db_error)?;
+    rows.iter().map(|r| uuid(r)).collect()
+}
+
+/// The meeting whose video room has this name.
+pub async fn by_video_room(conn: &mut Conn<'_>, room: &str) -> Result<Option<Meeting>, Error> {
+    let row: Option<MeetingRow> = on!(conn, |c| meetings::table
+        .filter(meetings::video_room.eq(room))
+        .select(MeetingRow::as_select())
+        .order(meetings::id.desc())
+        .first(c)
+        .await
+        .optional())
+    .map_err(db_error)?;
+    row.map(MeetingRow::into_domain).transpose()
+}

@@ -4,11 +4,13 @@
 //! connection, inside or outside a transaction) and write each query once inside [`on!`], which
 //! compiles the body against both backends. The few per-dialect differences live here.
 
+pub mod attendance;
 pub mod clock_ins;
 pub mod devices;
 pub mod meetings;
 pub mod members;
 pub mod orgs;
+pub mod outbox;
 pub mod roles;
 pub mod schema;
 pub mod sessions;

@@ -189,3 +189,58 @@ diesel::table! {
         created_at -> Timestamp,
     }
 }
+
+diesel::table! {
+    leave_requests (id) {
+        id -> Text,
+        meeting_id -> Text,
+        member_id -> Text,
+        reason -> Text,
+        status -> Text,
+        decided_by -> Nullable<Text>,
+        decided_at -> Nullable<Timestamp>,
+        note -> Nullable<Text>,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    video_events (event_id) {
+        event_id -> Text,
+        meeting_id -> Text,
+        member_id -> Text,
+        kind -> Text,
+        at -> Timestamp,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    meeting_attendance (meeting_id, member_id) {
+        meeting_id -> Text,
+        member_id -> Text,
+        status -> Text,
+        video_secs -> BigInt,
+        migrant -> Bool,
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    outbox (id) {
+        id -> Text,
+        topic -> Text,
+        subject -> Text,
+        payload -> Text,
+        created_at -> Timestamp,
+        published_at -> Nullable<Timestamp>,
+    }
+}
+
+diesel::allow_tables_to_appear_in_same_query!(meeting_attendance, meetings);
+diesel::allow_tables_to_appear_in_same_query!(meeting_attendance, orgs);
+diesel::allow_tables_to_appear_in_same_query!(meeting_attendance, members);
+diesel::allow_tables_to_appear_in_same_query!(leave_requests, meetings);
+diesel::allow_tables_to_appear_in_same_query!(leave_requests, orgs);
+diesel::joinable!(leave_requests -> meetings (meeting_id));
+diesel::joinable!(meeting_attendance -> meetings (meeting_id));

@@ -22,6 +22,7 @@ pub const ENTITY_MEMBER: &str = "member";
 pub const ENTITY_DEVICE: &str = "device";
 pub const ENTITY_MEETING: &str = "meeting";
 pub const ENTITY_CLOCK_IN: &str = "clock_in";
+pub const ENTITY_LEAVE: &str = "leave";
 /// A meeting's code secret, synced to the committee only.
 pub const ENTITY_MEETING_SECRET: &str = "meeting_secret";
 
@@ -222,6 +223,14 @@ pub async fn rows(
                 out.insert(
                     ci.id,
                     serde_json::to_value(&ci).map_err(|e| Error::Internal(e.to_string()))?,
+                );
+            }
+        }
+        ENTITY_LEAVE => {
+            for l in super::attendance::leaves_by_ids(conn, &keys).await? {
+                out.insert(
+                    l.id,
+                    serde_json::to_value(&l).map_err(|e| Error::Internal(e.to_string()))?,
                 );
             }
         }

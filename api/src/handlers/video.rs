@@ -1,0 +1,264 @@
+//! Video meetings on LiveKit (an open-source WebRTC server a county can host): room tokens for
+//! expected attendees, and LiveKit's signed webhooks, whose participant join and leave events
+//! become connected intervals.
+
+use crate::auth::AuthUser;
+use crate::errors::ApiError;
+use crate::handlers::meetings::load as load_meeting;
+use crate::state::AppState;
+use actix_web::http::StatusCode;
+use actix_web::{web, HttpRequest, HttpResponse};
+use base64::Engine as _;
+use jsonwebtoken::{decode, encode, Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use serde_json::{json, Value};
+use sha2::{Digest, Sha256};
+use uuid::Uuid;
+use yunlian_domain::attendance::{is_expected, MeetingStatus, VideoEventKind};
+use yunlian_domain::auth::Role;
+use yunlian_domain::Error;
+use yunlian_infra::db::{self, ScopedFutureExt};
+
+/// How long a room token lets a phone join.
+const TOKEN_TTL_SECS: i64 = 6 * 3600;
+
+fn not_configured() -> ApiError {
+    ApiError::new(StatusCode::CONFLICT, "video_not_configured")
+}
+
+/// Mints a LiveKit access token for an expected attendee of a meeting with a video room.
+pub async fn join_meeting_video(
+    state: web::Data<AppState>,
+    user: AuthUser,
+    id: web::Path<Uuid>,
+) -> Result<HttpResponse, ApiError> {
+    let lk = state.config.livekit.clone().ok_or_else(not_configured)?;
+    let (meeting, path, _) = load_meeting(&state, id.into_inner()).await?;
+    if !user.sees(&path) {
+        return Err(ApiError::not_found());
+    }
+    let room = meeting
+        .video_room
+        .clone()
+        .ok_or_else(|| ApiError::new(StatusCode::CONFLICT, "no_video_room"))?;
+    if meeting.status == MeetingStatus::Cancelled {
+        return Err(ApiError::new(StatusCode::CONFLICT, "meeting_cancelled"));
+    }
+    let mid = user.member_id;
+    let (member, _) = state
+        .db
+        .read(move |mut c| async move { db::members::get(&mut c, mid).await }.scope_boxed())
+        .await?
+        .ok_or_else(ApiError::not_found)?;
+    let committee = user.grants.iter().any(|g| {
+        g.org_id == meeting.org_id && matches!(g.role, Role::Secretary | Role::CommitteeMember)
+    });
+    if !is_expected(&meeting, member.org_id, member.group_id, committee) {
+        return Err(ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "not_expected",
+        ));
+    }
+    let now = state.clock.now().timestamp();
+    let claims = json!({
+        "iss": lk.api_key,
+        "sub": member.id,
+        "name": member.fields.name,
+        "nbf": now,
+        "exp": now + TOKEN_TTL_SECS,
+        "video": {"room": room, "roomJoin": true, "canPublish": true, "canSubscribe": true},
+    });
+    let token = encode(
+        &Header::new(Algorithm::HS256),
+        &claims,
+        &EncodingKey::from_secret(lk.api_secret.as_bytes()),
+    )
+    .map_err(|e| ApiError::from(Error::Internal(format!("livekit token: {e}"))))?;
+    Ok(HttpResponse::Ok()
+        .json(json!({ "url": lk.url, "room": room, "token": token, "identity": member.id })))
+}
+
+fn bad_signature() -> ApiError {
+    ApiError::new(StatusCode::UNAUTHORIZED, "bad_webhook_signature")
+}
+
+/// Checks a webhook as LiveKit signs it: the `Authorization` header is a JWT (HS256, the API
+/// secret) issued by the API key, whose `sha256` claim is the base64 SHA-256 of the body.
+fn verify_webhook(
+    auth: Option<&str>,
+    body: &[u8],
+    api_key: &str,
+    api_secret: &str,
+    now: i64,
+) -> Result<(), ApiError> {
+    let token = auth
+        .map(|a| a.strip_prefix("Bearer ").unwrap_or(a).trim())
+        .ok_or_else(bad_signature)?;
+    let mut v = Validation::new(Algorithm::HS256);
+    v.validate_exp = false; // judged below by the clock port
+    v.required_spec_claims = ["iss"].into_iter().map(String::from).collect();
+    v.set_issuer(&[api_key]);
+    let claims = decode::<Value>(token, &DecodingKey::from_secret(api_secret.as_bytes()), &v)
+        .map_err(|_| bad_signature())?
+        .claims;
+    if claims["exp"].as_i64().is_some_and(|exp| exp + 60 < now) {
+        return Err(bad_signature());
+    }
+    let digest = base64::engine::general_purpose::STANDARD.encode(Sha256::digest(body));
+    if claims["sha256"].as_str() != Some(digest.as_str()) {
+        return Err(bad_signature());
+    }
+    Ok(())
+}
+
+fn event_time(v: &Value) -> Option<chrono::DateTime<chrono::Utc>> {
+    let secs = v
+        .as_i64()
+        .or_else(|| v.as_str().and_then(|s| s.parse().ok()))?;
+    chrono::DateTime::from_timestamp(secs, 0)
+}
+
+/// LiveKit's webhook: participant joined / left, room finished. Duplicates and out-of-order
+/// deliveries are harmless (events are kept once by id and ordered by their own time).
+pub async fn video_webhook(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    body: web::Bytes,
+) -> Result<HttpResponse, ApiError> {
+    let lk = state.config.livekit.clone().ok_or_else(not_configured)?;
+    let now = state.clock.now();
+    let auth = req
+        .headers()
+        .get("authorization")
+        .and_then(|h| h.to_str().ok());
+    if let Err(e) = verify_webhook(auth, &body, &lk.api_key, &lk.api_secret, now.timestamp()) {
+        tracing::warn!("video webhook with a bad signature refused");
+        return Err(e);
+    }
+    let ev: Value =
+        serde_json::from_slice(&body).map_err(|_| ApiError::bad_request("malformed_json"))?;
+    let kind = match ev["event"].as_str() {
+        Some("participant_joined") => Some(VideoEventKind::Joined),
+        Some("participant_left") | Some("room_finished") => Some(VideoEventKind::Left),
+        _ => None,
+    };
+    let (Some(kind), Some(room), Some(event_id), Some(at)) = (
+        kind,
+        ev["room"]["name"].as_str(),
+        ev["id"].as_str(),
+        event_time(&ev["createdAt"]),
+    ) else {
+        return Ok(HttpResponse::Ok().json(json!({"recorded": false})));
+    };
+    let (room, event_id) = (room.to_string(), event_id.to_string());
+    let identity = ev["participant"]["identity"]
+        .as_str()
+        .and_then(|s| Uuid::parse_str(s).ok());
+    let finished = ev["event"] == "room_finished";
+    let share = state.config.video_present_share;
+    let recorded = state
+        .db
+        .write(move |mut c| {
+            async move {
+                let Some(meeting) = db::meetings::by_video_room(&mut c, &room).await? else {
+                    return Ok(0);
+                };
+                // A finished room disconnects everyone who was in it.
+                let members: Vec<Uuid> = if finished {
+                    let mut m: Vec<Uuid> = db::attendance::video_events_of(&mut c, meeting.id)
+                        .await?
+                        .into_iter()
+                        .map(|e| e.0)
+                        .collect();
+                    m.sort();
+                    m.dedup();
+                    m
+                } else {
+                    identity.into_iter().collect()
+                };
+                let mut n = 0;
+                for member in members {
+                    if db::members::get(&mut c, member).await?.is_none() {
+                        continue;
+                    }
+                    let id = if finished {
+                        format!("{event_id}:{member}")
+                    } else {
+                        event_id.clone()
+                    };
+                    if db::attendance::video_event(&mut c, &id, meeting.id, member, kind, at, now)
+                        .await?
+                    {
+                        n += 1;
+                    }
+                }
+                if n > 0 && meeting.status == MeetingStatus::Held {
+                    crate::handlers::attendance::close_out(&mut c, meeting.id, share, now).await?;
+                }
+                Ok(n)
+            }
+            .scope_boxed()
+        })
+        .await?;
+    Ok(HttpResponse::Ok().json(json!({ "recorded": recorded > 0 })))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_webhook_verifies_only_with_its_own_body_key_and_secret() {
+        let body = br#"{"event":"participant_joined"}"#;
+        let digest = base64::engine::general_purpose::STANDARD.encode(Sha256::digest(body));
+        let sign = |secret: &str, iss: &str, sha: &str| {
+            encode(
+                &Header::new(Algorithm::HS256),
+                &json!({"iss": iss, "sha256": sha, "exp": 2_000_000_000i64}),
+                &EncodingKey::from_secret(secret.as_bytes()),
+            )
+            .unwrap_or_default()
+        };
+        let now = 1_900_000_000;
+        assert!(verify_webhook(
+            Some(&sign("s3cret", "key", &digest)),
+            body,
+            "key",
+            "s3cret",
+            now
+        )
+        .is_ok());
+        assert!(verify_webhook(
+            Some(&sign("other", "key", &digest)),
+            body,
+            "key",
+            "s3cret",
+            now
+        )
+        .is_err());
+        assert!(verify_webhook(
+            Some(&sign("s3cret", "intruder", &digest)),
+            body,
+            "key",
+            "s3cret",
+            now
+        )
+        .is_err());
+        assert!(verify_webhook(
+            Some(&sign("s3cret", "key", &digest)),
+            b"{}",
+            "key",
+            "s3cret",
+            now
+        )
+        .is_err());
+        assert!(verify_webhook(
+            Some(&sign("s3cret", "key", &digest)),
+            body,
+            "key",
+            "s3cret",
+            2_100_000_000
+        )
+        .is_err());
+        assert!(verify_webhook(None, body, "key", "s3cret", now).is_err());
+    }
+}

@@ -1,0 +1,4 @@
+DROP TABLE outbox;
+DROP TABLE meeting_attendance;
+DROP TABLE video_events;
+DROP TABLE leave_requests;
