@@ -166,6 +166,14 @@ impl Principal {
         roots
     }
 
+    /// Whether the caller sits on the committee of this very org (secretary or committee
+    /// member): who is expected at a committee meeting.
+    pub fn on_committee_of(&self, org: Uuid) -> bool {
+        self.grants
+            .iter()
+            .any(|g| g.org_id == org && matches!(g.role, Role::Secretary | Role::CommitteeMember))
+    }
+
     pub fn holds(&self, role: Role) -> bool {
         self.grants.iter().any(|g| g.role == role)
     }

@@ -18,7 +18,7 @@ use yunlian_domain::attendance::{
     video_seconds, ClockIn, ClockInError, ClockInEvidence, LeaveStatus, Location, MeetingStatus,
     Punctuality, VideoEventKind,
 };
-use yunlian_domain::auth::{Action, Principal, Role};
+use yunlian_domain::auth::{Action, Principal};
 use yunlian_domain::sync::{EventTime, TimeSource};
 use yunlian_domain::Error;
 use yunlian_infra::db::{self, Conn, ScopedFutureExt};
@@ -78,9 +78,7 @@ pub async fn clock_in(
     let (member, _) = db::members::get(c, p.member_id)
         .await?
         .ok_or(Error::NotFound)?;
-    let committee = p.grants.iter().any(|g| {
-        g.org_id == meeting.org_id && matches!(g.role, Role::Secretary | Role::CommitteeMember)
-    });
+    let committee = p.on_committee_of(meeting.org_id);
     if !is_expected(&meeting, member.org_id, member.group_id, committee) {
         return Err(refuse(ClockInError::NotExpected));
     }
@@ -433,10 +431,7 @@ pub async fn request_leave(
                 let (member, _) = db::members::get(&mut c, principal.member_id)
                     .await?
                     .ok_or(Error::NotFound)?;
-                let committee = principal.grants.iter().any(|g| {
-                    g.org_id == meeting.org_id
-                        && matches!(g.role, Role::Secretary | Role::CommitteeMember)
-                });
+                let committee = principal.on_committee_of(meeting.org_id);
                 if !is_expected(&meeting, member.org_id, member.group_id, committee) {
                     return Err(refuse(ClockInError::NotExpected));
                 }

@@ -14,7 +14,6 @@ use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 use yunlian_domain::attendance::{is_expected, MeetingStatus, VideoEventKind};
-use yunlian_domain::auth::Role;
 use yunlian_domain::Error;
 use yunlian_infra::db::{self, ScopedFutureExt};
 
@@ -49,9 +48,7 @@ pub async fn join_meeting_video(
         .read(move |mut c| async move { db::members::get(&mut c, mid).await }.scope_boxed())
         .await?
         .ok_or_else(ApiError::not_found)?;
-    let committee = user.grants.iter().any(|g| {
-        g.org_id == meeting.org_id && matches!(g.role, Role::Secretary | Role::CommitteeMember)
-    });
+    let committee = user.on_committee_of(meeting.org_id);
     if !is_expected(&meeting, member.org_id, member.group_id, committee) {
         return Err(ApiError::new(
             StatusCode::UNPROCESSABLE_ENTITY,

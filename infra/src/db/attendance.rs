@@ -3,7 +3,7 @@
 use super::schema::{
     leave_requests, meeting_attendance, meetings, members, orgs, role_grants, video_events,
 };
-use super::{db_error, naive, sync, utc, uuid, Conn};
+use super::{db_error, enum_parse, enum_text, naive, sync, utc, uuid, Conn};
 use crate::on;
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
@@ -12,18 +12,6 @@ use uuid::Uuid;
 use yunlian_domain::attendance::{FinalStatus, LeaveRequest, LeaveStatus, VideoEventKind};
 use yunlian_domain::sync::Scope;
 use yunlian_domain::Error;
-
-fn text<T: serde::Serialize>(v: T) -> String {
-    serde_json::to_value(v)
-        .ok()
-        .and_then(|v| v.as_str().map(str::to_string))
-        .unwrap_or_default()
-}
-
-fn parse<T: serde::de::DeserializeOwned>(what: &str, v: &str) -> Result<T, Error> {
-    serde_json::from_value(serde_json::Value::String(v.to_string()))
-        .map_err(|_| Error::Internal(format!("bad {what} in db: {v}")))
-}
 
 #[derive(Queryable, Selectable, Insertable)]
 #[diesel(table_name = leave_requests, treat_none_as_default_value = false)]
@@ -46,7 +34,7 @@ impl LeaveRow {
             meeting_id: uuid(&self.meeting_id)?,
             member_id: uuid(&self.member_id)?,
             reason: self.reason,
-            status: parse::<LeaveStatus>("leave status", &self.status)?,
+            status: enum_parse::<LeaveStatus>("leave status", &self.status)?,
             decided_by: self.decided_by.as_deref().map(uuid).transpose()?,
             decided_at: self.decided_at.map(utc),
             note: self.note,
@@ -88,7 +76,7 @@ pub async fn insert_leave(conn: &mut Conn<'_>, l: &LeaveRequest, org: Uuid) -> R
         meeting_id: l.meeting_id.to_string(),
         member_id: l.member_id.to_string(),
         reason: l.reason.clone(),
-        status: text(l.status),
+        status: enum_text(l.status),
         decided_by: None,
         decided_at: None,
         note: None,
@@ -126,9 +114,9 @@ pub async fn decide_leave(conn: &mut Conn<'_>, l: &LeaveRequest, org: Uuid) -> R
     let n = on!(conn, |c| diesel::update(
         leave_requests::table.find(l.id.to_string())
     )
-    .filter(leave_requests::status.eq(text(LeaveStatus::Requested)))
+    .filter(leave_requests::status.eq(enum_text(LeaveStatus::Requested)))
     .set((
-        leave_requests::status.eq(text(l.status)),
+        leave_requests::status.eq(enum_text(l.status)),
         leave_requests::decided_by.eq(l.decided_by.map(|d| d.to_string())),
         leave_requests::decided_at.eq(l.decided_at.map(naive)),
         leave_requests::note.eq(l.note.clone()),
@@ -184,7 +172,7 @@ pub async fn video_event(
         video_events::event_id.eq(event_id),
         video_events::meeting_id.eq(meeting.to_string()),
         video_events::member_id.eq(member.to_string()),
-        video_events::kind.eq(text(kind)),
+        video_events::kind.eq(enum_text(kind)),
         video_events::at.eq(naive(at)),
         video_events::created_at.eq(naive(now)),
     );
@@ -217,7 +205,7 @@ pub async fn video_events_of(
             Ok((
                 uuid(&m)?,
                 utc(at),
-                parse::<VideoEventKind>("video event", &k)?,
+                enum_parse::<VideoEventKind>("video event", &k)?,
             ))
         })
         .collect()
@@ -286,7 +274,7 @@ pub async fn set_final(
     .map_err(db_error)?;
     let before = before
         .as_deref()
-        .map(|s| parse::<FinalStatus>("final status", s))
+        .map(|s| enum_parse::<FinalStatus>("final status", s))
         .transpose()?;
     if before == Some(f.status) {
         return Ok(None);
@@ -294,7 +282,7 @@ pub async fn set_final(
     let row = (
         meeting_attendance::meeting_id.eq(m.clone()),
         meeting_attendance::member_id.eq(mem.clone()),
-        meeting_attendance::status.eq(text(f.status)),
+        meeting_attendance::status.eq(enum_text(f.status)),
         meeting_attendance::video_secs.eq(f.video_secs),
         meeting_attendance::migrant.eq(f.migrant),
         meeting_attendance::updated_at.eq(naive(now)),
@@ -307,7 +295,7 @@ pub async fn set_final(
         ))
         .do_update()
         .set((
-            meeting_attendance::status.eq(text(f.status)),
+            meeting_attendance::status.eq(enum_text(f.status)),
             meeting_attendance::video_secs.eq(f.video_secs),
             meeting_attendance::updated_at.eq(naive(now)),
         ))
@@ -334,7 +322,7 @@ pub async fn finals_of(conn: &mut Conn<'_>, meeting: Uuid) -> Result<Vec<Final>,
         .map(|(m, s, v, mig)| {
             Ok(Final {
                 member_id: uuid(&m)?,
-                status: parse("final status", &s)?,
+                status: enum_parse("final status", &s)?,
                 video_secs: v,
                 migrant: mig,
             })
@@ -372,6 +360,6 @@ pub async fn finals_within(
     })
     .map_err(db_error)?;
     rows.into_iter()
-        .map(|(o, m, s, mig)| Ok((uuid(&o)?, uuid(&m)?, parse("final status", &s)?, mig)))
+        .map(|(o, m, s, mig)| Ok((uuid(&o)?, uuid(&m)?, enum_parse("final status", &s)?, mig)))
         .collect()
 }

@@ -2,7 +2,7 @@
 //! committee scope of the meeting's org.
 
 use super::schema::clock_ins;
-use super::{db_error, naive, sync, utc, uuid, Conn};
+use super::{db_error, enum_parse, enum_text, naive, sync, utc, uuid, Conn};
 use crate::on;
 use diesel::prelude::*;
 use diesel_async::RunQueryDsl;
@@ -32,18 +32,6 @@ struct ClockInRow {
     created_at: chrono::NaiveDateTime,
 }
 
-fn text<T: serde::Serialize>(v: T) -> String {
-    serde_json::to_value(v)
-        .ok()
-        .and_then(|v| v.as_str().map(str::to_string))
-        .unwrap_or_default()
-}
-
-fn parse<T: serde::de::DeserializeOwned>(what: &str, v: &str) -> Result<T, Error> {
-    serde_json::from_value(serde_json::Value::String(v.to_string()))
-        .map_err(|_| Error::Internal(format!("bad clock-in {what} in db: {v}")))
-}
-
 impl ClockInRow {
     fn from_domain(c: &ClockIn) -> Self {
         ClockInRow {
@@ -51,16 +39,16 @@ impl ClockInRow {
             meeting_id: c.meeting_id.to_string(),
             member_id: c.member_id.to_string(),
             device_id: c.device_id.to_string(),
-            punctuality: text(c.punctuality),
+            punctuality: enum_text(c.punctuality),
             event_time: naive(c.event_time),
-            time_source: text(c.time_source),
+            time_source: enum_text(c.time_source),
             device_time: naive(c.device_time),
             code: c.code.clone(),
             lat: c.location.map(|l| l.lat),
             lng: c.location.map(|l| l.lng),
             accuracy_m: c.location.map(|l| l.accuracy_m),
             signature: c.signature.clone(),
-            unlock: text(c.unlock),
+            unlock: enum_text(c.unlock),
             via: c.via.clone(),
             created_at: naive(c.created_at),
         }
@@ -80,14 +68,14 @@ impl ClockInRow {
             meeting_id: uuid(&self.meeting_id)?,
             member_id: uuid(&self.member_id)?,
             device_id: uuid(&self.device_id)?,
-            punctuality: parse::<Punctuality>("punctuality", &self.punctuality)?,
+            punctuality: enum_parse::<Punctuality>("punctuality", &self.punctuality)?,
             event_time: utc(self.event_time),
-            time_source: parse::<TimeSource>("time source", &self.time_source)?,
+            time_source: enum_parse::<TimeSource>("time source", &self.time_source)?,
             device_time: utc(self.device_time),
             code: self.code,
             location,
             signature: self.signature,
-            unlock: parse::<Unlock>("unlock", &self.unlock)?,
+            unlock: enum_parse::<Unlock>("unlock", &self.unlock)?,
             via: self.via,
             created_at: utc(self.created_at),
         })

@@ -1,7 +1,7 @@
 //! Members' registered devices, stored. A device row is synced to its member's own scope.
 
 use super::schema::{devices, members, orgs};
-use super::{db_error, naive, sync, utc, uuid, Conn};
+use super::{db_error, enum_parse, enum_text, naive, sync, utc, uuid, Conn};
 use crate::on;
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
@@ -25,26 +25,14 @@ pub(crate) struct DeviceRow {
     revoked_by: Option<String>,
 }
 
-fn parse<T: serde::de::DeserializeOwned>(what: &str, v: &str) -> Result<T, Error> {
-    serde_json::from_value(serde_json::Value::String(v.to_string()))
-        .map_err(|_| Error::Internal(format!("bad device {what} in db: {v}")))
-}
-
-fn text<T: serde::Serialize>(v: T) -> String {
-    serde_json::to_value(v)
-        .ok()
-        .and_then(|v| v.as_str().map(str::to_string))
-        .unwrap_or_default()
-}
-
 impl DeviceRow {
     pub(crate) fn into_domain(self) -> Result<Device, Error> {
         Ok(Device {
             id: uuid(&self.id)?,
             member_id: uuid(&self.member_id)?,
-            algorithm: parse::<KeyAlgorithm>("algorithm", &self.algorithm)?,
+            algorithm: enum_parse::<KeyAlgorithm>("algorithm", &self.algorithm)?,
             public_key: self.public_key,
-            unlock: parse::<Unlock>("unlock", &self.unlock)?,
+            unlock: enum_parse::<Unlock>("unlock", &self.unlock)?,
             label: self.label,
             created_at: utc(self.created_at),
             revoked_at: self.revoked_at.map(utc),
@@ -56,9 +44,9 @@ pub async fn insert(conn: &mut Conn<'_>, d: &Device) -> Result<(), Error> {
     let row = DeviceRow {
         id: d.id.to_string(),
         member_id: d.member_id.to_string(),
-        algorithm: text(d.algorithm),
+        algorithm: enum_text(d.algorithm),
         public_key: d.public_key.clone(),
-        unlock: text(d.unlock),
+        unlock: enum_text(d.unlock),
         label: d.label.clone(),
         created_at: naive(d.created_at),
         revoked_at: None,

@@ -2,7 +2,7 @@
 //! org's committee scope, whose phones show the rotating code offline.
 
 use super::schema::{meetings, orgs};
-use super::{db_error, naive, sync, utc, uuid, Conn};
+use super::{db_error, enum_parse, enum_text, naive, sync, utc, uuid, Conn};
 use crate::on;
 use base64::Engine as _;
 use diesel::prelude::*;
@@ -36,24 +36,12 @@ struct MeetingRow {
     updated_at: chrono::NaiveDateTime,
 }
 
-fn text<T: serde::Serialize>(v: T) -> String {
-    serde_json::to_value(v)
-        .ok()
-        .and_then(|v| v.as_str().map(str::to_string))
-        .unwrap_or_default()
-}
-
-fn parse<T: serde::de::DeserializeOwned>(what: &str, v: &str) -> Result<T, Error> {
-    serde_json::from_value(serde_json::Value::String(v.to_string()))
-        .map_err(|_| Error::Internal(format!("bad meeting {what} in db: {v}")))
-}
-
 impl MeetingRow {
     fn from_domain(m: &Meeting) -> Self {
         MeetingRow {
             id: m.id.to_string(),
             org_id: m.org_id.to_string(),
-            meeting_type: text(m.meeting_type),
+            meeting_type: enum_text(m.meeting_type),
             title: m.title.clone(),
             agenda: m.agenda.clone(),
             starts_at: naive(m.starts_at),
@@ -65,7 +53,7 @@ impl MeetingRow {
             video_room: m.video_room.clone(),
             opens_before_min: m.checkin_window.opens_before_min,
             on_time_after_min: m.checkin_window.on_time_after_min,
-            status: text(m.status),
+            status: enum_text(m.status),
             minutes: m.minutes.clone(),
             created_by: m.created_by.to_string(),
             created_at: naive(m.created_at),
@@ -81,7 +69,7 @@ impl MeetingRow {
         Ok(Meeting {
             id: uuid(&self.id)?,
             org_id: uuid(&self.org_id)?,
-            meeting_type: parse::<MeetingType>("type", &self.meeting_type)?,
+            meeting_type: enum_parse::<MeetingType>("type", &self.meeting_type)?,
             title: self.title,
             agenda: self.agenda,
             starts_at: utc(self.starts_at),
@@ -93,7 +81,7 @@ impl MeetingRow {
                 opens_before_min: self.opens_before_min,
                 on_time_after_min: self.on_time_after_min,
             },
-            status: parse::<MeetingStatus>("status", &self.status)?,
+            status: enum_parse::<MeetingStatus>("status", &self.status)?,
             minutes: self.minutes,
             created_by: uuid(&self.created_by)?,
             created_at: utc(self.created_at),
@@ -222,10 +210,10 @@ pub async fn list(conn: &mut Conn<'_>, f: &MeetingFilter) -> Result<Vec<Meeting>
             .limit(f.limit)
             .into_boxed();
         if let Some(t) = f.meeting_type {
-            q = q.filter(meetings::meeting_type.eq(text(t)));
+            q = q.filter(meetings::meeting_type.eq(enum_text(t)));
         }
         if let Some(s) = f.status {
-            q = q.filter(meetings::status.eq(text(s)));
+            q = q.filter(meetings::status.eq(enum_text(s)));
         }
         if let Some(from) = f.from {
             q = q.filter(meetings::starts_at.ge(naive(from)));
@@ -248,7 +236,7 @@ pub async fn due_for_close(
     before: chrono::DateTime<chrono::Utc>,
 ) -> Result<Vec<Uuid>, Error> {
     let rows: Vec<String> = on!(conn, |c| meetings::table
-        .filter(meetings::status.eq(text(MeetingStatus::Planned)))
+        .filter(meetings::status.eq(enum_text(MeetingStatus::Planned)))
         .filter(meetings::ends_at.lt(naive(before)))
         .select(meetings::id)
         .order(meetings::id)

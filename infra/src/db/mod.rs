@@ -347,3 +347,17 @@ pub(crate) fn naive(t: chrono::DateTime<chrono::Utc>) -> chrono::NaiveDateTime {
 pub(crate) fn utc(t: chrono::NaiveDateTime) -> chrono::DateTime<chrono::Utc> {
     t.and_utc()
 }
+
+/// A serde enum as the text stored in its column (`on_time`, `p256`, ...).
+pub(crate) fn enum_text<T: serde::Serialize>(v: T) -> String {
+    serde_json::to_value(v)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_string))
+        .unwrap_or_default()
+}
+
+/// A stored column back to its serde enum; an unknown value is an internal error.
+pub(crate) fn enum_parse<T: serde::de::DeserializeOwned>(what: &str, v: &str) -> Result<T, Error> {
+    serde_json::from_value(serde_json::Value::String(v.to_string()))
+        .map_err(|_| Error::Internal(format!("bad {what} in db: {v}")))
+}
