@@ -6,165 +6,39 @@
 //!
 //! Env: BENCH_SECS (15 per figure), BENCH_CLIENTS (8). Creates its own database.
 
+mod common;
+
+use common::{env_or, login, measure, post, Bench};
 use diesel::sql_types::{BigInt, Text};
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl, SimpleAsyncConnection};
 use serde_json::{json, Value};
-use std::collections::HashMap;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 use uuid::Uuid;
 
 const BRANCHES: i64 = 100;
 const PER_BRANCH: i64 = 10_000;
 
-struct Figures {
-    ops: usize,
-    secs: f64,
-    lat: Vec<f64>,
-}
-
-impl Figures {
-    fn row(&self, what: &str) -> String {
-        let mut l = self.lat.clone();
-        l.sort_by(|a, b| a.total_cmp(b));
-        let pct = |p: f64| {
-            l.get(((l.len() as f64 * p) as usize).min(l.len().saturating_sub(1)))
-                .copied()
-                .unwrap_or(0.0)
-        };
-        format!(
-            "| {what} | {:.0} | {:.2} | {:.2} |",
-            self.ops as f64 / self.secs,
-            pct(0.50),
-            pct(0.99)
-        )
-    }
-    fn rate(&self) -> f64 {
-        self.ops as f64 / self.secs
-    }
-}
-
-/// Runs `clients` loops of `op` for `secs`, collecting latencies in ms.
-async fn measure<F, Fut>(clients: usize, secs: u64, op: F) -> Figures
-where
-    F: Fn(usize, u64) -> Fut + Clone + Send + 'static,
-    Fut: std::future::Future<Output = ()> + Send,
-{
-    let start = Instant::now();
-    let deadline = start + Duration::from_secs(secs);
-    let mut tasks = Vec::new();
-    for c in 0..clients {
-        let op = op.clone();
-        tasks.push(tokio::spawn(async move {
-            let mut lat = Vec::new();
-            let mut i = 0u64;
-            while Instant::now() < deadline {
-                let t = Instant::now();
-                op(c, i).await;
-                lat.push(t.elapsed().as_secs_f64() * 1e3);
-                i += 1;
-            }
-            lat
-        }));
-    }
-    let mut lat = Vec::new();
-    for t in tasks {
-        lat.extend(t.await.expect("bench task"));
-    }
-    Figures {
-        ops: lat.len(),
-        secs: start.elapsed().as_secs_f64(),
-        lat,
-    }
-}
-
-async fn post(client: &reqwest::Client, url: &str, token: &str, body: &Value) -> Value {
-    let r = client
-        .post(url)
-        .bearer_auth(token)
-        .json(body)
-        .send()
-        .await
-        .expect("request");
-    assert!(r.status().is_success(), "{url}: {}", r.status());
-    r.json().await.expect("json")
-}
-
 #[tokio::main]
 async fn main() {
-    let base = std::env::var("BENCH_DATABASE_URL").expect("set BENCH_DATABASE_URL=postgres://...");
-    let secs: u64 = std::env::var("BENCH_SECS")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(15);
-    let clients: usize = std::env::var("BENCH_CLIENTS")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(8);
-    let name = format!("yl_bench_{}", Uuid::now_v7().simple());
-    let mut admin_conn = AsyncPgConnection::establish(&base).await.expect("postgres");
-    admin_conn
-        .batch_execute(&format!("CREATE DATABASE {name}"))
-        .await
-        .expect("create db");
-    let url = format!("{}/{name}", base.rsplit_once('/').expect("url").0);
-    let data = std::env::temp_dir().join(&name);
-    let cfg = yunlian_api::config::Config::from_map(HashMap::from([
-        ("YUNLIAN_BIND".to_string(), "127.0.0.1:0".to_string()),
-        ("DATABASE_URL".into(), url.clone()),
-        ("YUNLIAN_DATA_DIR".into(), data.display().to_string()),
-        ("YUNLIAN_ADMIN_PHONE".into(), "13800000000".into()),
-        ("YUNLIAN_ADMIN_PASSWORD".into(), "bench2026pass".into()),
-        ("YUNLIAN_DB_POOL_SIZE".into(), "16".into()),
-        ("YUNLIAN_WORKERS".into(), "2".into()),
-        ("RUST_LOG".into(), "warn".into()),
-    ]))
-    .expect("config");
-    let app = yunlian_api::startup::Application::build(cfg)
-        .await
-        .expect("server");
-    let api = format!("http://127.0.0.1:{}", app.port());
-    tokio::spawn(app.run_until_stopped());
-    let http = reqwest::Client::builder()
-        .pool_max_idle_per_host(64)
-        .build()
-        .expect("client");
+    let secs: u64 = env_or("BENCH_SECS", 15);
+    let clients: usize = env_or("BENCH_CLIENTS", 8);
+    let bench = Bench::start("sync").await;
+    let (http, api, admin, url) = (
+        bench.http.clone(),
+        bench.api.clone(),
+        bench.admin.clone(),
+        bench.url.clone(),
+    );
     let login = |phone: String| {
         let (http, api) = (http.clone(), api.clone());
-        async move {
-            let r = post(
-                &http,
-                &format!("{api}/v1/auth/login"),
-                "",
-                &json!({"phone": phone, "password": "bench2026pass"}),
-            )
-            .await;
-            r["access_token"].as_str().expect("token").to_string()
-        }
+        async move { login(&http, &api, &phone).await }
     };
-    let admin = login("13800000000".into()).await;
-    let orgs = http
-        .get(format!("{api}/v1/orgs"))
-        .bearer_auth(&admin)
-        .send()
-        .await
-        .expect("orgs")
-        .json::<Value>()
-        .await
-        .expect("json");
-    let root = orgs["items"][0]["id"].as_str().expect("root").to_string();
 
     // 100 branches through the API; then 10,000 members each, straight into the tables with
     // their sync index rows (the API would take minutes for a million rows).
     let mut branches = Vec::new();
     for b in 0..BRANCHES {
-        let r = post(
-            &http,
-            &format!("{api}/v1/orgs"),
-            &admin,
-            &json!({"parent_id": root, "kind": "branch", "name": format!("支部{b:03}")}),
-        )
-        .await;
-        branches.push(r["id"].as_str().expect("id").to_string());
+        branches.push(bench.branch(&format!("支部{b:03}")).await);
     }
     let t = Instant::now();
     let mut db = AsyncPgConnection::establish(&url).await.expect("bench db");
@@ -221,7 +95,7 @@ async fn main() {
         let id = m["id"].as_str().expect("id");
         http.post(format!("{api}/v1/members/{id}/password"))
             .bearer_auth(&admin)
-            .json(&json!({"password": "bench2026pass"}))
+            .json(&json!({"password": common::PASSWORD}))
             .send()
             .await
             .expect("password");
@@ -359,9 +233,7 @@ async fn main() {
     );
     drop(conns);
     drop(db);
-    let _ = admin_conn
-        .batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-        .await;
+    bench.finish().await;
 }
 
 #[derive(diesel::QueryableByName)]
