@@ -108,10 +108,9 @@ async fn load_principal(
         .db
         .read(move |mut c| {
             async move {
-                if !db::sessions::is_live(&mut c, session_id, member_id, now).await? {
-                    return Ok(None);
-                }
-                let Some((member, org_path)) = db::members::get(&mut c, member_id).await? else {
+                let Some((member, org_path)) =
+                    db::members::of_live_session(&mut c, member_id, session_id, now).await?
+                else {
                     return Ok(None);
                 };
                 let mut grants = db::roles::grants_of(&mut c, member_id).await?;

@@ -106,15 +106,19 @@ pub async fn insert_first(
     ci: &ClockIn,
     meeting_org: Uuid,
 ) -> Result<ClockIn, Error> {
-    if let Some(first) = of(conn, ci.meeting_id, ci.member_id).await? {
-        return Ok(first);
-    }
     let row = ClockInRow::from_domain(ci);
-    on!(conn, |c| diesel::insert_into(clock_ins::table)
+    let inserted = on!(conn, |c| diesel::insert_into(clock_ins::table)
         .values(&row)
+        .on_conflict((clock_ins::meeting_id, clock_ins::member_id))
+        .do_nothing()
         .execute(c)
         .await)
     .map_err(db_error)?;
+    if inserted == 0 {
+        return of(conn, ci.meeting_id, ci.member_id)
+            .await?
+            .ok_or_else(|| Error::Internal("clock-in conflict without a first".into()));
+    }
     sync::record(
         conn,
         &Scope::Member(ci.member_id),

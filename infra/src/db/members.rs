@@ -1,8 +1,9 @@
 //! Members, stored.
 
-use super::schema::{members, orgs};
+use super::schema::{members, orgs, sessions};
 use super::{db_error, naive, sync, utc, uuid, Conn};
 use crate::on;
+use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 use diesel_async::RunQueryDsl;
 use uuid::Uuid;
@@ -175,6 +176,31 @@ pub async fn get(conn: &mut Conn<'_>, id: Uuid) -> Result<Option<(Member, String
     let row: Option<(MemberRow, String)> = on!(conn, |c| members::table
         .inner_join(orgs::table)
         .filter(members::id.eq(id.to_string()))
+        .select((MemberRow::as_select(), orgs::path))
+        .first(c)
+        .await
+        .optional())
+    .map_err(db_error)?;
+    row.map(|(r, p)| Ok((r.into_domain()?.0, p))).transpose()
+}
+
+/// The member of a live session (not revoked, not expired) with their branch's path, in one
+/// query: what every authenticated request needs first.
+pub async fn of_live_session(
+    conn: &mut Conn<'_>,
+    id: Uuid,
+    session: Uuid,
+    now: DateTime<Utc>,
+) -> Result<Option<(Member, String)>, Error> {
+    let live = sessions::table
+        .filter(sessions::id.eq(session.to_string()))
+        .filter(sessions::member_id.eq(id.to_string()))
+        .filter(sessions::revoked_at.is_null())
+        .filter(sessions::expires_at.gt(naive(now)));
+    let row: Option<(MemberRow, String)> = on!(conn, |c| members::table
+        .inner_join(orgs::table)
+        .filter(members::id.eq(id.to_string()))
+        .filter(diesel::dsl::exists(live))
         .select((MemberRow::as_select(), orgs::path))
         .first(c)
         .await

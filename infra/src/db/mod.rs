@@ -18,7 +18,9 @@ pub mod sync;
 
 use diesel::{Connection as _, SqliteConnection};
 use diesel_async::pooled_connection::deadpool::{Object, Pool};
-use diesel_async::pooled_connection::{AsyncDieselConnectionManager, ManagerConfig};
+use diesel_async::pooled_connection::{
+    AsyncDieselConnectionManager, ManagerConfig, RecyclingMethod,
+};
 use diesel_async::sync_connection_wrapper::SyncConnectionWrapper;
 use diesel_async::{AsyncConnection, AsyncPgConnection, SimpleAsyncConnection};
 use diesel_migrations::{embed_migrations, EmbeddedMigrations, MigrationHarness};
@@ -116,7 +118,12 @@ impl Db {
             tokio::task::spawn_blocking(move || migrate_pg(&u))
                 .await
                 .map_err(|e| Error::Internal(e.to_string()))??;
-            let mgr = AsyncDieselConnectionManager::<AsyncPgConnection>::new(url);
+            // Fast recycling: a connection PostgreSQL closed is dropped when the pool sees it
+            // closed, and a request on one that died unseen answers 503; the default (`SELECT 1`
+            // before every checkout) would add a round trip to every request.
+            let mut cfg = ManagerConfig::<AsyncPgConnection>::default();
+            cfg.recycling_method = RecyclingMethod::Fast;
+            let mgr = AsyncDieselConnectionManager::<AsyncPgConnection>::new_with_config(url, cfg);
             let pool = Pool::builder(mgr)
                 .max_size(pool_size)
                 .wait_timeout(Some(Duration::from_secs(5)))
@@ -137,6 +144,7 @@ impl Db {
                 .await
                 .map_err(|e| Error::Internal(e.to_string()))??;
             let mut cfg = ManagerConfig::<SqliteConn>::default();
+            cfg.recycling_method = RecyclingMethod::Fast;
             cfg.custom_setup = Box::new(|url| {
                 let url = url.to_string();
                 Box::pin(async move {
