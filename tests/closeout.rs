@@ -69,6 +69,7 @@ async fn a_meeting_of_thirty_closes_with_exactly_the_statuses_of_what_happened()
             ("YUNLIAN_LIVEKIT_API_SECRET", LK_SECRET.to_string()),
             // Tokens outlive the walk through the meeting day; the next day everyone logs in again.
             ("YUNLIAN_ACCESS_TOKEN_TTL_SECS", "21600".to_string()),
+            ("YUNLIAN_OUTBOX_RELAY_MS", "50".to_string()),
         ]),
         clock.clone(),
     )
@@ -341,6 +342,34 @@ async fn a_meeting_of_thirty_closes_with_exactly_the_statuses_of_what_happened()
         Some(migrant.len() as u64)
     );
     assert_eq!(stats.body["migrant"]["video"].as_u64(), Some(3));
+
+    // Every final status, and each later change of one, left through the outbox for the bus
+    // once, in the order committed: replaying them gives the attendance the committee sees.
+    let events = app.published_events().await;
+    let finals: Vec<_> = events
+        .iter()
+        .filter(|e| e.topic == "attendance.final_status")
+        .filter(|e| e.subject == format!("meeting:{meeting}"))
+        .collect();
+    assert_eq!(
+        finals.len(),
+        35,
+        "30 at the close, 5 changed by late clock-ins"
+    );
+    let ids: std::collections::HashSet<_> = finals.iter().map(|e| e.id).collect();
+    assert_eq!(ids.len(), 35, "each event once");
+    let mut replayed: HashMap<String, String> = HashMap::new();
+    for e in &finals {
+        let member = e.payload["member_id"].as_str().expect("member").to_string();
+        let previous =
+            replayed.insert(member, e.payload["status"].as_str().expect("status").into());
+        assert_eq!(
+            previous.as_deref(),
+            e.payload["previous"].as_str(),
+            "each change names the status it replaces"
+        );
+    }
+    assert_eq!(replayed, by_member);
 }
 
 fn clock_now(c: &FixedClock) -> DateTime<Utc> {

@@ -18,6 +18,8 @@ pub struct TestApp {
     pub base: String,
     pub client: reqwest::Client,
     pub database_url: String,
+    /// The server's Redis URL and key prefix, when the suite runs with Redis.
+    pub redis: Option<(String, String)>,
 }
 
 /// Which storage the suite runs on.
@@ -80,12 +82,12 @@ pub async fn spawn_app_on(
         ("YUNLIAN_ADMIN_PASSWORD".into(), ADMIN_PASSWORD.into()),
         ("YUNLIAN_ROOT_ORG_NAME".into(), "中共广德市委员会".into()),
     ]);
-    if let Ok(redis) = std::env::var("TEST_REDIS_URL") {
-        vars.insert("REDIS_URL".into(), redis);
-        vars.insert(
-            "YUNLIAN_REDIS_PREFIX".into(),
-            format!("yltest:{}:", Uuid::now_v7().simple()),
-        );
+    let redis = std::env::var("TEST_REDIS_URL")
+        .ok()
+        .map(|url| (url, format!("yltest:{}:", Uuid::now_v7().simple())));
+    if let Some((url, prefix)) = &redis {
+        vars.insert("REDIS_URL".into(), url.clone());
+        vars.insert("YUNLIAN_REDIS_PREFIX".into(), prefix.clone());
     }
     for (k, v) in extra {
         vars.insert(k.to_string(), v);
@@ -100,6 +102,65 @@ pub async fn spawn_app_on(
         base,
         client: reqwest::Client::new(),
         database_url,
+        redis,
+    }
+}
+
+impl TestApp {
+    /// Waits until the relay has published every committed outbox event, then returns them
+    /// as the bus carried them: read back from the Redis stream `{prefix}events` when the
+    /// suite runs with Redis, else (the in-process bus) as the outbox holds them.
+    pub async fn published_events(&self) -> Vec<yunlian_domain::ports::OutboxEvent> {
+        use yunlian_infra::db::{self, ScopedFutureExt};
+        let store = yunlian_infra::Db::connect(&self.database_url, 1)
+            .await
+            .expect("the server's database");
+        let mut left = usize::MAX;
+        for _ in 0..100 {
+            left = store
+                .read(|mut c| {
+                    async move { db::outbox::unpublished(&mut c, 10_000).await }.scope_boxed()
+                })
+                .await
+                .expect("outbox")
+                .len();
+            if left == 0 {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        assert_eq!(left, 0, "the relay publishes every committed event");
+        let Some((url, prefix)) = &self.redis else {
+            return store
+                .read(|mut c| async move { db::outbox::all(&mut c).await }.scope_boxed())
+                .await
+                .expect("outbox");
+        };
+        let mut conn = redis::Client::open(url.as_str())
+            .expect("redis url")
+            .get_multiplexed_async_connection()
+            .await
+            .expect("redis");
+        let entries: Vec<(String, Vec<(String, String)>)> = redis::cmd("XRANGE")
+            .arg(format!("{prefix}events"))
+            .arg("-")
+            .arg("+")
+            .query_async(&mut conn)
+            .await
+            .expect("xrange");
+        entries
+            .into_iter()
+            .map(|(_, fields)| {
+                let f: HashMap<String, String> = fields.into_iter().collect();
+                yunlian_domain::ports::OutboxEvent {
+                    id: f["id"].parse().expect("id"),
+                    topic: f["topic"].clone(),
+                    subject: f["subject"].clone(),
+                    payload: serde_json::from_str(&f["payload"]).expect("payload"),
+                    created_at: f["created_at"].parse().expect("created_at"),
+                }
+            })
+            .collect()
     }
 }
 

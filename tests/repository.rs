@@ -496,3 +496,118 @@ async fn pruned_outcomes_leave_the_ledger_position() {
         );
     }
 }
+
+/// A bus that is down until told otherwise, and remembers what it was given.
+#[derive(Clone, Default)]
+struct FlakyBus {
+    up: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    seen: std::sync::Arc<std::sync::Mutex<Vec<Uuid>>>,
+}
+
+impl yunlian_domain::ports::EventBus for FlakyBus {
+    async fn publish(&self, events: &[yunlian_domain::ports::OutboxEvent]) -> Result<(), Error> {
+        if !self.up.load(std::sync::atomic::Ordering::SeqCst) {
+            return Err(Error::Unavailable("bus down".into()));
+        }
+        // A slow bus, so that relays running at once overlap.
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        self.seen
+            .lock()
+            .expect("seen")
+            .extend(events.iter().map(|e| e.id));
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn outbox_events_wait_while_the_bus_is_down_and_go_out_once_when_it_is_back() {
+    for db in engines().await {
+        let now = Utc::now();
+        let mut written = Vec::new();
+        for i in 0..1_200 {
+            let id = db
+                .write(move |mut c| {
+                    async move {
+                        db::outbox::append(
+                            &mut c,
+                            "attendance.final_status",
+                            &format!("meeting:{}", i % 7),
+                            &serde_json::json!({"n": i}),
+                            now,
+                        )
+                        .await
+                    }
+                    .scope_boxed()
+                })
+                .await
+                .expect("append");
+            written.push(id);
+        }
+        // An event whose transaction rolls back is never published.
+        let rolled_back: Result<(), Error> = db
+            .write(move |mut c| {
+                async move {
+                    db::outbox::append(
+                        &mut c,
+                        "attendance.final_status",
+                        "meeting:x",
+                        &serde_json::json!({}),
+                        now,
+                    )
+                    .await?;
+                    Err(Error::Conflict("rolled back"))
+                }
+                .scope_boxed()
+            })
+            .await;
+        assert!(rolled_back.is_err());
+
+        let bus = FlakyBus::default();
+        let down = yunlian_infra::events::relay(&db, &bus, now).await;
+        assert!(matches!(down, Err(Error::Unavailable(_))), "{down:?}");
+        let left = db
+            .read(|mut c| {
+                async move { db::outbox::unpublished(&mut c, 10_000).await }.scope_boxed()
+            })
+            .await
+            .expect("unpublished");
+        assert_eq!(left.len(), 1_200, "nothing marked while the bus is down");
+        assert_eq!(left[0].payload["n"], 0, "oldest first");
+
+        bus.up.store(true, std::sync::atomic::Ordering::SeqCst);
+        // Three relays at once (three replicas): on PostgreSQL they skip each other's locked
+        // rows; on SQLite they take turns. Each runs until it finds nothing left.
+        let mut relays = Vec::new();
+        for _ in 0..3 {
+            let (db, bus) = (db.clone(), bus.clone());
+            relays.push(tokio::spawn(async move {
+                let mut total = 0;
+                loop {
+                    match yunlian_infra::events::relay(&db, &bus, now)
+                        .await
+                        .expect("relay")
+                    {
+                        0 => break total,
+                        n => total += n,
+                    }
+                }
+            }));
+        }
+        let mut total = 0;
+        for r in relays {
+            total += r.await.expect("relay task");
+        }
+        assert_eq!(total, 1_200);
+        let mut seen = bus.seen.lock().expect("seen").clone();
+        assert_eq!(seen.len(), 1_200, "each event published once");
+        seen.sort();
+        written.sort();
+        assert_eq!(seen, written, "exactly the committed events");
+        assert_eq!(
+            yunlian_infra::events::relay(&db, &bus, now)
+                .await
+                .expect("relay"),
+            0
+        );
+    }
+}

@@ -19,6 +19,7 @@ use yunlian_domain::org::{self, Org, OrgKind};
 use yunlian_domain::ports::Clock;
 use yunlian_domain::Error;
 use yunlian_infra::db::{self, roles::RoleGrant, ScopedFutureExt};
+use yunlian_infra::events::Bus;
 use yunlian_infra::ratelimit::{Limiter, MemoryLimiter, RedisLimiter};
 use yunlian_infra::redis_bus::Redis;
 use yunlian_infra::{password, Db, SystemClock};
@@ -66,6 +67,10 @@ impl Application {
             }),
             None => Limiter::Memory(MemoryLimiter::default()),
         };
+        let bus = match &redis {
+            Some(r) => Bus::redis(r.clone(), &config.redis_prefix),
+            None => Bus::memory(4096),
+        };
         bootstrap(&db, &config, clock.as_ref())
             .await
             .map_err(StartError::Bootstrap)?;
@@ -77,6 +82,12 @@ impl Application {
             chrono::TimeDelta::minutes(config.close_grace_minutes),
             config.video_present_share,
         );
+        spawn_outbox_relay(
+            db.clone(),
+            bus.clone(),
+            clock.clone(),
+            std::time::Duration::from_millis(config.outbox_relay_ms),
+        );
         let listener = TcpListener::bind(&config.bind)?;
         let port = listener.local_addr()?.port();
         let workers = config.workers;
@@ -84,6 +95,7 @@ impl Application {
         let state = web::Data::new(AppState {
             db,
             redis,
+            bus,
             limiter,
             clock,
             jwt: JwtKeys::new(&secret),
@@ -168,6 +180,41 @@ fn spawn_close_out(db: Db, clock: Arc<dyn Clock>, grace: chrono::TimeDelta, shar
                 Ok(0) => {}
                 Ok(n) => tracing::info!(closed = n, "meetings closed after their end"),
                 Err(e) => tracing::warn!(error = %e, "closing ended meetings failed"),
+            }
+        }
+    });
+}
+
+/// Every `every`: committed outbox events go to the bus, a batch at a time until none is left.
+/// While the bus (Redis) is down they wait in the outbox; the outage and the recovery are each
+/// logged once.
+fn spawn_outbox_relay(db: Db, bus: Bus, clock: Arc<dyn Clock>, every: std::time::Duration) {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(every);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut failing = false;
+        loop {
+            tick.tick().await;
+            loop {
+                match yunlian_infra::events::relay(&db, &bus, clock.now()).await {
+                    Ok(n) => {
+                        if failing {
+                            tracing::info!("outbox relay recovered");
+                            failing = false;
+                        }
+                        if n > 0 {
+                            tracing::debug!(published = n, "outbox events published");
+                            continue;
+                        }
+                    }
+                    Err(e) => {
+                        if !failing {
+                            tracing::warn!(error = %e, "outbox relay failed; events wait in the outbox");
+                            failing = true;
+                        }
+                    }
+                }
+                break;
             }
         }
     });

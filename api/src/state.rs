@@ -1,10 +1,11 @@
-//! What every handler shares: the database, Redis when configured, the rate limiter, the clock
-//! and the token keys.
+//! What every handler shares: the database, Redis when configured, the event bus, the rate
+//! limiter, the clock and the token keys.
 
 use crate::auth::JwtKeys;
 use crate::config::Config;
 use std::sync::Arc;
 use yunlian_domain::ports::Clock;
+use yunlian_infra::events::Bus;
 use yunlian_infra::ratelimit::Limiter;
 use yunlian_infra::redis_bus::Redis;
 use yunlian_infra::Db;
@@ -12,6 +13,8 @@ use yunlian_infra::Db;
 pub struct AppState {
     pub db: Db,
     pub redis: Option<Redis>,
+    /// Where committed domain events go (the relay publishes; in-process consumers subscribe).
+    pub bus: Bus,
     pub limiter: Limiter,
     pub clock: Arc<dyn Clock>,
     pub jwt: JwtKeys,

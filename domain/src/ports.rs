@@ -53,3 +53,24 @@ pub trait RateLimiter: Send + Sync {
     /// Forget the failures of `key` (after a successful login).
     fn clear(&self, key: &str) -> impl Future<Output = crate::error::Result<()>> + Send;
 }
+
+/// A domain event as committed to the outbox, with the change it reports. Its id is unique, so
+/// a consumer that sees it twice (delivery is at least once) drops the repeat.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct OutboxEvent {
+    pub id: uuid::Uuid,
+    pub topic: String,
+    pub subject: String,
+    pub payload: serde_json::Value,
+    pub created_at: DateTime<Utc>,
+}
+
+/// Where committed events go once the relay has read them from the outbox: a Redis stream that
+/// every replica and consumer reads, or subscribers inside this one process. An error leaves
+/// the events unpublished in the outbox, to be tried again.
+pub trait EventBus: Send + Sync {
+    fn publish(
+        &self,
+        events: &[OutboxEvent],
+    ) -> impl Future<Output = crate::error::Result<()>> + Send;
+}

@@ -2,6 +2,7 @@
 //! embedded migrations, Redis, password hashing and the system clock.
 
 pub mod db;
+pub mod events;
 pub mod password;
 pub mod ratelimit;
 pub mod redis_bus;

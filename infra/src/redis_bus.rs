@@ -82,3 +82,33 @@ impl Redis {
         Ok(())
     }
 }
+
+impl Redis {
+    /// Appends entries to a stream in one round trip, trimming it to about `maxlen` entries.
+    pub async fn xadd_all(
+        &self,
+        key: &str,
+        maxlen: usize,
+        entries: &[Vec<(&str, String)>],
+    ) -> Result<(), Error> {
+        if entries.is_empty() {
+            return Ok(());
+        }
+        let mut pipe = redis::pipe();
+        for fields in entries {
+            let cmd = pipe
+                .cmd("XADD")
+                .arg(key)
+                .arg("MAXLEN")
+                .arg("~")
+                .arg(maxlen)
+                .arg("*");
+            for (f, v) in fields {
+                cmd.arg(*f).arg(v);
+            }
+        }
+        let mut c = self.conn.clone();
+        let _: Vec<String> = pipe.query_async(&mut c).await.map_err(unavailable)?;
+        Ok(())
+    }
+}

@@ -85,7 +85,17 @@ pub fn db_error(e: diesel::result::Error) -> Error {
     match e {
         D::NotFound => Error::NotFound,
         D::DatabaseError(K::UniqueViolation, _) => Error::Conflict("conflict"),
-        D::DatabaseError(K::ClosedConnection, info) => Error::Unavailable(info.message().into()),
+        D::DatabaseError(K::ClosedConnection | K::UnableToSendCommand, info) => {
+            Error::Unavailable(info.message().into())
+        }
+        // SQLSTATE class 57 (the server terminating or refusing sessions), which diesel does
+        // not classify: the database is going away, not the request going wrong.
+        D::DatabaseError(_, info)
+            if info.message().starts_with("terminating connection")
+                || info.message().starts_with("the database system is") =>
+        {
+            Error::Unavailable(info.message().into())
+        }
         D::DatabaseError(K::SerializationFailure, _) => Error::Unavailable("serialization".into()),
         D::DatabaseError(_, info) if info.message().contains("database is locked") => {
             Error::Unavailable("sqlite busy".into())

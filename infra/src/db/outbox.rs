@@ -9,6 +9,7 @@ use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 use diesel_async::RunQueryDsl;
 use uuid::Uuid;
+use yunlian_domain::ports::OutboxEvent;
 use yunlian_domain::Error;
 
 /// Appends an event; returns its id.
@@ -58,4 +59,75 @@ pub async fn of_subject(
             ))
         })
         .collect()
+}
+
+/// The oldest events not yet published, at most `limit`. On PostgreSQL the rows stay locked
+/// until the caller's transaction ends and rows another relay holds are skipped, so two
+/// replicas relaying at once publish each event once (SQLite has one writer anyway).
+pub async fn unpublished(conn: &mut Conn<'_>, limit: i64) -> Result<Vec<OutboxEvent>, Error> {
+    let q = outbox::table
+        .filter(outbox::published_at.is_null())
+        .select(OUTBOX_COLUMNS)
+        .order((outbox::created_at, outbox::id))
+        .limit(limit);
+    let rows: Vec<OutboxRow> = match conn {
+        Conn::Pg(c) => q.for_update().skip_locked().load(&mut **c).await,
+        Conn::Sqlite(c) => q.load(&mut **c).await,
+    }
+    .map_err(db_error)?;
+    rows.into_iter().map(into_event).collect()
+}
+
+type OutboxRow = (String, String, String, String, chrono::NaiveDateTime);
+
+const OUTBOX_COLUMNS: (
+    outbox::id,
+    outbox::topic,
+    outbox::subject,
+    outbox::payload,
+    outbox::created_at,
+) = (
+    outbox::id,
+    outbox::topic,
+    outbox::subject,
+    outbox::payload,
+    outbox::created_at,
+);
+
+fn into_event((id, topic, subject, payload, at): OutboxRow) -> Result<OutboxEvent, Error> {
+    Ok(OutboxEvent {
+        id: super::uuid(&id)?,
+        topic,
+        subject,
+        payload: serde_json::from_str(&payload)
+            .map_err(|e| Error::Internal(format!("outbox payload: {e}")))?,
+        created_at: super::utc(at),
+    })
+}
+
+/// Every event, oldest first (an operator's or a test's view; consumers read the bus).
+pub async fn all(conn: &mut Conn<'_>) -> Result<Vec<OutboxEvent>, Error> {
+    let rows: Vec<OutboxRow> = on!(conn, |c| outbox::table
+        .select(OUTBOX_COLUMNS)
+        .order((outbox::created_at, outbox::id))
+        .load(c)
+        .await)
+    .map_err(db_error)?;
+    rows.into_iter().map(into_event).collect()
+}
+
+pub async fn mark_published(
+    conn: &mut Conn<'_>,
+    ids: &[Uuid],
+    now: DateTime<Utc>,
+) -> Result<(), Error> {
+    let ids: Vec<String> = ids.iter().map(Uuid::to_string).collect();
+    on!(conn, |c| diesel::update(
+        outbox::table.filter(outbox::id.eq_any(&ids))
+    )
+    .set(outbox::published_at.eq(naive(now)))
+    .execute(c)
+    .await)
+    .map_err(db_error)?;
+    Ok(())
 }
