@@ -609,5 +609,39 @@ async fn outbox_events_wait_while_the_bus_is_down_and_go_out_once_when_it_is_bac
                 .expect("relay"),
             0
         );
+
+        // The in-process bus (no Redis): a subscriber gets the next committed events in order.
+        let memory = yunlian_infra::events::Bus::memory(16);
+        let mut rx = memory.subscribe().expect("in-process");
+        let mut next = Vec::new();
+        for i in 0..3 {
+            let id = db
+                .write(move |mut c| {
+                    async move {
+                        db::outbox::append(
+                            &mut c,
+                            "attendance.final_status",
+                            "meeting:y",
+                            &serde_json::json!({"k": i}),
+                            now,
+                        )
+                        .await
+                    }
+                    .scope_boxed()
+                })
+                .await
+                .expect("append");
+            next.push(id);
+        }
+        assert_eq!(
+            yunlian_infra::events::relay(&db, &memory, now)
+                .await
+                .expect("relay"),
+            3
+        );
+        for (i, id) in next.iter().enumerate() {
+            let e = rx.recv().await.expect("event");
+            assert_eq!((e.id, e.payload["k"].as_u64()), (*id, Some(i as u64)));
+        }
     }
 }

@@ -208,9 +208,20 @@ async fn main() {
                 meetings.insert(org.clone(), (id, secret));
             }
             let now = Utc::now();
-            // Interleaved across branches, as phones in 40 village halls would arrive.
-            let mut order: Vec<usize> = (0..phones.len()).collect();
-            order.sort_by_key(|&i| (i % 58, i / 58));
+            // Interleaved across branches, as phones in 40 village halls would arrive: the
+            // first member of every branch, then the second of every branch, and so on.
+            let mut seen: std::collections::HashMap<&str, usize> = Default::default();
+            let mut order: Vec<(usize, &str, usize)> = phones
+                .iter()
+                .enumerate()
+                .map(|(i, p)| {
+                    let rank = seen.entry(p.org.as_str()).or_default();
+                    *rank += 1;
+                    (*rank, p.org.as_str(), i)
+                })
+                .collect();
+            order.sort();
+            let order: Vec<usize> = order.into_iter().map(|(_, _, i)| i).collect();
             let requests: Vec<(String, String, Value)> = order
                 .into_iter()
                 .map(|i| {
