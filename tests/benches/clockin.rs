@@ -10,7 +10,8 @@
 //!   BENCH_DATABASE_URL=postgres://postgres@127.0.0.1:5432/test cargo bench --bench clockin
 //!
 //! Env: BENCH_CLIENTS ("8 64": concurrent phones per burst), BENCH_ROUNDS (3 per client count),
-//! BENCH_SECS (15: the pgbench run). Creates its own database and drops it afterwards.
+//! BENCH_SECS (15: the pgbench run), BENCH_POOL (16: the server's connection pool). Creates its
+//! own database and drops it afterwards.
 
 mod common;
 

@@ -4,7 +4,8 @@
 //!
 //!   BENCH_DATABASE_URL=postgres://postgres@127.0.0.1:5432/test cargo bench --bench sync
 //!
-//! Env: BENCH_SECS (15 per figure), BENCH_CLIENTS (8). Creates its own database.
+//! Env: BENCH_SECS (15 per figure), BENCH_CLIENTS (8), BENCH_POOL (16: the server's connection
+//! pool). Creates its own database.
 
 mod common;
 
