@@ -23,7 +23,8 @@ struct SimPhone {
     /// Every mutation ever made, by id: whether it is valid (a rejection is expected otherwise)
     /// and the whereabouts it sets.
     made: Vec<(bool, Option<&'static str>)>,
-    /// The highest cursor version seen per scope and epoch.
+    /// The highest cursor version seen per scope and epoch, while the phone holds the scope: a
+    /// dropped scope (a committee role revoked) starts again from a paged reset when regained.
     seen: BTreeMap<String, (Value, i64)>,
     /// The committee role grant, while the member holds one.
     grant: Option<String>,
@@ -33,6 +34,8 @@ struct SimPhone {
 
 impl SimPhone {
     fn check_cursors(&mut self) {
+        let held = &self.phone.cursors;
+        self.seen.retain(|scope, _| held.contains_key(scope));
         for (scope, c) in &self.phone.cursors {
             let v = c["v"].as_i64().unwrap_or(0);
             if let Some((epoch, prev)) = self.seen.get(scope) {
