@@ -12,5 +12,6 @@ mod contract;
 mod foundation;
 mod golden;
 mod repository;
+mod rosters;
 mod sync;
 mod sync_sim;

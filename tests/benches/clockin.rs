@@ -14,6 +14,8 @@
 //! own database and drops it afterwards.
 
 mod common;
+#[path = "../rosters.rs"]
+mod rosters;
 
 use base64::Engine as _;
 use chrono::{TimeDelta, Utc};
@@ -53,26 +55,6 @@ struct MemberRow {
     org_id: String,
 }
 
-fn roster(n: usize, first_phone: u64) -> String {
-    let mut s = String::from(
-        "序号,姓名,性别,手机号码,党员类别,入党时间,居住情况,外出地,年老体弱,党员中心户\n",
-    );
-    for i in 0..n {
-        let migrant = i % 5 == 0;
-        s.push_str(&format!(
-            "{},党员{:02},{},{},正式党员,{}年7月1日,{},{},否,\n",
-            i + 1,
-            i + 1,
-            if i % 2 == 0 { "男" } else { "女" },
-            first_phone + i as u64,
-            1980 + i % 40,
-            if migrant { "外出" } else { "在家" },
-            if migrant { "杭州" } else { "" },
-        ));
-    }
-    s
-}
-
 #[tokio::main]
 async fn main() {
     let clients: Vec<usize> = std::env::var("BENCH_CLIENTS")
@@ -95,7 +77,7 @@ async fn main() {
             .post(format!("{api}/v1/orgs/{org}/members/import"))
             .bearer_auth(&admin)
             .header("content-type", "text/csv; charset=utf-8")
-            .body(roster(n, 15_000_000_000 + b as u64 * 100))
+            .body(rosters::roster_csv(n, 15_000_000_000 + b as u64 * 100))
             .send()
             .await
             .expect("import");
@@ -269,18 +251,7 @@ async fn main() {
             bursts.push((c, fig));
         }
     }
-    let recorded: i64 = {
-        #[derive(diesel::QueryableByName)]
-        struct N {
-            #[diesel(sql_type = diesel::sql_types::BigInt)]
-            n: i64,
-        }
-        diesel::sql_query("SELECT count(*) AS n FROM clock_ins")
-            .get_result::<N>(&mut db)
-            .await
-            .expect("count")
-            .n
-    };
+    let recorded = common::count(&mut db, "SELECT count(*) AS n FROM clock_ins").await;
     assert_eq!(
         recorded as usize,
         MEMBERS * rounds * clients.len(),

@@ -65,11 +65,7 @@ async fn main() {
     .await
     .expect("seed");
     db.batch_execute("VACUUM ANALYZE").await.expect("vacuum");
-    let rows: i64 = diesel::sql_query("SELECT count(*) AS n FROM sync_index")
-        .get_result::<Count>(&mut db)
-        .await
-        .expect("count")
-        .n;
+    let rows = common::count(&mut db, "SELECT count(*) AS n FROM sync_index").await;
     eprintln!(
         "seeded {rows} sync index rows in {:.1}s",
         t.elapsed().as_secs_f64()
@@ -235,10 +231,4 @@ async fn main() {
     drop(conns);
     drop(db);
     bench.finish().await;
-}
-
-#[derive(diesel::QueryableByName)]
-struct Count {
-    #[diesel(sql_type = BigInt)]
-    n: i64,
 }

@@ -1,6 +1,6 @@
 //! Members, stored.
 
-use super::schema::{members, orgs, sessions};
+use super::schema::{members, orgs};
 use super::{db_error, naive, sync, utc, uuid, Conn};
 use crate::on;
 use chrono::{DateTime, Utc};
@@ -192,11 +192,7 @@ pub async fn of_live_session(
     session: Uuid,
     now: DateTime<Utc>,
 ) -> Result<Option<(Member, String)>, Error> {
-    let live = sessions::table
-        .filter(sessions::id.eq(session.to_string()))
-        .filter(sessions::member_id.eq(id.to_string()))
-        .filter(sessions::revoked_at.is_null())
-        .filter(sessions::expires_at.gt(naive(now)));
+    let live = super::sessions::live(session.to_string(), id.to_string(), naive(now));
     let row: Option<(MemberRow, String)> = on!(conn, |c| members::table
         .inner_join(orgs::table)
         .filter(members::id.eq(id.to_string()))

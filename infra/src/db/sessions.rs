@@ -129,24 +129,15 @@ pub async fn rotate(
     })
 }
 
-/// Whether a session is live (not revoked, not expired): checked on every authenticated request,
-/// so logout and a password change take effect at once.
-pub async fn is_live(
-    conn: &mut Conn<'_>,
-    session_id: Uuid,
-    member_id: Uuid,
-    now: DateTime<Utc>,
-) -> Result<bool, Error> {
-    let n: i64 = on!(conn, |c| sessions::table
-        .filter(sessions::id.eq(session_id.to_string()))
-        .filter(sessions::member_id.eq(member_id.to_string()))
+/// The session if it is live (not revoked, not expired), as a query: the member load of every
+/// authenticated request filters on it, so logout and a password change take effect at once.
+#[diesel::dsl::auto_type(no_type_alias)]
+pub(crate) fn live(session: String, member: String, now: chrono::NaiveDateTime) -> _ {
+    sessions::table
+        .filter(sessions::id.eq(session))
+        .filter(sessions::member_id.eq(member))
         .filter(sessions::revoked_at.is_null())
-        .filter(sessions::expires_at.gt(naive(now)))
-        .count()
-        .get_result(c)
-        .await)
-    .map_err(db_error)?;
-    Ok(n == 1)
+        .filter(sessions::expires_at.gt(now))
 }
 
 pub async fn revoke(

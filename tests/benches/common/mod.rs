@@ -225,6 +225,21 @@ impl Bench {
     }
 }
 
+/// The one number a `SELECT count(*) AS n ...` answers.
+pub async fn count(db: &mut AsyncPgConnection, sql: &str) -> i64 {
+    #[derive(diesel::QueryableByName)]
+    struct Count {
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        n: i64,
+    }
+    use diesel_async::RunQueryDsl;
+    diesel::sql_query(sql)
+        .get_result::<Count>(db)
+        .await
+        .expect("count")
+        .n
+}
+
 pub async fn login(http: &reqwest::Client, api: &str, phone: &str) -> String {
     let r = post(
         http,
