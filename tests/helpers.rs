@@ -51,6 +51,27 @@ pub async fn fresh_database(data_dir: &std::path::Path) -> String {
     }
 }
 
+/// The seed of a randomised test: `$var` when set, else a fresh one. Printed, so a failure can
+/// be rerun with the same seed.
+pub fn seed(var: &str, test: &str) -> u64 {
+    let seed = std::env::var(var)
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(rand::random);
+    eprintln!("{test}: seed {seed} (rerun with {var}={seed})");
+    seed
+}
+
+/// Rounds of a race: more on PostgreSQL, where the races are real, than on SQLite, whose single
+/// writer orders them.
+pub fn race_rounds(postgres: usize, sqlite: usize) -> usize {
+    if engine() == "postgres" {
+        postgres
+    } else {
+        sqlite
+    }
+}
+
 pub fn temp_dir() -> PathBuf {
     let dir = std::env::temp_dir().join(format!("yunlian-test-{}", Uuid::now_v7()));
     std::fs::create_dir_all(&dir).expect("temp dir");

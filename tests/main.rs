@@ -11,6 +11,7 @@ mod closeout;
 mod contract;
 mod foundation;
 mod golden;
+mod races;
 mod repository;
 mod rosters;
 mod sync;

@@ -335,13 +335,13 @@ async fn concurrent_writers_never_hide_a_change_behind_a_cursor() {
                 db.write(move |mut c| {
                     async move {
                         db::sync::record(&mut c, &scope, "org", id, false, Utc::now()).await?;
-                        if let db::Conn::Pg(pg) = &mut c {
+                        if let Some(pg) = c.pg() {
                             diesel_async::RunQueryDsl::execute(
                                 diesel::sql_query(format!(
                                     "SELECT pg_sleep({})",
                                     ms as f64 / 1000.0
                                 )),
-                                &mut **pg,
+                                pg,
                             )
                             .await
                             .map_err(db::db_error)?;
@@ -465,6 +465,7 @@ async fn pruned_outcomes_leave_the_ledger_position() {
                     result: Some(serde_json::json!({"ok": true})),
                     event_time: long_ago,
                     time_source: "server".into(),
+                    digest: None,
                 };
                 db::sync::settle(&mut c, client, &o, long_ago).await
             }

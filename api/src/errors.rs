@@ -167,6 +167,11 @@ impl From<Error> for ApiError {
                 internal: Some(why),
                 ..ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "service_unavailable")
             },
+            Error::Busy(why) => ApiError {
+                retry_after: Some(1),
+                internal: Some(why),
+                ..ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "database_busy")
+            },
             Error::Internal(why) => ApiError {
                 internal: Some(why),
                 ..ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal")
@@ -310,6 +315,10 @@ pub fn message(code: &str, lang: Lang) -> &'static str {
         "service_unavailable" => (
             "服务暂时不可用，请稍后重试",
             "Service unavailable; retry shortly",
+        ),
+        "database_busy" => (
+            "系统繁忙，请稍后重试",
+            "The server is busy with other writes; retry shortly",
         ),
         "internal" => ("服务器内部错误", "Internal server error"),
         // field codes

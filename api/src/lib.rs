@@ -6,6 +6,7 @@ pub mod config;
 pub mod errors;
 pub mod handlers;
 pub mod middleware;
+pub mod ops;
 pub mod routes;
 pub mod startup;
 pub mod state;

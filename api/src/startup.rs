@@ -170,16 +170,43 @@ fn spawn_tombstone_purge(db: Db, clock: Arc<dyn Clock>, days: i64) {
 }
 
 /// Every minute: meetings that ended more than the grace period ago are closed, each expected
-/// attendee given a final status.
+/// attendee given a final status. One replica at a time does it: a round runs under the lease
+/// `close_out`, which outlives any round and is given back when the round ends.
 fn spawn_close_out(db: Db, clock: Arc<dyn Clock>, grace: chrono::TimeDelta, share: (i64, i64)) {
+    let holder = Uuid::now_v7().to_string();
     tokio::spawn(async move {
         let mut every = tokio::time::interval(std::time::Duration::from_secs(60));
         loop {
             every.tick().await;
-            match crate::handlers::attendance::close_due(&db, grace, share, clock.now()).await {
+            let (h, now) = (holder.clone(), clock.now());
+            let ttl = chrono::TimeDelta::minutes(10);
+            let leased = db
+                .write(move |mut c| {
+                    async move { db::leases::try_take(&mut c, "close_out", &h, now, ttl).await }
+                        .scope_boxed()
+                })
+                .await;
+            match leased {
+                Ok(true) => {}
+                Ok(false) => continue,
+                Err(e) => {
+                    tracing::warn!(error = %e, "could not take the close-out lease");
+                    continue;
+                }
+            }
+            match crate::handlers::attendance::close_due(&db, grace, share, now).await {
                 Ok(0) => {}
                 Ok(n) => tracing::info!(closed = n, "meetings closed after their end"),
                 Err(e) => tracing::warn!(error = %e, "closing ended meetings failed"),
+            }
+            let h = holder.clone();
+            let released = db
+                .write(move |mut c| {
+                    async move { db::leases::release(&mut c, "close_out", &h).await }.scope_boxed()
+                })
+                .await;
+            if let Err(e) = released {
+                tracing::warn!(error = %e, "could not give back the close-out lease");
             }
         }
     });

@@ -177,6 +177,22 @@ impl Principal {
     pub fn holds(&self, role: Role) -> bool {
         self.grants.iter().any(|g| g.role == role)
     }
+
+    /// Whether this caller may edit, reset or deactivate the account that holds `theirs`: only
+    /// if they could grant every one of those roles themselves. A secretary therefore never
+    /// takes over a township admin or a fellow secretary who sits in their branch.
+    pub fn outranks_all(&self, theirs: &[Grant]) -> bool {
+        theirs
+            .iter()
+            .all(|g| self.can(Action::GrantRole(g.role), &g.org_path))
+    }
+}
+
+/// Whether a grant still fits its holder's place: a role on an org reaches that org's subtree,
+/// so its holder must belong inside it (a party group's role: to that group). When a move takes
+/// the holder out, the role ends.
+pub fn grant_fits_place(grant: &Grant, member_org_path: &str, member_group: Option<Uuid>) -> bool {
+    is_within(member_org_path, &grant.org_path) || member_group == Some(grant.org_id)
 }
 
 /// Drops every path that lies inside another, so each subtree is scanned once.
@@ -253,6 +269,46 @@ mod tests {
         let a = child_path(&township, Uuid::now_v7());
         let p = principal(&[(&a, Role::Secretary), (&township, Role::TownshipAdmin)]);
         assert_eq!(p.member_read_roots(), vec![township]);
+    }
+
+    #[test]
+    fn only_who_could_grant_every_role_of_an_account_may_manage_it() {
+        let township = root_path(Uuid::now_v7());
+        let a = child_path(&township, Uuid::now_v7());
+        let sec = principal(&[(&a, Role::Secretary)]);
+        let admin = principal(&[(&township, Role::TownshipAdmin)]);
+        let their = |p: &str, r: Role| Grant {
+            org_id: Uuid::now_v7(),
+            org_path: p.to_string(),
+            role: r,
+        };
+        assert!(sec.outranks_all(&[]));
+        assert!(sec.outranks_all(&[their(&a, Role::CommitteeMember)]));
+        assert!(!sec.outranks_all(&[their(&a, Role::Secretary)]));
+        assert!(!sec.outranks_all(&[their(&township, Role::TownshipAdmin)]));
+        assert!(admin.outranks_all(&[their(&a, Role::Secretary)]));
+        assert!(admin.outranks_all(&[their(&township, Role::TownshipAdmin)]));
+    }
+
+    #[test]
+    fn a_grant_ends_when_its_holder_leaves_the_subtree() {
+        let township = root_path(Uuid::now_v7());
+        let (a_id, b_id, g_id) = (Uuid::now_v7(), Uuid::now_v7(), Uuid::now_v7());
+        let (a, b) = (child_path(&township, a_id), child_path(&township, b_id));
+        let g = child_path(&a, g_id);
+        let on = |id, p: &str, role| Grant {
+            org_id: id,
+            org_path: p.to_string(),
+            role,
+        };
+        let secretary_of_a = on(a_id, &a, Role::Secretary);
+        assert!(grant_fits_place(&secretary_of_a, &a, None));
+        assert!(!grant_fits_place(&secretary_of_a, &b, None));
+        let leader = on(g_id, &g, Role::GroupLeader);
+        assert!(grant_fits_place(&leader, &a, Some(g_id)));
+        assert!(!grant_fits_place(&leader, &a, None));
+        let admin = on(Uuid::now_v7(), &township, Role::TownshipAdmin);
+        assert!(grant_fits_place(&admin, &b, None));
     }
 
     #[test]

@@ -47,6 +47,10 @@ pub enum Error {
     Unauthenticated(&'static str),
     #[error("too many attempts, retry after {retry_after_secs}s")]
     RateLimited { retry_after_secs: u64 },
+    /// The write lost a race with another (a deadlock, a serialization failure, SQLite busy)
+    /// every time it was tried; the client should retry shortly.
+    #[error("busy: {0}")]
+    Busy(String),
     /// A dependency (database, Redis) is down; the client should retry.
     #[error("unavailable: {0}")]
     Unavailable(String),

@@ -190,9 +190,115 @@ pub struct Member {
     pub updated_at: chrono::DateTime<chrono::Utc>,
 }
 
+/// An edit of a member's fields: what is absent stays as it is.
+#[derive(Debug, Clone, Default)]
+pub struct MemberPatch {
+    pub name: Option<String>,
+    pub phone: Option<String>,
+    pub status: Option<MemberStatus>,
+    pub join_date: Option<Option<NaiveDate>>,
+    pub residence: Option<Residence>,
+    pub migrant_city: Option<Option<String>>,
+    pub elderly_or_infirm: Option<bool>,
+    pub central_household: Option<bool>,
+}
+
+impl MemberPatch {
+    /// The fields after this edit of `current`, or every field that is wrong. A migrant city
+    /// is checked against the residence the member will have, which may be the stored one.
+    pub fn apply(
+        &self,
+        current: &MemberFields,
+        today: NaiveDate,
+    ) -> Result<MemberFields, Vec<FieldError>> {
+        let mut f = current.clone();
+        let mut errs = Vec::new();
+        let mut take = |r: Result<(), FieldError>| {
+            if let Err(e) = r {
+                errs.push(e)
+            }
+        };
+        if let Some(n) = &self.name {
+            take(parse_name(n).map(|n| f.name = n));
+        }
+        if let Some(p) = &self.phone {
+            take(Phone::parse(p).map(|p| f.phone = p));
+        }
+        if let Some(s) = self.status {
+            f.status = s;
+        }
+        if let Some(d) = self.join_date {
+            match d {
+                Some(d) => take(check_join_date(d, today).map(|d| f.join_date = Some(d))),
+                None => f.join_date = None,
+            }
+        }
+        if let Some(r) = self.residence {
+            f.residence = r;
+        }
+        let city = match &self.migrant_city {
+            Some(c) => c.clone(),
+            None => f.migrant_city.clone(),
+        };
+        take(check_residence(f.residence, city.as_deref()).map(|c| f.migrant_city = c));
+        if let Some(e) = self.elderly_or_infirm {
+            f.elderly_or_infirm = e;
+        }
+        if let Some(c) = self.central_household {
+            f.central_household = c;
+        }
+        if errs.is_empty() {
+            Ok(f)
+        } else {
+            Err(errs)
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_patch_changes_only_what_it_names_and_checks_the_city_against_the_stored_residence() {
+        let today = NaiveDate::from_ymd_opt(2026, 12, 1).unwrap_or_default();
+        let current = MemberFields {
+            name: "张三".into(),
+            phone: Phone("13800138000".into()),
+            status: MemberStatus::Full,
+            join_date: None,
+            residence: Residence::Migrant,
+            migrant_city: Some("杭州".into()),
+            elderly_or_infirm: false,
+            central_household: false,
+        };
+        let renamed = MemberPatch {
+            name: Some(" 张三丰 ".into()),
+            ..Default::default()
+        }
+        .apply(&current, today);
+        assert_eq!(
+            renamed
+                .as_ref()
+                .map(|f| (f.name.as_str(), f.migrant_city.as_deref())),
+            Ok(("张三丰", Some("杭州")))
+        );
+        let cleared = MemberPatch {
+            migrant_city: Some(None),
+            ..Default::default()
+        }
+        .apply(&current, today);
+        assert_eq!(
+            cleared.map_err(|e| e.iter().map(|e| e.code).collect::<Vec<_>>()),
+            Err(vec!["required"])
+        );
+        let home = MemberPatch {
+            residence: Some(Residence::AtHome),
+            ..Default::default()
+        }
+        .apply(&current, today);
+        assert_eq!(home.map(|f| f.migrant_city), Ok(None));
+    }
 
     #[test]
     fn phones_normalise_and_mask() {

@@ -139,8 +139,30 @@ pub struct EventTime {
     pub source: TimeSource,
 }
 
+/// The earliest and the latest time a phone's clock can plausibly show: a clock outside them is
+/// broken or forged, and a mutation carrying it is refused rather than stored at year 9999.
+pub fn plausible_device_time(t: DateTime<Utc>) -> bool {
+    let earliest = DateTime::from_timestamp(946_684_800, 0); // 2000-01-01
+    let latest = DateTime::from_timestamp(4_102_444_800, 0); // 2100-01-01
+    earliest.is_some_and(|e| t >= e) && latest.is_some_and(|l| t < l)
+}
+
+/// The longest uptime a phone can report: a year without a reboot.
+pub const MAX_UPTIME_MS: i64 = 366 * 86_400_000;
+
+/// A mutation whose device times no phone can have (code `implausible_device_time`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ImplausibleTime;
+
+impl ImplausibleTime {
+    pub const CODE: &'static str = "implausible_device_time";
+}
+
 /// Derives when a queued mutation happened. With the same boot id at making and at sending, the
-/// event happened `sent_uptime - made_uptime` before the server received the push.
+/// event happened `sent_uptime - made_uptime` before the server received the push. Uptimes
+/// over `MAX_UPTIME_MS` and device clocks outside [`plausible_device_time`] are refused; a
+/// negative uptime (or one later at making than at sending) only fails to match, and the
+/// device clock decides.
 pub fn event_time(
     received_at: DateTime<Utc>,
     push_boot: Option<&str>,
@@ -148,18 +170,25 @@ pub fn event_time(
     made_boot: Option<&str>,
     made_uptime_ms: Option<i64>,
     device_time: Option<DateTime<Utc>>,
-) -> EventTime {
+) -> Result<EventTime, ImplausibleTime> {
+    if made_uptime_ms.is_some_and(|u| u > MAX_UPTIME_MS)
+        || push_uptime_ms.is_some_and(|u| u > MAX_UPTIME_MS)
+        || device_time.is_some_and(|t| !plausible_device_time(t))
+    {
+        return Err(ImplausibleTime);
+    }
     if let (Some(pb), Some(pu), Some(mb), Some(mu)) =
         (push_boot, push_uptime_ms, made_boot, made_uptime_ms)
     {
-        if pb == mb && mu <= pu && mu >= 0 {
-            return EventTime {
+        if pb == mb && (0..=pu).contains(&mu) {
+            // Both within a year: the difference and the subtraction cannot overflow.
+            return Ok(EventTime {
                 at: received_at - TimeDelta::milliseconds(pu - mu),
                 source: TimeSource::Uptime,
-            };
+            });
         }
     }
-    match device_time {
+    Ok(match device_time {
         Some(t) => EventTime {
             at: t,
             source: TimeSource::DeviceClock,
@@ -168,7 +197,7 @@ pub fn event_time(
             at: received_at,
             source: TimeSource::Server,
         },
-    }
+    })
 }
 
 #[cfg(test)]
@@ -235,7 +264,11 @@ mod tests {
             Some("b1"),
             Some(3_600_000),
             Some(wrong_clock),
-        );
+        )
+        .unwrap_or(EventTime {
+            at: now,
+            source: TimeSource::Server,
+        });
         assert_eq!(t.source, TimeSource::Uptime);
         assert_eq!(t.at, now - TimeDelta::milliseconds(90_000_000 - 3_600_000));
         let t = event_time(
@@ -246,8 +279,33 @@ mod tests {
             Some(3_600_000),
             Some(wrong_clock),
         );
-        assert_eq!((t.source, t.at), (TimeSource::DeviceClock, wrong_clock));
+        assert_eq!(
+            t.map(|t| (t.source, t.at)),
+            Ok((TimeSource::DeviceClock, wrong_clock))
+        );
         let t = event_time(now, None, None, None, None, None);
-        assert_eq!((t.source, t.at), (TimeSource::Server, now));
+        assert_eq!(t.map(|t| (t.source, t.at)), Ok((TimeSource::Server, now)));
+    }
+
+    #[test]
+    fn times_no_phone_can_have_are_refused_not_overflowed() {
+        let now = DateTime::parse_from_rfc3339("2026-11-22T10:00:00Z")
+            .map(|t| t.to_utc())
+            .unwrap_or_default();
+        let b = Some("b1");
+        for (pu, mu) in [(i64::MAX, 1), (1_000_000_000_000_000, 5), (10, i64::MAX)] {
+            assert_eq!(
+                event_time(now, b, Some(pu), b, Some(mu), None),
+                Err(ImplausibleTime),
+                "uptimes {pu} {mu}"
+            );
+        }
+        let y9999 = DateTime::parse_from_rfc3339("9999-01-01T00:00:00Z")
+            .map(|t| t.to_utc())
+            .unwrap_or_default();
+        assert_eq!(
+            event_time(now, None, None, None, None, Some(y9999)),
+            Err(ImplausibleTime)
+        );
     }
 }

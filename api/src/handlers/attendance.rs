@@ -15,13 +15,13 @@ use std::collections::{HashMap, HashSet};
 use uuid::Uuid;
 use yunlian_domain::attendance::{
     check_code, check_fence, final_status, is_expected, judge_time, verify_signature,
-    video_seconds, ClockIn, ClockInError, ClockInEvidence, LeaveStatus, Location, MeetingStatus,
-    Punctuality, VideoEventKind,
+    video_seconds, ClockIn, ClockInError, ClockInEvidence, LeaveStatus, Location, Meeting,
+    MeetingStatus, Punctuality, VideoEventKind,
 };
 use yunlian_domain::auth::{Action, Principal};
 use yunlian_domain::sync::{EventTime, TimeSource};
 use yunlian_domain::Error;
-use yunlian_infra::db::{self, Conn, ScopedFutureExt};
+use yunlian_infra::db::{self, meetings::Lock, Conn, ScopedFutureExt};
 
 /// How far ahead of the server a queued clock-in's time may be before it is refused.
 const FUTURE_TOLERANCE: TimeDelta = TimeDelta::minutes(2);
@@ -69,9 +69,7 @@ pub async fn clock_in(
         via,
         video_share,
     } = j;
-    let (meeting, path, secret) = db::meetings::get(c, meeting_id)
-        .await?
-        .ok_or(Error::NotFound)?;
+    let (meeting, path, secret) = lock_for_attendance(c, meeting_id).await?;
     if !p.sees(&path) {
         return Err(Error::NotFound);
     }
@@ -158,6 +156,31 @@ pub async fn clock_in(
     Ok(ci)
 }
 
+/// Locks a meeting before a change its close-out must see (a clock-in, a video event): shared
+/// with other such changes while it is planned, exclusive once it is held (the change then
+/// recomputes the final statuses). A close-out holds it exclusively, so it never misses a change
+/// that committed before it, and a change that commits after it finds the meeting held and
+/// recomputes. A meeting closed between the first read and the shared lock is a lost race: the
+/// transaction runs again and takes the exclusive lock.
+pub async fn lock_for_attendance(
+    c: &mut Conn<'_>,
+    id: Uuid,
+) -> Result<(Meeting, String, Vec<u8>), Error> {
+    let (seen, _, _) = db::meetings::get(c, id).await?.ok_or(Error::NotFound)?;
+    let how = if seen.status == MeetingStatus::Held {
+        Lock::Update
+    } else {
+        Lock::Share
+    };
+    let locked = db::meetings::lock(c, id, how)
+        .await?
+        .ok_or(Error::NotFound)?;
+    if how == Lock::Share && locked.0.status == MeetingStatus::Held {
+        return Err(Error::Busy("meeting closed while locking".into()));
+    }
+    Ok(locked)
+}
+
 /// How long after its end a held meeting still takes queued clock-ins.
 const LATE_UPLOAD_LIMIT: TimeDelta = TimeDelta::days(30);
 
@@ -169,7 +192,7 @@ pub async fn close_out(
     video_share: (i64, i64),
     now: DateTime<Utc>,
 ) -> Result<Vec<db::attendance::Final>, Error> {
-    let (mut meeting, _, _) = db::meetings::get(c, meeting_id)
+    let (mut meeting, _, _) = db::meetings::lock(c, meeting_id, Lock::Update)
         .await?
         .ok_or(Error::NotFound)?;
     let org = db::orgs::get(c, meeting.org_id)
@@ -346,22 +369,25 @@ pub async fn close_meeting(
     let (meeting, path, _) = load_meeting(&state, id.into_inner()).await?;
     authorize(&user, Action::ManageMeetings, &path)?;
     let now = state.clock.now();
-    if meeting.status != MeetingStatus::Planned {
-        return Err(ApiError::new(
-            actix_web::http::StatusCode::CONFLICT,
-            "meeting_not_planned",
-        ));
-    }
-    if now < meeting.starts_at {
-        return Err(ApiError::new(
-            actix_web::http::StatusCode::CONFLICT,
-            "meeting_not_started",
-        ));
-    }
     let (mid, share) = (meeting.id, state.config.video_present_share);
+    // Checked under the meeting's lock: of two closes at once, the second finds it held.
     let finals = state
         .db
-        .write(move |mut c| async move { close_out(&mut c, mid, share, now).await }.scope_boxed())
+        .write(move |mut c| {
+            async move {
+                let (meeting, _, _) = db::meetings::lock(&mut c, mid, Lock::Update)
+                    .await?
+                    .ok_or(Error::NotFound)?;
+                if meeting.status != MeetingStatus::Planned {
+                    return Err(Error::Conflict("meeting_not_planned"));
+                }
+                if now < meeting.starts_at {
+                    return Err(Error::Conflict("meeting_not_started"));
+                }
+                close_out(&mut c, mid, share, now).await
+            }
+            .scope_boxed()
+        })
         .await?;
     tracing::info!(meeting = %mid, expected = finals.len(), by = %user.member_id, "meeting closed");
     Ok(HttpResponse::Ok().json(json!({ "meeting_id": mid, "attendance": finals })))
@@ -381,9 +407,21 @@ pub async fn close_due(
         .await?;
     let mut closed = 0;
     for id in due {
-        db.write(move |mut c| async move { close_out(&mut c, id, share, now).await }.scope_boxed())
+        let done = db
+            .write(move |mut c| {
+                async move {
+                    // Closed by hand (or by another round) since the list was read: leave it.
+                    match db::meetings::lock(&mut c, id, Lock::Update).await? {
+                        Some((m, _, _)) if m.status == MeetingStatus::Planned => {
+                            close_out(&mut c, id, share, now).await.map(|_| true)
+                        }
+                        _ => Ok(false),
+                    }
+                }
+                .scope_boxed()
+            })
             .await?;
-        closed += 1;
+        closed += usize::from(done);
     }
     Ok(closed)
 }

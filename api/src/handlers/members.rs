@@ -4,6 +4,7 @@ use super::{authorize, created, decode_cursor, limit, nullable, page};
 use crate::auth::AuthUser;
 use crate::errors::ApiError;
 use crate::handlers::orgs::load as load_org;
+use crate::ops::{self, members::Placement};
 use crate::state::AppState;
 use actix_web::{web, HttpResponse};
 use chrono::NaiveDate;
@@ -12,35 +13,12 @@ use uuid::Uuid;
 use yunlian_domain::auth::Action;
 use yunlian_domain::member::{
     check_join_date, check_password, check_residence, parse_name, Member, MemberFields,
-    MemberStatus, Phone, Residence,
+    MemberPatch, MemberStatus, Phone, Residence,
 };
-use yunlian_domain::org::{Org, OrgKind};
+use yunlian_domain::org::OrgKind;
 use yunlian_domain::{roster, Error, FieldError};
 use yunlian_infra::db::{self, members::MemberFilter, ScopedFutureExt};
 use yunlian_infra::password;
-
-/// The org a member is placed in must hold members; a group, when given, must be a party group
-/// directly inside it.
-async fn check_placement(
-    state: &AppState,
-    org: &Org,
-    group_id: Option<Uuid>,
-) -> Result<(), ApiError> {
-    if !org.kind.holds_members() {
-        return Err(ApiError::field("org_id", "org_holds_no_members"));
-    }
-    if let Some(g) = group_id {
-        let group = state
-            .db
-            .read(move |mut c| async move { db::orgs::get(&mut c, g).await }.scope_boxed())
-            .await?;
-        match group {
-            Some(group) if group.kind == OrgKind::Group && group.parent_id == Some(org.id) => {}
-            _ => return Err(ApiError::field("group_id", "group_not_found")),
-        }
-    }
-    Ok(())
-}
 
 fn collect<T>(r: Result<T, FieldError>, errs: &mut Vec<FieldError>) -> Option<T> {
     r.map_err(|e| errs.push(e)).ok()
@@ -90,7 +68,13 @@ pub async fn create_member(
     else {
         return Err(Error::Invalid(errs).into());
     };
-    check_placement(&state, &org, b.group_id).await?;
+    let (o, g) = (org.clone(), b.group_id);
+    state
+        .db
+        .read(move |mut c| {
+            async move { ops::members::check_placement(&mut c, &o, g).await }.scope_boxed()
+        })
+        .await?;
     let hash = match &b.password {
         Some(p) => Some(password::hash(p).await?),
         None => None,
@@ -228,75 +212,29 @@ pub async fn update_member(
     body: web::Json<UpdateMember>,
 ) -> Result<HttpResponse, ApiError> {
     let b = body.into_inner();
-    let (mut m, _) = load_for(&state, &user, id.into_inner(), Action::ManageMembers).await?;
-    let previous_org = m.org_id;
-    let today = state.clock.now().date_naive();
-    let mut errs = Vec::new();
-    let f = &mut m.fields;
-    if let Some(n) = &b.name {
-        if let Some(n) = collect(parse_name(n), &mut errs) {
-            f.name = n;
-        }
-    }
-    if let Some(p) = &b.phone {
-        if let Some(p) = collect(Phone::parse(p), &mut errs) {
-            f.phone = p;
-        }
-    }
-    if let Some(s) = b.status {
-        f.status = s;
-    }
-    if let Some(d) = b.join_date {
-        f.join_date = match d {
-            Some(d) => collect(check_join_date(d, today), &mut errs),
-            None => None,
-        };
-    }
-    if let Some(r) = b.residence {
-        f.residence = r;
-    }
-    let city = match b.migrant_city {
-        Some(c) => c,
-        None => f.migrant_city.clone(),
+    let patch = MemberPatch {
+        name: b.name,
+        phone: b.phone,
+        status: b.status,
+        join_date: b.join_date,
+        residence: b.residence,
+        migrant_city: b.migrant_city,
+        elderly_or_infirm: b.elderly_or_infirm,
+        central_household: b.central_household,
     };
-    if let Some(c) = collect(check_residence(f.residence, city.as_deref()), &mut errs) {
-        f.migrant_city = c;
-    }
-    if let Some(e) = b.elderly_or_infirm {
-        f.elderly_or_infirm = e;
-    }
-    if let Some(c) = b.central_household {
-        f.central_household = c;
-    }
-    if !errs.is_empty() {
-        return Err(Error::Invalid(errs).into());
-    }
-    // Moving a member to another org needs the right there too; the group follows the org.
-    let target_org = match b.org_id {
-        Some(o) if o != m.org_id => {
-            let org = load_org(&state, o).await?;
-            authorize(&user, Action::ManageMembers, &org.path)?;
-            m.org_id = o;
-            if b.group_id.is_none() {
-                m.group_id = None;
-            }
-            org
-        }
-        _ => load_org(&state, m.org_id).await?,
+    let place = Placement {
+        org_id: b.org_id,
+        group_id: b.group_id,
     };
-    if let Some(g) = b.group_id {
-        m.group_id = g;
-    }
-    check_placement(&state, &target_org, m.group_id).await?;
-    m.updated_at = state.clock.now();
-    let saved = m.clone();
-    state
+    let (principal, id, now) = (user.0.clone(), id.into_inner(), state.clock.now());
+    let member = state
         .db
         .write(move |mut c| {
-            async move { db::members::update(&mut c, &saved, previous_org).await }.scope_boxed()
+            async move { ops::members::update(&mut c, &principal, id, &patch, place, now).await }
+                .scope_boxed()
         })
         .await?;
-    Ok(HttpResponse::Ok().json(m))
+    Ok(HttpResponse::Ok().json(member))
 }
 
 #[derive(Deserialize)]
@@ -313,7 +251,13 @@ pub async fn reset_member_password(
     id: web::Path<Uuid>,
     body: web::Json<ResetPassword>,
 ) -> Result<HttpResponse, ApiError> {
-    let (m, _) = load_for(&state, &user, id.into_inner(), Action::ManageMembers).await?;
+    let (principal, id) = (user.0.clone(), id.into_inner());
+    let (m, _) = state
+        .db
+        .read(move |mut c| {
+            async move { ops::members::load_manageable(&mut c, &principal, id).await }.scope_boxed()
+        })
+        .await?;
     check_password(&body.password).map_err(|e| Error::Invalid(vec![e]))?;
     let hash = password::hash(&body.password).await?;
     super::auth::set_password_and_revoke(&state, m.id, hash, "password_reset").await?;

@@ -11,10 +11,11 @@ use serde_json::{json, Value};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use uuid::Uuid;
 use yunlian_domain::auth::Principal;
-use yunlian_domain::member::{check_residence, Residence};
+use yunlian_domain::member::Residence;
 use yunlian_domain::sync::{
-    event_time, plan, visible_scopes, Cursor, EventTime, Plan, Scope, ScopeState,
-    DEFAULT_PULL_LIMIT, MAX_PULL_BYTES, MAX_PULL_LIMIT, MAX_PUSH_MUTATIONS, SCHEMA_VERSION,
+    event_time, plan, visible_scopes, Cursor, EventTime, ImplausibleTime, Plan, Scope, ScopeState,
+    TimeSource, DEFAULT_PULL_LIMIT, MAX_PULL_BYTES, MAX_PULL_LIMIT, MAX_PUSH_MUTATIONS,
+    SCHEMA_VERSION,
 };
 use yunlian_domain::{Error, FieldError};
 use yunlian_infra::db::{self, orgs::OrgFilter, sync::Outcome, Conn, ScopedFutureExt};
@@ -65,6 +66,7 @@ pub struct MutationIn {
 #[derive(Serialize)]
 struct MutationOut {
     id: i64,
+    name: String,
     status: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     code: Option<String>,
@@ -78,6 +80,7 @@ impl From<Outcome> for MutationOut {
     fn from(o: Outcome) -> Self {
         MutationOut {
             id: o.mutation_id,
+            name: o.name,
             status: o.status,
             code: o.code,
             result: o.result,
@@ -95,6 +98,10 @@ enum Step {
     Gap {
         expected: i64,
     },
+    /// Seen before with another name or other arguments: a reused id, refused.
+    Reused,
+    /// The client id belongs to another member (claimed by them at the same moment).
+    NotYours,
 }
 
 /// A rejection is permanent: the phone's input can never succeed, so it is recorded and the
@@ -107,7 +114,9 @@ fn rejection(e: &Error) -> Option<(String, Option<Value>)> {
         }
         Error::NotFound => Some(("not_found".into(), None)),
         Error::Unauthenticated(c) => Some((c.to_string(), None)),
-        Error::RateLimited { .. } | Error::Unavailable(_) | Error::Internal(_) => None,
+        Error::RateLimited { .. } | Error::Busy(_) | Error::Unavailable(_) | Error::Internal(_) => {
+            None
+        }
     }
 }
 
@@ -136,9 +145,11 @@ pub async fn push(
         return Err(client_not_yours());
     }
 
+    // One receive instant for the whole push: the device times of its mutations are all
+    // anchored to the same moment, however long the earlier ones take to apply.
+    let received = state.clock.now();
     let mut results = Vec::with_capacity(body.mutations.len());
     for m in body.mutations {
-        let received = state.clock.now();
         let et = event_time(
             received,
             body.boot_id.as_deref(),
@@ -146,20 +157,21 @@ pub async fn push(
             m.boot_id.as_deref(),
             m.uptime_ms,
             m.device_time,
-        );
-        match apply_one(&state, &user, client, m, et).await? {
+        )
+        .map_err(|_| ImplausibleTime::CODE);
+        let (id, name) = (m.id, m.name.clone());
+        match apply_one(&state, &user, client, m, et, received).await? {
             Step::Done(o) => results.push(MutationOut::from(o)),
-            Step::Seen(id, o) => results.push(match o {
-                Some(o) => MutationOut::from(o),
-                // Processed long ago, its outcome since pruned: done, never applied again.
-                None => MutationOut {
-                    id,
-                    status: "seen".into(),
-                    code: None,
-                    result: None,
-                    event_time: received,
-                    time_source: "server".into(),
-                },
+            Step::Seen(_, Some(o)) => results.push(MutationOut::from(o)),
+            // Processed long ago, its outcome since pruned: done, never applied again.
+            Step::Seen(id, None) => results.push(MutationOut {
+                id,
+                name,
+                status: "seen".into(),
+                code: None,
+                result: None,
+                event_time: received,
+                time_source: "server".into(),
             }),
             Step::Gap { expected } => {
                 let mut e = ApiError::new(StatusCode::CONFLICT, "mutation_gap");
@@ -167,6 +179,14 @@ pub async fn push(
                     json!({ "expected_id": expected, "results": results }),
                 ));
                 return Err(e);
+            }
+            Step::Reused => {
+                let mut e = ApiError::new(StatusCode::CONFLICT, "mutation_id_reused");
+                e.extra = Some(Box::new(json!({ "mutation_id": id, "results": results })));
+                return Err(e);
+            }
+            Step::NotYours => {
+                return Err(ApiError::new(StatusCode::CONFLICT, "client_id_conflict"));
             }
         }
     }
@@ -179,42 +199,65 @@ pub async fn push(
 }
 
 /// Runs one mutation in its own transaction with the phone's ledger row locked; a rejection
-/// rolls the handler back and is then recorded in a second transaction.
+/// rolls the handler back and is then recorded in a second transaction. A mutation whose times
+/// no phone can have (`et` is that code) is rejected without running.
 async fn apply_one(
     state: &AppState,
     user: &AuthUser,
     client: Uuid,
     m: MutationIn,
-    et: EventTime,
+    et: Result<EventTime, &'static str>,
+    received: DateTime<Utc>,
 ) -> Result<Step, ApiError> {
     let principal = user.0.clone();
     let member = principal.member_id;
     let now = state.clock.now();
     let share = state.config.video_present_share;
+    let digest = mutation_digest(&m.name, &m.args);
     let attempt = m.clone();
-    let first = state
-        .db
-        .write(move |mut c| {
-            async move {
-                if let Some(step) = position(&mut c, client, member, attempt.id, now).await? {
-                    return Ok(step);
-                }
-                let result = run_mutation(&mut c, &principal, share, &attempt, et, now).await?;
-                let o = Outcome {
-                    mutation_id: attempt.id,
-                    name: attempt.name.clone(),
-                    status: "applied".into(),
-                    code: None,
-                    result: Some(result),
-                    event_time: et.at,
-                    time_source: time_source(et),
-                };
-                db::sync::settle(&mut c, client, &o, now).await?;
-                Ok(Step::Done(o))
-            }
-            .scope_boxed()
-        })
-        .await;
+    let d = digest.clone();
+    let (refused, et) = match et {
+        Ok(et) => (None, et),
+        Err(code) => (
+            Some(Error::Unprocessable(code)),
+            EventTime {
+                at: received,
+                source: TimeSource::Server,
+            },
+        ),
+    };
+    let first = match refused {
+        Some(e) => Err(e),
+        None => {
+            state
+                .db
+                .write(move |mut c| {
+                    async move {
+                        if let Some(step) =
+                            position(&mut c, client, member, attempt.id, &d, now).await?
+                        {
+                            return Ok(step);
+                        }
+                        let result =
+                            run_mutation(&mut c, &principal, share, &attempt, et, now).await?;
+                        let o = Outcome {
+                            mutation_id: attempt.id,
+                            name: attempt.name.clone(),
+                            status: "applied".into(),
+                            code: None,
+                            result: Some(result),
+                            event_time: et.at,
+                            time_source: time_source(et),
+                            digest: Some(d),
+                        };
+                        db::sync::settle(&mut c, client, &o, now).await?;
+                        Ok(Step::Done(o))
+                    }
+                    .scope_boxed()
+                })
+                .await
+        }
+    };
     let err = match first {
         Ok(step) => return Ok(step),
         Err(e) => e,
@@ -227,7 +270,7 @@ async fn apply_one(
         .db
         .write(move |mut c| {
             async move {
-                if let Some(step) = position(&mut c, client, member, m.id, now).await? {
+                if let Some(step) = position(&mut c, client, member, m.id, &digest, now).await? {
                     return Ok(step);
                 }
                 let o = Outcome {
@@ -238,6 +281,7 @@ async fn apply_one(
                     result: detail,
                     event_time: et.at,
                     time_source: time_source(et),
+                    digest: Some(digest),
                 };
                 db::sync::settle(&mut c, client, &o, now).await?;
                 Ok(Step::Done(o))
@@ -248,18 +292,30 @@ async fn apply_one(
     Ok(step)
 }
 
-/// Locks the phone's ledger and places mutation `id` against it: already seen (with its recorded
-/// outcome), past a gap, or `None`: the next one, to be settled in this transaction.
+/// Locks the phone's ledger and places mutation `id` against it: another member's phone,
+/// already seen (with its recorded outcome, unless the content differs), past a gap, or `None`:
+/// the next one, to be settled in this transaction. The owner is checked under the lock, so of
+/// two members claiming one new client id at once, the second is refused.
 async fn position(
     c: &mut Conn<'_>,
     client: Uuid,
     member: Uuid,
     id: i64,
+    digest: &str,
     now: DateTime<Utc>,
 ) -> Result<Option<Step>, Error> {
     let ledger = db::sync::lock_ledger(c, client, member, now).await?;
+    if ledger.member_id != member {
+        return Ok(Some(Step::NotYours));
+    }
     if id <= ledger.last_mutation_id {
         let o = db::sync::outcome(c, client, id).await?;
+        if o.as_ref()
+            .and_then(|o| o.digest.as_deref())
+            .is_some_and(|d| d != digest)
+        {
+            return Ok(Some(Step::Reused));
+        }
         return Ok(Some(Step::Seen(id, o)));
     }
     if id > ledger.last_mutation_id + 1 {
@@ -268,6 +324,49 @@ async fn position(
         }));
     }
     Ok(None)
+}
+
+/// SHA-256 of a mutation's name and its arguments in canonical JSON (object keys sorted at
+/// every level), hex: what a replay under the same id must match.
+fn mutation_digest(name: &str, args: &Value) -> String {
+    use sha2::{Digest, Sha256};
+    fn canonical(v: &Value, out: &mut String) {
+        match v {
+            Value::Object(m) => {
+                let mut keys: Vec<&String> = m.keys().collect();
+                keys.sort();
+                out.push('{');
+                for (i, k) in keys.into_iter().enumerate() {
+                    if i > 0 {
+                        out.push(',');
+                    }
+                    out.push_str(&Value::String(k.clone()).to_string());
+                    out.push(':');
+                    canonical(&m[k], out);
+                }
+                out.push('}');
+            }
+            Value::Array(a) => {
+                out.push('[');
+                for (i, x) in a.iter().enumerate() {
+                    if i > 0 {
+                        out.push(',');
+                    }
+                    canonical(x, out);
+                }
+                out.push(']');
+            }
+            other => out.push_str(&other.to_string()),
+        }
+    }
+    let mut text = String::with_capacity(256);
+    text.push_str(name);
+    text.push('\n');
+    canonical(args, &mut text);
+    Sha256::digest(text.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
 fn time_source(et: EventTime) -> String {
@@ -324,16 +423,9 @@ async fn update_whereabouts(
 ) -> Result<Value, Error> {
     let a: WhereaboutsArgs = serde_json::from_value(args.clone())
         .map_err(|_| Error::Invalid(vec![FieldError::new("args", "invalid_args")]))?;
-    let city = check_residence(a.residence, a.migrant_city.as_deref())
-        .map_err(|e| Error::Invalid(vec![e]))?;
-    let (mut member, _) = db::members::get(c, p.member_id)
-        .await?
-        .ok_or(Error::NotFound)?;
-    member.fields.residence = a.residence;
-    member.fields.migrant_city = city;
-    member.updated_at = now;
-    let org = member.org_id;
-    db::members::update(c, &member, org).await?;
+    let member =
+        crate::ops::members::set_whereabouts(c, p, a.residence, a.migrant_city.as_deref(), now)
+            .await?;
     Ok(json!({
         "member_id": member.id,
         "residence": member.fields.residence,

@@ -156,9 +156,11 @@ pub async fn video_webhook(
         .db
         .write(move |mut c| {
             async move {
-                let Some(meeting) = db::meetings::by_video_room(&mut c, &room).await? else {
+                let Some(found) = db::meetings::by_video_room(&mut c, &room).await? else {
                     return Ok(0);
                 };
+                let (meeting, _, _) =
+                    crate::handlers::attendance::lock_for_attendance(&mut c, found.id).await?;
                 // A finished room disconnects everyone who was in it.
                 let members: Vec<Uuid> = if finished {
                     let mut m: Vec<Uuid> = db::attendance::video_events_of(&mut c, meeting.id)

@@ -164,6 +164,38 @@ pub async fn get(
     .transpose()
 }
 
+/// How [`lock`] holds a meeting row until the transaction ends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Lock {
+    /// `FOR SHARE`: many holders at once (clock-ins of one planned meeting), none while an
+    /// exclusive holder has it.
+    Share,
+    /// `FOR UPDATE`: one holder (a close-out, a recompute of a held meeting).
+    Update,
+}
+
+/// Locks a meeting's row (PostgreSQL; SQLite's write transaction already excludes other
+/// writers) and reads it as [`get`] does.
+pub async fn lock(
+    conn: &mut Conn<'_>,
+    id: Uuid,
+    how: Lock,
+) -> Result<Option<(Meeting, String, Vec<u8>)>, Error> {
+    if let Some(c) = conn.pg() {
+        let q = meetings::table.find(id.to_string()).select(meetings::id);
+        let found: Option<String> = match how {
+            Lock::Share => q.for_share().first(c).await,
+            Lock::Update => q.for_update().first(c).await,
+        }
+        .optional()
+        .map_err(db_error)?;
+        if found.is_none() {
+            return Ok(None);
+        }
+    }
+    get(conn, id).await
+}
+
 /// Meetings by id, as phones see them (no secrets).
 pub async fn by_ids(conn: &mut Conn<'_>, ids: &[String]) -> Result<Vec<Meeting>, Error> {
     let rows: Vec<MeetingRow> = on!(conn, |c| meetings::table

@@ -1,7 +1,7 @@
 //! Members, stored.
 
 use super::schema::{members, orgs};
-use super::{db_error, naive, sync, utc, uuid, Conn};
+use super::{db_error, naive, sync, utc, uuid, Conn, Raw};
 use crate::on;
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
@@ -30,21 +30,45 @@ struct MemberRow {
     updated_at: chrono::NaiveDateTime,
 }
 
-/// The columns an edit may change.
+/// The columns an edit changes: `None` leaves a column as it is, so two edits of different
+/// fields of one member never overwrite each other.
 #[derive(AsChangeset)]
-#[diesel(table_name = members, treat_none_as_null = true)]
-struct MemberChanges<'a> {
-    org_id: String,
-    group_id: Option<String>,
-    name: &'a str,
-    phone: &'a str,
-    status: &'a str,
-    join_date: Option<chrono::NaiveDate>,
-    residence: &'a str,
-    migrant_city: Option<&'a str>,
-    elderly_or_infirm: bool,
-    central_household: bool,
+#[diesel(table_name = members)]
+struct MemberDiff {
+    org_id: Option<String>,
+    group_id: Option<Option<String>>,
+    name: Option<String>,
+    phone: Option<String>,
+    status: Option<String>,
+    join_date: Option<Option<chrono::NaiveDate>>,
+    residence: Option<String>,
+    migrant_city: Option<Option<String>>,
+    elderly_or_infirm: Option<bool>,
+    central_household: Option<bool>,
     updated_at: chrono::NaiveDateTime,
+}
+
+fn changed<T: PartialEq + Clone>(before: &T, after: &T) -> Option<T> {
+    (before != after).then(|| after.clone())
+}
+
+impl MemberDiff {
+    fn between(b: &Member, a: &Member) -> Self {
+        let (bf, af) = (&b.fields, &a.fields);
+        MemberDiff {
+            org_id: changed(&b.org_id, &a.org_id).map(|o| o.to_string()),
+            group_id: changed(&b.group_id, &a.group_id).map(|g| g.map(|g| g.to_string())),
+            name: changed(&bf.name, &af.name),
+            phone: changed(&bf.phone, &af.phone).map(|p| p.as_str().to_string()),
+            status: changed(&bf.status, &af.status).map(|s| s.as_str().to_string()),
+            join_date: changed(&bf.join_date, &af.join_date),
+            residence: changed(&bf.residence, &af.residence).map(|r| r.as_str().to_string()),
+            migrant_city: changed(&bf.migrant_city, &af.migrant_city),
+            elderly_or_infirm: changed(&bf.elderly_or_infirm, &af.elderly_or_infirm),
+            central_household: changed(&bf.central_household, &af.central_household),
+            updated_at: naive(a.updated_at),
+        }
+    }
 }
 
 fn to_row(m: &Member, password_hash: Option<String>) -> MemberRow {
@@ -145,8 +169,8 @@ pub async fn insert(
 /// transaction costs microseconds.
 pub async fn insert_many(conn: &mut Conn<'_>, ms: &[Member]) -> Result<(), Error> {
     let rows: Vec<MemberRow> = ms.iter().map(|m| to_row(m, None)).collect();
-    match conn {
-        Conn::Pg(c) => {
+    match &mut conn.raw {
+        Raw::Pg(c) => {
             for chunk in rows.chunks(500) {
                 diesel::insert_into(members::table)
                     .values(chunk)
@@ -155,7 +179,7 @@ pub async fn insert_many(conn: &mut Conn<'_>, ms: &[Member]) -> Result<(), Error
                     .map_err(phone_conflict)?;
             }
         }
-        Conn::Sqlite(c) => {
+        Raw::Sqlite(c) => {
             for row in &rows {
                 diesel::insert_into(members::table)
                     .values(row)
@@ -259,38 +283,53 @@ pub async fn taken_phones(conn: &mut Conn<'_>, phones: &[String]) -> Result<Vec<
     Ok(taken)
 }
 
-/// Saves an edited member; `previous_org` is where they were, so a move leaves a tombstone in
-/// the old committee's scope.
-pub async fn update(conn: &mut Conn<'_>, m: &Member, previous_org: Uuid) -> Result<(), Error> {
-    let f = &m.fields;
-    let changes = MemberChanges {
-        org_id: m.org_id.to_string(),
-        group_id: m.group_id.map(|g| g.to_string()),
-        name: &f.name,
-        phone: f.phone.as_str(),
-        status: f.status.as_str(),
-        join_date: f.join_date,
-        residence: f.residence.as_str(),
-        migrant_city: f.migrant_city.as_deref(),
-        elderly_or_infirm: f.elderly_or_infirm,
-        central_household: f.central_household,
-        updated_at: naive(m.updated_at),
-    };
+/// Locks a member's row for the rest of the caller's transaction (PostgreSQL `FOR UPDATE`;
+/// SQLite's write transaction already excludes other writers) and reads it with its org's path:
+/// what an edit that decides from the stored values must start with.
+pub async fn lock(conn: &mut Conn<'_>, id: Uuid) -> Result<Option<(Member, String)>, Error> {
+    if let Some(c) = conn.pg() {
+        let found: Option<String> = members::table
+            .find(id.to_string())
+            .select(members::id)
+            .for_update()
+            .first(c)
+            .await
+            .optional()
+            .map_err(db_error)?;
+        if found.is_none() {
+            return Ok(None);
+        }
+    }
+    get(conn, id).await
+}
+
+/// Saves an edit of `before` (read under [`lock`]) into `after`, writing only the columns that
+/// differ; a move leaves a tombstone in the old committee's scope.
+pub async fn update(conn: &mut Conn<'_>, before: &Member, after: &Member) -> Result<(), Error> {
+    let diff = MemberDiff::between(before, after);
     let n = on!(conn, |c| diesel::update(
-        members::table.find(m.id.to_string())
+        members::table.find(after.id.to_string())
     )
-    .set(&changes)
+    .set(&diff)
     .execute(c)
     .await)
     .map_err(phone_conflict)?;
     if n == 0 {
         return Err(Error::NotFound);
     }
-    if previous_org != m.org_id {
-        let gone = Scope::Committee(previous_org);
-        sync::record(conn, &gone, sync::ENTITY_MEMBER, m.id, true, m.updated_at).await?;
+    if before.org_id != after.org_id {
+        let gone = Scope::Committee(before.org_id);
+        sync::record(
+            conn,
+            &gone,
+            sync::ENTITY_MEMBER,
+            after.id,
+            true,
+            after.updated_at,
+        )
+        .await?;
     }
-    record(conn, m).await
+    record(conn, after).await
 }
 
 pub async fn set_password(

@@ -7,6 +7,7 @@
 pub mod attendance;
 pub mod clock_ins;
 pub mod devices;
+pub mod leases;
 pub mod meetings;
 pub mod members;
 pub mod orgs;
@@ -35,9 +36,32 @@ const PG_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/postgres
 const SQLITE_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/sqlite");
 
 /// A borrowed connection of either engine.
-pub enum Conn<'c> {
+pub enum Raw<'c> {
     Pg(&'c mut AsyncPgConnection),
     Sqlite(&'c mut SqliteConn),
+}
+
+/// A borrowed connection, inside or outside a write transaction. Inside one, the sync-index
+/// entries the transaction records wait in `pending` and are written at its end, every scope
+/// bumped in one global order (see [`sync::record`]): two transactions then never hold scope
+/// locks in opposite orders.
+pub struct Conn<'c> {
+    pub raw: Raw<'c>,
+    pub(crate) pending: Option<&'c mut Vec<sync::Pending>>,
+}
+
+impl<'c> Conn<'c> {
+    pub fn new(raw: Raw<'c>) -> Self {
+        Conn { raw, pending: None }
+    }
+
+    /// The PostgreSQL connection, when this is one.
+    pub fn pg(&mut self) -> Option<&mut AsyncPgConnection> {
+        match &mut self.raw {
+            Raw::Pg(c) => Some(&mut **c),
+            Raw::Sqlite(_) => None,
+        }
+    }
 }
 
 /// Runs `$body` with `$c` bound to the concrete connection, compiled once per backend.
@@ -45,12 +69,12 @@ pub enum Conn<'c> {
 #[macro_export]
 macro_rules! on {
     ($conn:expr, |$c:ident| $body:expr) => {
-        match $conn {
-            $crate::db::Conn::Pg(inner) => {
+        match &mut ($conn).raw {
+            $crate::db::Raw::Pg(inner) => {
                 let $c = &mut **inner;
                 $body
             }
-            $crate::db::Conn::Sqlite(inner) => {
+            $crate::db::Raw::Sqlite(inner) => {
                 let $c = &mut **inner;
                 $body
             }
@@ -96,9 +120,17 @@ pub fn db_error(e: diesel::result::Error) -> Error {
         {
             Error::Unavailable(info.message().into())
         }
-        D::DatabaseError(K::SerializationFailure, _) => Error::Unavailable("serialization".into()),
-        D::DatabaseError(_, info) if info.message().contains("database is locked") => {
-            Error::Unavailable("sqlite busy".into())
+        // Lost races: SQLSTATE 40001, 40P01 (diesel does not classify deadlocks), SQLite busy.
+        // The transaction is run again (see `Db::write`).
+        D::DatabaseError(K::SerializationFailure, _) => Error::Busy("serialization".into()),
+        D::DatabaseError(_, info) if info.message().starts_with("deadlock detected") => {
+            Error::Busy("deadlock".into())
+        }
+        D::DatabaseError(_, info)
+            if info.message().contains("database is locked")
+                || info.message().contains("database is busy") =>
+        {
+            Error::Busy("sqlite busy".into())
         }
         other => Error::Internal(other.to_string()),
     }
@@ -199,44 +231,94 @@ impl Db {
             match db {
                 Db::Pg(pool) => {
                     let mut c: Object<AsyncPgConnection> = pool.get().await.map_err(pool_error)?;
-                    f(Conn::Pg(&mut c)).await
+                    f(Conn::new(Raw::Pg(&mut c))).await
                 }
                 Db::Sqlite { pool, .. } => {
                     let mut c: Object<SqliteConn> = pool.get().await.map_err(pool_error)?;
-                    f(Conn::Sqlite(&mut c)).await
+                    f(Conn::new(Raw::Sqlite(&mut c))).await
                 }
             }
         })
         .await
     }
 
-    /// Runs `f` in one transaction: all of it commits, or none of it does.
+    /// Runs `f` in one transaction: all of it commits, or none of it does. The sync-index
+    /// entries it records are written last, scope by scope in one global order.
+    ///
+    /// A transaction that loses to another (a PostgreSQL deadlock or serialization failure,
+    /// SQLite busy) is run again from the start, up to [`WRITE_ATTEMPTS`] times with a growing,
+    /// jittered pause; after that the error is [`Error::Busy`] (503 with `Retry-After`).
     pub async fn write<R, F>(&self, f: F) -> Result<R, Error>
     where
         F: for<'r> FnOnce(Conn<'r>) -> ScopedBoxFuture<'static, 'r, Result<R, Error>>
+            + Clone
             + Send
             + 'static,
         R: Send + 'static,
     {
         let db = self.clone();
         detached(async move {
-            match db {
-                Db::Pg(pool) => {
-                    let mut c: Object<AsyncPgConnection> = pool.get().await.map_err(pool_error)?;
-                    c.transaction(async move |c| f(Conn::Pg(c)).await.map_err(TxError::Domain))
-                        .await
-                        .map_err(TxError::into_domain)
-                }
-                Db::Sqlite { pool, write_lock } => {
-                    let _writer = write_lock.lock().await;
-                    let mut c: Object<SqliteConn> = pool.get().await.map_err(pool_error)?;
-                    c.transaction(async move |c| f(Conn::Sqlite(c)).await.map_err(TxError::Domain))
-                        .await
-                        .map_err(TxError::into_domain)
+            let mut attempt = 1;
+            loop {
+                match db.write_once(f.clone()).await {
+                    Err(Error::Busy(why)) if attempt < WRITE_ATTEMPTS => {
+                        tracing::debug!(attempt, why = %why, "write lost a race; retrying");
+                        tokio::time::sleep(backoff(attempt)).await;
+                        attempt += 1;
+                    }
+                    other => return other,
                 }
             }
         })
         .await
+    }
+
+    async fn write_once<R, F>(&self, f: F) -> Result<R, Error>
+    where
+        F: for<'r> FnOnce(Conn<'r>) -> ScopedBoxFuture<'static, 'r, Result<R, Error>>
+            + Send
+            + 'static,
+        R: Send + 'static,
+    {
+        match self {
+            Db::Pg(pool) => {
+                let mut c: Object<AsyncPgConnection> = pool.get().await.map_err(pool_error)?;
+                c.transaction(async move |c| {
+                    let mut pending = Vec::new();
+                    let r = f(Conn {
+                        raw: Raw::Pg(&mut *c),
+                        pending: Some(&mut pending),
+                    })
+                    .await
+                    .map_err(TxError::Domain)?;
+                    sync::flush(&mut Conn::new(Raw::Pg(c)), pending)
+                        .await
+                        .map_err(TxError::Domain)?;
+                    Ok::<R, TxError>(r)
+                })
+                .await
+                .map_err(TxError::into_domain)
+            }
+            Db::Sqlite { pool, write_lock } => {
+                let _writer = write_lock.lock().await;
+                let mut c: Object<SqliteConn> = pool.get().await.map_err(pool_error)?;
+                c.immediate_transaction(async move |c| {
+                    let mut pending = Vec::new();
+                    let r = f(Conn {
+                        raw: Raw::Sqlite(&mut *c),
+                        pending: Some(&mut pending),
+                    })
+                    .await
+                    .map_err(TxError::Domain)?;
+                    sync::flush(&mut Conn::new(Raw::Sqlite(c)), pending)
+                        .await
+                        .map_err(TxError::Domain)?;
+                    Ok::<R, TxError>(r)
+                })
+                .await
+                .map_err(TxError::into_domain)
+            }
+        }
     }
 
     /// Runs `f` in one consistent read-only snapshot: REPEATABLE READ on PostgreSQL, a read
@@ -256,15 +338,17 @@ impl Db {
                     c.build_transaction()
                         .read_only()
                         .repeatable_read()
-                        .run(async move |c| f(Conn::Pg(c)).await.map_err(TxError::Domain))
+                        .run(async move |c| f(Conn::new(Raw::Pg(c))).await.map_err(TxError::Domain))
                         .await
                         .map_err(TxError::into_domain)
                 }
                 Db::Sqlite { pool, .. } => {
                     let mut c: Object<SqliteConn> = pool.get().await.map_err(pool_error)?;
-                    c.transaction(async move |c| f(Conn::Sqlite(c)).await.map_err(TxError::Domain))
-                        .await
-                        .map_err(TxError::into_domain)
+                    c.transaction(async move |c| {
+                        f(Conn::new(Raw::Sqlite(c))).await.map_err(TxError::Domain)
+                    })
+                    .await
+                    .map_err(TxError::into_domain)
                 }
             }
         })
@@ -283,6 +367,16 @@ impl Db {
         })
         .await
     }
+}
+
+/// How many times a write transaction runs before a lost race is reported as [`Error::Busy`].
+pub const WRITE_ATTEMPTS: u32 = 5;
+
+/// The pause before attempt `attempt + 1`: 10, 20, 40, 80 ms, each with up to as much again of
+/// random jitter, so two transactions that deadlocked do not meet again in step.
+fn backoff(attempt: u32) -> Duration {
+    let base = 10u64 << (attempt - 1).min(4);
+    Duration::from_millis(base + rand::random_range(0..=base))
 }
 
 /// The runtime all database work runs on, apart from the HTTP workers.

@@ -3,7 +3,7 @@
 //! any transport before the writer commits; a relay reads committed rows.
 
 use super::schema::outbox;
-use super::{db_error, naive, Conn};
+use super::{db_error, naive, Conn, Raw};
 use crate::on;
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
@@ -70,9 +70,9 @@ pub async fn unpublished(conn: &mut Conn<'_>, limit: i64) -> Result<Vec<OutboxEv
         .select(OUTBOX_COLUMNS)
         .order((outbox::created_at, outbox::id))
         .limit(limit);
-    let rows: Vec<OutboxRow> = match conn {
-        Conn::Pg(c) => q.for_update().skip_locked().load(&mut **c).await,
-        Conn::Sqlite(c) => q.load(&mut **c).await,
+    let rows: Vec<OutboxRow> = match &mut conn.raw {
+        Raw::Pg(c) => q.for_update().skip_locked().load(&mut **c).await,
+        Raw::Sqlite(c) => q.load(&mut **c).await,
     }
     .map_err(db_error)?;
     rows.into_iter().map(into_event).collect()

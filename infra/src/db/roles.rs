@@ -92,6 +92,24 @@ pub async fn delete(conn: &mut Conn<'_>, id: Uuid) -> Result<(), Error> {
     Ok(())
 }
 
+/// Every grant a member holds, with its org's path and kind (for ending the ones a move leaves).
+pub async fn of_member(
+    conn: &mut Conn<'_>,
+    member: Uuid,
+) -> Result<Vec<(RoleGrant, String)>, Error> {
+    let rows: Vec<(GrantRow, String)> = on!(conn, |c| role_grants::table
+        .inner_join(orgs::table)
+        .filter(role_grants::member_id.eq(member.to_string()))
+        .select((GrantRow::as_select(), orgs::path))
+        .order(role_grants::id)
+        .load(c)
+        .await)
+    .map_err(db_error)?;
+    rows.into_iter()
+        .map(|(r, p)| Ok((r.into_domain()?, p)))
+        .collect()
+}
+
 /// Every grant a member holds, with org paths: what authorisation reads on each request.
 pub async fn grants_of(conn: &mut Conn<'_>, member: Uuid) -> Result<Vec<Grant>, Error> {
     let rows: Vec<(String, String, String)> = on!(conn, |c| role_grants::table

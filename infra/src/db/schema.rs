@@ -112,6 +112,15 @@ diesel::table! {
         event_time -> Timestamp,
         time_source -> Text,
         created_at -> Timestamp,
+        digest -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
+    leases (name) {
+        name -> Text,
+        holder -> Text,
+        expires_at -> Timestamp,
     }
 }
 

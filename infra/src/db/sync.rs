@@ -7,7 +7,7 @@
 //! already passed it. Never a timestamp or a plain sequence: those commit out of order.
 
 use super::schema::{orgs, sync_clients, sync_index, sync_mutations, sync_scopes};
-use super::{db_error, naive, utc, uuid, Conn};
+use super::{db_error, naive, utc, uuid, Conn, Raw};
 use crate::on;
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
@@ -26,34 +26,88 @@ pub const ENTITY_LEAVE: &str = "leave";
 /// A meeting's code secret, synced to the committee only.
 pub const ENTITY_MEETING_SECRET: &str = "meeting_secret";
 
-/// Records that `entity`/`id` changed (or was deleted) in `scope`; returns the new version.
+/// A change a write transaction will record in the index when it ends.
+#[derive(Debug, Clone)]
+pub struct Pending {
+    scope: String,
+    entity: &'static str,
+    id: Uuid,
+    deleted: bool,
+    at: DateTime<Utc>,
+}
+
+/// Records that `entity`/`id` changed (or was deleted) in `scope`.
+///
+/// Inside a write transaction ([`super::Db::write`]) the entry waits until the transaction's
+/// work is done; then [`flush`] bumps every scope it touched in scope-name order, each under its
+/// row lock until commit. Scopes are the locks every synced write shares, so one global order
+/// (and holding them only for the last statements) keeps two transactions from deadlocking
+/// however their work interleaves. Outside a transaction it is written at once.
 pub async fn record(
     conn: &mut Conn<'_>,
     scope: &Scope,
-    entity: &str,
+    entity: &'static str,
     id: Uuid,
     deleted: bool,
     now: DateTime<Utc>,
-) -> Result<i64, Error> {
-    let (s, t, eid) = (scope.to_string(), naive(now), id.to_string());
+) -> Result<(), Error> {
+    let p = Pending {
+        scope: scope.to_string(),
+        entity,
+        id,
+        deleted,
+        at: now,
+    };
+    match conn.pending.as_deref_mut() {
+        Some(pending) => {
+            pending.push(p);
+            Ok(())
+        }
+        None => flush(conn, vec![p]).await,
+    }
+}
+
+/// Writes recorded changes: per scope in name order, one bump of the scope's version by the
+/// number of its changes (taking the scope row's lock until commit), then their index entries
+/// with consecutive versions, in the order they were recorded.
+pub(crate) async fn flush(conn: &mut Conn<'_>, mut pending: Vec<Pending>) -> Result<(), Error> {
+    // Stable: within a scope, changes keep the order they were recorded in.
+    pending.sort_by(|a, b| a.scope.cmp(&b.scope));
+    let mut rest = pending.as_slice();
+    while let Some(first) = rest.first() {
+        let n = rest.iter().take_while(|p| p.scope == first.scope).count();
+        let (group, tail) = rest.split_at(n);
+        rest = tail;
+        let last = bump(conn, &first.scope, n as i64, group[n - 1].at).await?;
+        for (i, p) in group.iter().enumerate() {
+            let v = last - (n - 1 - i) as i64;
+            upsert_entry(conn, p, v).await?;
+        }
+    }
+    Ok(())
+}
+
+/// Raises `scope`'s version by `n` (creating the scope on its first write) and returns the new
+/// version. The `UPDATE` holds the scope row's lock until commit: versions commit in order.
+async fn bump(conn: &mut Conn<'_>, scope: &str, n: i64, at: DateTime<Utc>) -> Result<i64, Error> {
+    let t = naive(at);
     let epoch = Uuid::now_v7().to_string();
     on!(conn, |c| async {
-        // Takes the scope row's lock until commit: versions of one scope commit in order.
         let bump = || {
-            diesel::update(sync_scopes::table.find(&s))
+            diesel::update(sync_scopes::table.find(scope))
                 .set((
-                    sync_scopes::version.eq(sync_scopes::version + 1),
+                    sync_scopes::version.eq(sync_scopes::version + n),
                     sync_scopes::updated_at.eq(t),
                 ))
                 .returning(sync_scopes::version)
         };
-        let v: i64 = match bump().get_result(c).await.optional()? {
-            Some(v) => v,
+        match bump().get_result(c).await.optional()? {
+            Some(v) => Ok(v),
             None => {
                 // The scope's first write: create it (a racing first writer may win), then bump.
                 diesel::insert_into(sync_scopes::table)
                     .values((
-                        sync_scopes::scope.eq(&s),
+                        sync_scopes::scope.eq(scope),
                         sync_scopes::version.eq(0i64),
                         sync_scopes::epoch.eq(&epoch),
                         sync_scopes::floor.eq(0i64),
@@ -62,31 +116,36 @@ pub async fn record(
                     .on_conflict_do_nothing()
                     .execute(c)
                     .await?;
-                bump().get_result(c).await?
+                bump().get_result::<i64>(c).await
             }
-        };
-        diesel::insert_into(sync_index::table)
-            .values((
-                sync_index::scope.eq(&s),
-                sync_index::entity.eq(entity),
-                sync_index::entity_id.eq(&eid),
-                sync_index::version.eq(v),
-                sync_index::deleted.eq(deleted),
-                sync_index::changed_at.eq(t),
-            ))
-            .on_conflict((sync_index::scope, sync_index::entity, sync_index::entity_id))
-            .do_update()
-            .set((
-                sync_index::version.eq(v),
-                sync_index::deleted.eq(deleted),
-                sync_index::changed_at.eq(t),
-            ))
-            .execute(c)
-            .await?;
-        Ok::<i64, diesel::result::Error>(v)
+        }
     }
     .await)
     .map_err(db_error)
+}
+
+async fn upsert_entry(conn: &mut Conn<'_>, p: &Pending, v: i64) -> Result<(), Error> {
+    let (t, eid) = (naive(p.at), p.id.to_string());
+    on!(conn, |c| diesel::insert_into(sync_index::table)
+        .values((
+            sync_index::scope.eq(&p.scope),
+            sync_index::entity.eq(p.entity),
+            sync_index::entity_id.eq(&eid),
+            sync_index::version.eq(v),
+            sync_index::deleted.eq(p.deleted),
+            sync_index::changed_at.eq(t),
+        ))
+        .on_conflict((sync_index::scope, sync_index::entity, sync_index::entity_id))
+        .do_update()
+        .set((
+            sync_index::version.eq(v),
+            sync_index::deleted.eq(p.deleted),
+            sync_index::changed_at.eq(t),
+        ))
+        .execute(c)
+        .await)
+    .map_err(db_error)?;
+    Ok(())
 }
 
 /// The stored state of each of `scopes` (absent ones are not in the map).
@@ -331,9 +390,9 @@ pub async fn lock_ledger(
     let q = sync_clients::table
         .find(&cid)
         .select((sync_clients::member_id, sync_clients::last_mutation_id));
-    let (member, last): (String, i64) = match conn {
-        Conn::Pg(c) => q.for_update().first(&mut **c).await,
-        Conn::Sqlite(c) => q.first(&mut **c).await,
+    let (member, last): (String, i64) = match &mut conn.raw {
+        Raw::Pg(c) => q.for_update().first(&mut **c).await,
+        Raw::Sqlite(c) => q.first(&mut **c).await,
     }
     .map_err(db_error)?;
     Ok(Ledger {
@@ -371,6 +430,9 @@ pub struct Outcome {
     pub result: Option<serde_json::Value>,
     pub event_time: DateTime<Utc>,
     pub time_source: String,
+    /// SHA-256 of the mutation's name and canonical arguments (absent on outcomes recorded
+    /// before digests were kept).
+    pub digest: Option<String>,
 }
 
 /// Stores an outcome and advances the ledger to its id, in the caller's transaction.
@@ -392,6 +454,7 @@ pub async fn settle(
         sync_mutations::event_time.eq(naive(o.event_time)),
         sync_mutations::time_source.eq(o.time_source.clone()),
         sync_mutations::created_at.eq(t),
+        sync_mutations::digest.eq(o.digest.clone()),
     );
     on!(conn, |c| async {
         diesel::insert_into(sync_mutations::table)
@@ -419,6 +482,7 @@ type OutcomeRow = (
     Option<String>,
     chrono::NaiveDateTime,
     String,
+    Option<String>,
 );
 
 /// The recorded outcome of a mutation already seen.
@@ -437,13 +501,14 @@ pub async fn outcome(
             sync_mutations::result,
             sync_mutations::event_time,
             sync_mutations::time_source,
+            sync_mutations::digest,
         ))
         .first(c)
         .await
         .optional())
     .map_err(db_error)?;
     row.map(
-        |(mutation_id, name, status, code, result, event_time, time_source)| {
+        |(mutation_id, name, status, code, result, event_time, time_source, digest)| {
             Ok(Outcome {
                 mutation_id,
                 name,
@@ -455,6 +520,7 @@ pub async fn outcome(
                     .map_err(|e| Error::Internal(e.to_string()))?,
                 event_time: utc(event_time),
                 time_source,
+                digest,
             })
         },
     )

@@ -1,0 +1,2 @@
+DROP TABLE leases;
+ALTER TABLE sync_mutations DROP COLUMN digest;

@@ -1,0 +1,422 @@
+//! Concurrent writers that must not lose or cross each other's work, each run many times with a
+//! seeded interleaving (`RACE_SEED`): a phone's whereabouts against an admin's edit, clock-ins
+//! against member edits, two members claiming one new client id, and a meeting's close-out
+//! against a late clock-in, a late video webhook and a second close.
+
+use crate::attendance::KeyPhone;
+use crate::helpers::{race_rounds, seed, spawn_app, spawn_app_on, TestApp};
+use crate::sync::branch_with_members;
+use base64::Engine as _;
+use chrono::{DateTime, TimeDelta, Utc};
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use reqwest::StatusCode;
+use serde_json::{json, Value};
+use sha2::{Digest, Sha256};
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+use std::time::Duration;
+use uuid::Uuid;
+use yunlian_domain::ports::{Clock, FixedClock};
+
+#[tokio::test]
+async fn a_phones_whereabouts_and_an_admins_edit_of_one_member_never_lose_each_other() {
+    let seed = seed("RACE_SEED", "whereabouts vs edit");
+    let mut rng = StdRng::seed_from_u64(seed);
+    let app = spawn_app().await;
+    let admin = app.admin().await;
+    let (_, _, members) = branch_with_members(&app, &admin, "城东村党支部", 13971000000, 1).await;
+    let (member, token) = members[0].clone();
+    let client = Uuid::now_v7();
+    let rounds = race_rounds(300, 300);
+    let mut lost = Vec::new();
+    for round in 1..=rounds {
+        let (d1, d2) = (rng.random_range(0..=800), rng.random_range(0..=800));
+        let city = format!("杭州{round}");
+        let name = format!("党员{round}");
+        let push = json!({"client_id": client, "schema_version": 1, "mutations": [
+            {"id": round, "name": "member.update_whereabouts.v1",
+             "args": {"residence": "migrant", "migrant_city": city}}]});
+        let path = format!("/v1/members/{member}");
+        let (pushed, patched) = tokio::join!(
+            async {
+                tokio::time::sleep(Duration::from_micros(d1)).await;
+                app.post("/v1/sync/push", &token, push).await
+            },
+            async {
+                tokio::time::sleep(Duration::from_micros(d2)).await;
+                app.patch(&path, &admin, json!({"name": name})).await
+            }
+        );
+        assert_eq!(
+            pushed.status,
+            StatusCode::OK,
+            "seed {seed}: {:?}",
+            pushed.body
+        );
+        assert_eq!(
+            pushed.body["results"][0]["status"], "applied",
+            "seed {seed}"
+        );
+        assert_eq!(
+            patched.status,
+            StatusCode::OK,
+            "seed {seed}: {:?}",
+            patched.body
+        );
+        let now = app.get(&path, &admin).await.body;
+        if now["name"] != name.as_str() || now["migrant_city"] != city.as_str() {
+            lost.push((round, now["name"].clone(), now["migrant_city"].clone()));
+        }
+    }
+    assert!(
+        lost.is_empty(),
+        "seed {seed}: {} of {rounds} rounds lost a write, e.g. {:?}",
+        lost.len(),
+        lost.first()
+    );
+}
+
+#[tokio::test]
+async fn clock_ins_racing_member_edits_answer_no_500_and_no_deadlock() {
+    let seed = seed("RACE_SEED", "clock-ins vs edits");
+    let mut rng = StdRng::seed_from_u64(seed);
+    let app = spawn_app().await;
+    let admin = app.admin().await;
+    let n = 16;
+    let (branch, sec, members) =
+        branch_with_members(&app, &admin, "城西村党支部", 13972000000, n).await;
+    let mut phones = Vec::new();
+    for (i, (id, token)) in members.iter().enumerate() {
+        phones.push(KeyPhone::register(&app, token, id, 40 + i as u8).await);
+    }
+    let rounds = race_rounds(6, 3);
+    let mut statuses: BTreeMap<u16, usize> = BTreeMap::new();
+    for round in 0..rounds {
+        let starts = Utc::now() + TimeDelta::minutes(5);
+        let r = app
+            .post(
+                "/v1/meetings",
+                &sec,
+                json!({"org_id": branch, "meeting_type": "themed_party_day", "title": format!("主题党日{round}"),
+                       "starts_at": starts, "ends_at": starts + TimeDelta::hours(2)}),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::CREATED, "{:?}", r.body);
+        let meeting = r.id();
+        let code = crate::attendance::code_at(&app, &sec, &meeting, Utc::now()).await;
+        let mut tasks = Vec::new();
+        for p in &phones {
+            let ev = p.evidence(&meeting, &code, Utc::now(), None);
+            let (app, meeting, token) = (&app, meeting.clone(), p.token.clone());
+            let (d1, d2, d3) = (
+                rng.random_range(0..=3000),
+                rng.random_range(0..=3000),
+                rng.random_range(0..=3000),
+            );
+            let (member, admin) = (p.member_id.clone(), admin.clone());
+            let city = format!("苏州{round}");
+            tasks.push(async move {
+                let clock_in = async {
+                    tokio::time::sleep(Duration::from_micros(d1)).await;
+                    app.post(&format!("/v1/meetings/{meeting}/clock-in"), &token, ev)
+                        .await
+                };
+                let edit = async {
+                    tokio::time::sleep(Duration::from_micros(d2)).await;
+                    app.patch(
+                        &format!("/v1/members/{member}"),
+                        &admin,
+                        json!({"name": format!("党员{round}")}),
+                    )
+                    .await
+                };
+                let whereabouts = async {
+                    tokio::time::sleep(Duration::from_micros(d3)).await;
+                    let push = json!({"client_id": Uuid::now_v7(), "schema_version": 1, "mutations": [
+                        {"id": 1, "name": "member.update_whereabouts.v1",
+                         "args": {"residence": "migrant", "migrant_city": city}}]});
+                    app.post("/v1/sync/push", &token, push).await
+                };
+                let (a, b, c) = tokio::join!(clock_in, edit, whereabouts);
+                vec![a, b, c]
+            });
+        }
+        for res in futures_util::future::join_all(tasks)
+            .await
+            .into_iter()
+            .flatten()
+        {
+            *statuses.entry(res.status.as_u16()).or_default() += 1;
+            assert_eq!(res.status, StatusCode::OK, "seed {seed}: {:?}", res.body);
+        }
+        let att = app
+            .get(&format!("/v1/meetings/{meeting}/attendance"), &sec)
+            .await;
+        assert_eq!(
+            att.body["clock_ins"].as_array().map(Vec::len),
+            Some(n),
+            "seed {seed}: every clock-in recorded once"
+        );
+    }
+    eprintln!("clock-ins vs edits: statuses {statuses:?}");
+}
+
+#[tokio::test]
+async fn two_members_claiming_one_new_client_id_at_once_one_wins_and_neither_sees_the_other() {
+    let seed = seed("RACE_SEED", "client id claim");
+    let mut rng = StdRng::seed_from_u64(seed);
+    let app = spawn_app().await;
+    let admin = app.admin().await;
+    let (_, _, members) = branch_with_members(&app, &admin, "城南村党支部", 13973000000, 2).await;
+    let rounds = race_rounds(100, 50);
+    for round in 0..rounds {
+        let client = Uuid::now_v7();
+        let push = |who: usize| {
+            json!({"client_id": client, "schema_version": 1, "mutations": [
+                {"id": 1, "name": "member.update_whereabouts.v1",
+                 "args": {"residence": "migrant", "migrant_city": format!("城{who}-{round}")}}]})
+        };
+        let (d0, d1) = (rng.random_range(0..=500), rng.random_range(0..=500));
+        let (a, b) = tokio::join!(
+            async {
+                tokio::time::sleep(Duration::from_micros(d0)).await;
+                app.post("/v1/sync/push", &members[0].1, push(0)).await
+            },
+            async {
+                tokio::time::sleep(Duration::from_micros(d1)).await;
+                app.post("/v1/sync/push", &members[1].1, push(1)).await
+            }
+        );
+        let mut winners = 0;
+        for (who, res) in [(0, &a), (1, &b)] {
+            match res.status {
+                StatusCode::OK => {
+                    winners += 1;
+                    let r = &res.body["results"][0];
+                    assert_eq!(r["status"], "applied", "seed {seed}: {:?}", res.body);
+                    assert_eq!(
+                        r["result"]["member_id"],
+                        members[who].0.as_str(),
+                        "seed {seed}"
+                    );
+                }
+                StatusCode::CONFLICT => assert_eq!(res.code(), "client_id_conflict", "seed {seed}"),
+                StatusCode::FORBIDDEN => assert_eq!(res.code(), "client_not_yours", "seed {seed}"),
+                other => panic!("seed {seed}: {other} {:?}", res.body),
+            }
+            let other = format!("城{}-{round}", 1 - who);
+            assert!(
+                !res.body.to_string().contains(&other),
+                "seed {seed}: member {who} saw the other's outcome: {:?}",
+                res.body
+            );
+        }
+        assert_eq!(winners, 1, "seed {seed}: round {round}: {a:?} {b:?}");
+    }
+}
+
+const LK_KEY: &str = "APIyunlian";
+const LK_SECRET: &str = "livekit-secret-of-the-county-0123456789";
+
+async fn webhook(app: &TestApp, body: &Value) -> crate::helpers::Res {
+    let raw = body.to_string();
+    let sha = base64::engine::general_purpose::STANDARD.encode(Sha256::digest(raw.as_bytes()));
+    let claims = json!({"iss": LK_KEY, "sha256": sha, "exp": 4_000_000_000i64, "nbf": 0});
+    let jwt = jsonwebtoken::encode(
+        &jsonwebtoken::Header::default(),
+        &claims,
+        &jsonwebtoken::EncodingKey::from_secret(LK_SECRET.as_bytes()),
+    )
+    .expect("sign");
+    let res = app
+        .client
+        .post(format!("{}/v1/video/webhook", app.base))
+        .header("authorization", jwt)
+        .header("content-type", "application/webhook+json")
+        .body(raw)
+        .send()
+        .await
+        .expect("sent");
+    TestApp::read(res).await
+}
+
+fn participant(event: &str, id: &str, room: &str, member: &str, at: DateTime<Utc>) -> Value {
+    json!({"event": event, "id": id, "createdAt": at.timestamp(),
+           "room": {"name": room, "sid": "RM_1"}, "participant": {"identity": member, "sid": format!("PA_{member}")}})
+}
+
+#[tokio::test]
+async fn a_close_out_racing_a_late_clock_in_a_late_webhook_and_a_second_close_leaves_one_right_status_and_one_event_per_change(
+) {
+    let seed = seed("RACE_SEED", "close-out race");
+    let mut rng = StdRng::seed_from_u64(seed);
+    let t0: DateTime<Utc> = "2026-11-22T08:00:00Z".parse().expect("time");
+    let clock = Arc::new(FixedClock::at(t0));
+    let app = spawn_app_on(
+        HashMap::from([
+            (
+                "YUNLIAN_LIVEKIT_URL",
+                "wss://video.county.example".to_string(),
+            ),
+            ("YUNLIAN_LIVEKIT_API_KEY", LK_KEY.to_string()),
+            ("YUNLIAN_LIVEKIT_API_SECRET", LK_SECRET.to_string()),
+            ("YUNLIAN_ACCESS_TOKEN_TTL_SECS", "100000000".to_string()),
+            ("YUNLIAN_OUTBOX_RELAY_MS", "50".to_string()),
+        ]),
+        clock.clone(),
+    )
+    .await;
+    let admin = app.admin().await;
+    // The secretary (absent: never clocks in), a member who clocked in late offline, a migrant
+    // member on video, and one who never came.
+    let (branch, sec, members) =
+        branch_with_members(&app, &admin, "城北村党支部", 13974000000, 3).await;
+    let late = KeyPhone::register(&app, &members[0].1, &members[0].0, 90).await;
+    let video = members[1].0.clone();
+    let rounds = race_rounds(150, 30);
+    let mut meetings = Vec::new();
+    for round in 0..rounds {
+        let starts = clock.now() + TimeDelta::minutes(10);
+        let ends = starts + TimeDelta::hours(2);
+        let room = format!("room-{round}-{}", Uuid::now_v7().simple());
+        let r = app
+            .post(
+                "/v1/meetings",
+                &sec,
+                json!({"org_id": branch, "meeting_type": "themed_party_day", "title": format!("主题党日{round}"),
+                       "starts_at": starts, "ends_at": ends, "video_room": room}),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::CREATED, "{:?}", r.body);
+        let meeting = r.id();
+        let made = starts + TimeDelta::minutes(20);
+        let code = crate::attendance::code_at(&app, &sec, &meeting, made).await;
+        let ev = late.evidence(&meeting, &code, made, None);
+        // The meeting is over; nothing of the late member or the video member has arrived yet.
+        clock.advance(TimeDelta::hours(2) + TimeDelta::minutes(15));
+        let mut args = ev;
+        args["meeting_id"] = json!(meeting);
+        let push = json!({"client_id": Uuid::now_v7(), "schema_version": 1, "mutations": [
+            {"id": 1, "name": "attendance.clock_in.v1", "args": args, "device_time": made}]});
+        let joined = participant(
+            "participant_joined",
+            &format!("j{round}"),
+            &room,
+            &video,
+            starts,
+        );
+        let left = participant(
+            "participant_left",
+            &format!("l{round}"),
+            &room,
+            &video,
+            ends,
+        );
+        let d: Vec<u64> = (0..4).map(|_| rng.random_range(0..=2000)).collect();
+        let close = |delay: u64| {
+            let (app, sec, meeting) = (&app, sec.clone(), meeting.clone());
+            async move {
+                tokio::time::sleep(Duration::from_micros(delay)).await;
+                app.post(&format!("/v1/meetings/{meeting}/close"), &sec, json!({}))
+                    .await
+            }
+        };
+        let (c1, c2, pushed, hooks) = tokio::join!(
+            close(d[0]),
+            close(d[1]),
+            async {
+                tokio::time::sleep(Duration::from_micros(d[2])).await;
+                app.post("/v1/sync/push", &late.token, push).await
+            },
+            async {
+                tokio::time::sleep(Duration::from_micros(d[3])).await;
+                let a = webhook(&app, &joined).await;
+                let b = webhook(&app, &left).await;
+                (a, b)
+            }
+        );
+        let closes = [&c1, &c2];
+        assert_eq!(
+            closes.iter().filter(|c| c.status == StatusCode::OK).count(),
+            1,
+            "seed {seed}: one close wins: {c1:?} {c2:?}"
+        );
+        for c in closes.iter().filter(|c| c.status != StatusCode::OK) {
+            assert_eq!(
+                (c.status, c.code()),
+                (StatusCode::CONFLICT, "meeting_not_planned"),
+                "seed {seed}"
+            );
+        }
+        assert_eq!(
+            pushed.body["results"][0]["status"], "applied",
+            "seed {seed}: {:?}",
+            pushed.body
+        );
+        assert_eq!(
+            pushed.body["results"][0]["result"]["punctuality"], "late",
+            "seed {seed}"
+        );
+        assert_eq!(
+            (hooks.0.status, hooks.1.status),
+            (StatusCode::OK, StatusCode::OK)
+        );
+        let att = app
+            .get(&format!("/v1/meetings/{meeting}/attendance"), &sec)
+            .await;
+        let status: BTreeMap<String, String> = att.body["attendance"]
+            .as_array()
+            .expect("attendance")
+            .iter()
+            .map(|a| {
+                (
+                    a["member_id"].as_str().unwrap_or("").to_string(),
+                    a["status"].as_str().unwrap_or("").to_string(),
+                )
+            })
+            .collect();
+        assert_eq!(status.len(), 4, "seed {seed}: {status:?}");
+        assert_eq!(status[&members[0].0], "late", "seed {seed}: round {round}");
+        assert_eq!(status[&video], "video", "seed {seed}: round {round}");
+        assert_eq!(status[&members[2].0], "absent", "seed {seed}");
+        meetings.push((meeting, status));
+        clock.advance(TimeDelta::hours(1));
+    }
+
+    // Every change of a final status is one event, naming the status it replaces: replayed in
+    // order, each member's chain starts from nothing and ends at the final status.
+    let events = app.published_events().await;
+    for (meeting, status) in &meetings {
+        let mut chain: BTreeMap<String, Vec<(Value, String)>> = BTreeMap::new();
+        for e in events
+            .iter()
+            .filter(|e| e.payload["meeting_id"] == meeting.as_str())
+        {
+            chain
+                .entry(e.payload["member_id"].as_str().unwrap_or("").to_string())
+                .or_default()
+                .push((
+                    e.payload["previous"].clone(),
+                    e.payload["status"].as_str().unwrap_or("").to_string(),
+                ));
+        }
+        assert_eq!(chain.len(), status.len(), "seed {seed}: meeting {meeting}");
+        for (member, links) in &chain {
+            let mut previous = Value::Null;
+            for (prev, now) in links {
+                assert_eq!(
+                    prev, &previous,
+                    "seed {seed}: meeting {meeting} member {member}: {links:?}"
+                );
+                assert_ne!(
+                    prev.as_str(),
+                    Some(now.as_str()),
+                    "seed {seed}: an event that changes nothing"
+                );
+                previous = json!(now);
+            }
+            assert_eq!(previous, json!(status[member]), "seed {seed}: {links:?}");
+        }
+    }
+}
