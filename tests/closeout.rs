@@ -110,12 +110,17 @@ async fn a_meeting_of_thirty_closes_with_exactly_the_statuses_of_what_happened()
             "/v1/meetings",
             &sec,
             json!({"org_id": branch, "meeting_type": "themed_party_day", "title": "主题党日：学习强国",
-                   "starts_at": starts, "ends_at": starts + TimeDelta::hours(2), "video_room": "yangwan-2026-11",
+                   "starts_at": starts, "ends_at": starts + TimeDelta::hours(2), "video": true,
                    "geofence": {"lat": HALL.0, "lng": HALL.1, "radius_m": 120.0}}),
         )
         .await;
     assert_eq!(r.status, StatusCode::CREATED, "{:?}", r.body);
     let meeting = r.id();
+    let room_name = r.body["video_room"]
+        .as_str()
+        .expect("the server names the room")
+        .to_string();
+    assert_eq!(room_name, format!("yl-{}", meeting.replace('-', "")));
     let secret = base64::engine::general_purpose::STANDARD
         .decode(
             app.get(&format!("/v1/meetings/{meeting}/code"), &sec)
@@ -188,7 +193,7 @@ async fn a_meeting_of_thirty_closes_with_exactly_the_statuses_of_what_happened()
 
     // By video, from the cities: four join; one leaves after ten minutes. LiveKit's webhooks
     // arrive duplicated and out of order; a forged one is refused.
-    let room = "yangwan-2026-11";
+    let room = room_name.as_str();
     let (_, first_token) = &away[0];
     let join = app
         .post(

@@ -279,17 +279,17 @@ async fn a_close_out_racing_a_late_clock_in_a_late_webhook_and_a_second_close_le
     for round in 0..rounds {
         let starts = clock.now() + TimeDelta::minutes(10);
         let ends = starts + TimeDelta::hours(2);
-        let room = format!("room-{round}-{}", Uuid::now_v7().simple());
         let r = app
             .post(
                 "/v1/meetings",
                 &sec,
                 json!({"org_id": branch, "meeting_type": "themed_party_day", "title": format!("主题党日{round}"),
-                       "starts_at": starts, "ends_at": ends, "video_room": room}),
+                       "starts_at": starts, "ends_at": ends, "video": true}),
             )
             .await;
         assert_eq!(r.status, StatusCode::CREATED, "{:?}", r.body);
         let meeting = r.id();
+        let room = r.body["video_room"].as_str().expect("room").to_string();
         let made = starts + TimeDelta::minutes(20);
         let code = crate::attendance::code_at(&app, &sec, &meeting, made).await;
         let ev = late.evidence(&meeting, &code, made, None);

@@ -28,6 +28,7 @@ pub const KEYS: &[(&str, &str)] = &[
     ("YUNLIAN_CLOSE_GRACE_MINUTES", "30"),
     ("YUNLIAN_OUTBOX_RELAY_MS", "1000"),
     ("YUNLIAN_VIDEO_PRESENT_SHARE", "2/3"),
+    ("YUNLIAN_VIDEO_TOKEN_GRACE_MINUTES", "30"),
     ("YUNLIAN_LIVEKIT_URL", "(unset: no video)"),
     ("YUNLIAN_LIVEKIT_API_KEY", "(unset)"),
     ("YUNLIAN_LIVEKIT_API_SECRET", "(unset)"),
@@ -59,6 +60,8 @@ pub struct Config {
     /// How often committed domain events are relayed from the outbox to the bus.
     pub outbox_relay_ms: u64,
     pub video_present_share: (i64, i64),
+    /// A video room token stops working this long after its meeting's end.
+    pub video_token_grace_minutes: i64,
     pub livekit: Option<LiveKit>,
     pub workers: Option<usize>,
     pub log_json: bool,
@@ -233,6 +236,7 @@ impl Config {
             close_grace_minutes: num("YUNLIAN_CLOSE_GRACE_MINUTES", 30)?,
             outbox_relay_ms: num("YUNLIAN_OUTBOX_RELAY_MS", 1000)?.max(10) as u64,
             video_present_share,
+            video_token_grace_minutes: num("YUNLIAN_VIDEO_TOKEN_GRACE_MINUTES", 30)?,
             livekit,
             workers,
             log_json,

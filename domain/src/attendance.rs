@@ -578,7 +578,88 @@ pub struct Meeting {
     pub updated_at: DateTime<Utc>,
 }
 
+/// An edit of a meeting: what is absent stays as it is.
+#[derive(Debug, Clone, Default)]
+pub struct MeetingPatch {
+    pub title: Option<String>,
+    pub agenda: Option<Option<String>>,
+    pub starts_at: Option<DateTime<Utc>>,
+    pub ends_at: Option<DateTime<Utc>>,
+    pub place: Option<Option<String>>,
+    pub geofence: Option<Option<Geofence>>,
+    /// Whether migrant members join by video; the room is named by the server.
+    pub video: Option<bool>,
+    pub checkin_window: Option<CheckinWindow>,
+    pub minutes: Option<Option<String>>,
+}
+
+fn trimmed(s: &Option<String>) -> Option<String> {
+    s.as_ref()
+        .map(|s| s.trim().to_string())
+        .filter(|s| !s.is_empty())
+}
+
+impl MeetingPatch {
+    /// Whether the edit changes the plan (anything but the minutes).
+    pub fn reschedules(&self) -> bool {
+        self.title.is_some()
+            || self.agenda.is_some()
+            || self.starts_at.is_some()
+            || self.ends_at.is_some()
+            || self.place.is_some()
+            || self.geofence.is_some()
+            || self.video.is_some()
+            || self.checkin_window.is_some()
+    }
+
+    /// The meeting after this edit. The plan changes only while the meeting is planned; minutes
+    /// may be written after it is held, never to a cancelled one.
+    pub fn apply(&self, m: &Meeting) -> Result<Meeting, crate::Error> {
+        if (self.reschedules() && m.status != MeetingStatus::Planned)
+            || m.status == MeetingStatus::Cancelled
+        {
+            return Err(crate::Error::Conflict("meeting_not_planned"));
+        }
+        let mut m = m.clone();
+        if let Some(t) = &self.title {
+            m.title = t.trim().to_string();
+        }
+        if let Some(a) = &self.agenda {
+            m.agenda = trimmed(a);
+        }
+        if let Some(s) = self.starts_at {
+            m.starts_at = crate::truncate_micros(s);
+        }
+        if let Some(e) = self.ends_at {
+            m.ends_at = crate::truncate_micros(e);
+        }
+        if let Some(p) = &self.place {
+            m.place = trimmed(p);
+        }
+        if let Some(g) = self.geofence {
+            m.geofence = g;
+        }
+        if let Some(v) = self.video {
+            m.video_room = v.then(|| Meeting::room_name(m.id));
+        }
+        if let Some(w) = self.checkin_window {
+            m.checkin_window = w;
+        }
+        if let Some(x) = &self.minutes {
+            m.minutes = trimmed(x);
+        }
+        m.validate()?;
+        Ok(m)
+    }
+}
+
 impl Meeting {
+    /// The video room of a meeting: named by the server from the meeting's id, so no client can
+    /// point a meeting at another branch's room.
+    pub fn room_name(id: Uuid) -> String {
+        format!("yl-{}", id.simple())
+    }
+
     /// Checks the fields a committee sets; every problem is reported at once.
     pub fn validate(&self) -> Result<(), crate::Error> {
         use crate::FieldError;

@@ -86,10 +86,6 @@ pub async fn clock_in(
     if meeting.status == MeetingStatus::Held && now > meeting.ends_at + LATE_UPLOAD_LIMIT {
         return Err(refuse(ClockInError::MeetingClosed));
     }
-    // A repeat, from any phone, returns the first.
-    if let Some(first) = db::clock_ins::of(c, meeting.id, member.id).await? {
-        return Ok(first);
-    }
     let (device, _) = db::devices::get(c, ev.device_id)
         .await?
         .ok_or(refuse(ClockInError::DeviceNotYours))?;
@@ -117,6 +113,11 @@ pub async fn clock_in(
         .decode(ev.signature.trim())
         .map_err(|_| refuse(ClockInError::BadSignature))?;
     verify_signature(device.algorithm, &key, &evidence.canonical(), &sig).map_err(refuse)?;
+    // A repeat, from any of the member's phones, returns the first, once its own evidence is
+    // shown to be the member's: an unsigned request learns nothing.
+    if let Some(first) = db::clock_ins::of(c, meeting.id, member.id).await? {
+        return Ok(first);
+    }
     if judged.at > now + FUTURE_TOLERANCE {
         return Err(refuse(ClockInError::EventInFuture));
     }
@@ -582,7 +583,8 @@ pub async fn get_attendance_stats(
     let q = q.into_inner();
     let org = crate::handlers::orgs::load(&state, q.org_id).await?;
     match q.member_id {
-        Some(m) if m == user.member_id => {}
+        // One's own rates, within an org one sees (an unseen org is not found, as for anyone).
+        Some(m) if m == user.member_id => authorize(&user, Action::ReadOrg, &org.path)?,
         _ => authorize(&user, Action::ReadMembers, &org.path)?,
     }
     if q.to <= q.from {

@@ -65,6 +65,11 @@ pub async fn register_device(
         .db
         .write(move |mut c| {
             async move {
+                // Counted under the member's row lock: two registrations at once cannot both
+                // take the last place.
+                db::members::lock(&mut c, d.member_id)
+                    .await?
+                    .ok_or(yunlian_domain::Error::NotFound)?;
                 let active = db::devices::of_member(&mut c, d.member_id)
                     .await?
                     .into_iter()

@@ -5,8 +5,8 @@ use super::{authorize, created, decode_cursor, limit, nullable, page};
 use crate::auth::AuthUser;
 use crate::errors::ApiError;
 use crate::handlers::orgs::load as load_org;
+use crate::ops;
 use crate::state::AppState;
-use actix_web::http::StatusCode;
 use actix_web::{web, HttpResponse};
 use base64::Engine as _;
 use chrono::{DateTime, Utc};
@@ -14,7 +14,8 @@ use serde::Deserialize;
 use serde_json::json;
 use uuid::Uuid;
 use yunlian_domain::attendance::{
-    meeting_code, CheckinWindow, Geofence, Meeting, MeetingStatus, MeetingType, CODE_STEP_SECS,
+    meeting_code, CheckinWindow, Geofence, Meeting, MeetingPatch, MeetingStatus, MeetingType,
+    CODE_STEP_SECS,
 };
 use yunlian_domain::auth::Action;
 use yunlian_domain::org::OrgKind;
@@ -40,7 +41,9 @@ pub struct CreateMeeting {
     ends_at: DateTime<Utc>,
     place: Option<String>,
     geofence: Option<Geofence>,
-    video_room: Option<String>,
+    /// Migrant members join by video: the server names the room.
+    #[serde(default)]
+    video: bool,
     checkin_window: Option<CheckinWindow>,
 }
 
@@ -62,8 +65,9 @@ pub async fn create_meeting(
         return Err(ApiError::field("meeting_type", "meeting_type_not_for_org"));
     }
     let now = state.clock.now();
+    let id = Uuid::now_v7();
     let meeting = Meeting {
-        id: Uuid::now_v7(),
+        id,
         org_id: org.id,
         meeting_type: b.meeting_type,
         title: b.title.trim().to_string(),
@@ -72,7 +76,7 @@ pub async fn create_meeting(
         ends_at: yunlian_domain::truncate_micros(b.ends_at),
         place: trimmed(b.place),
         geofence: b.geofence,
-        video_room: trimmed(b.video_room),
+        video_room: b.video.then(|| Meeting::room_name(id)),
         checkin_window: b.checkin_window.unwrap_or_default(),
         status: MeetingStatus::Planned,
         minutes: None,
@@ -164,15 +168,10 @@ pub struct UpdateMeeting {
     place: Option<Option<String>>,
     #[serde(default, deserialize_with = "nullable")]
     geofence: Option<Option<Geofence>>,
-    #[serde(default, deserialize_with = "nullable")]
-    video_room: Option<Option<String>>,
+    video: Option<bool>,
     checkin_window: Option<CheckinWindow>,
     #[serde(default, deserialize_with = "nullable")]
     minutes: Option<Option<String>>,
-}
-
-fn not_planned() -> ApiError {
-    ApiError::new(StatusCode::CONFLICT, "meeting_not_planned")
 }
 
 pub async fn update_meeting(
@@ -182,53 +181,24 @@ pub async fn update_meeting(
     body: web::Json<UpdateMeeting>,
 ) -> Result<HttpResponse, ApiError> {
     let b = body.into_inner();
-    let (mut m, path, _) = load(&state, id.into_inner()).await?;
-    authorize(&user, Action::ManageMeetings, &path)?;
-    let reschedules = b.title.is_some()
-        || b.agenda.is_some()
-        || b.starts_at.is_some()
-        || b.ends_at.is_some()
-        || b.place.is_some()
-        || b.geofence.is_some()
-        || b.video_room.is_some()
-        || b.checkin_window.is_some();
-    // Minutes may be written after the meeting; the plan only changes while it is planned.
-    if (reschedules && m.status != MeetingStatus::Planned) || m.status == MeetingStatus::Cancelled {
-        return Err(not_planned());
-    }
-    if let Some(t) = b.title {
-        m.title = t.trim().to_string();
-    }
-    if let Some(a) = b.agenda {
-        m.agenda = trimmed(a);
-    }
-    if let Some(s) = b.starts_at {
-        m.starts_at = yunlian_domain::truncate_micros(s);
-    }
-    if let Some(e) = b.ends_at {
-        m.ends_at = yunlian_domain::truncate_micros(e);
-    }
-    if let Some(p) = b.place {
-        m.place = trimmed(p);
-    }
-    if let Some(g) = b.geofence {
-        m.geofence = g;
-    }
-    if let Some(v) = b.video_room {
-        m.video_room = trimmed(v);
-    }
-    if let Some(w) = b.checkin_window {
-        m.checkin_window = w;
-    }
-    if let Some(x) = b.minutes {
-        m.minutes = trimmed(x);
-    }
-    m.validate()?;
-    m.updated_at = state.clock.now();
-    let saved = m.clone();
-    state
+    let patch = MeetingPatch {
+        title: b.title,
+        agenda: b.agenda,
+        starts_at: b.starts_at,
+        ends_at: b.ends_at,
+        place: b.place,
+        geofence: b.geofence,
+        video: b.video,
+        checkin_window: b.checkin_window,
+        minutes: b.minutes,
+    };
+    let (principal, id, now) = (user.0.clone(), id.into_inner(), state.clock.now());
+    let m = state
         .db
-        .write(move |mut c| async move { db::meetings::update(&mut c, &saved).await }.scope_boxed())
+        .write(move |mut c| {
+            async move { ops::meetings::update(&mut c, &principal, id, &patch, now).await }
+                .scope_boxed()
+        })
         .await?;
     Ok(HttpResponse::Ok().json(m))
 }
@@ -238,17 +208,12 @@ pub async fn cancel_meeting(
     user: AuthUser,
     id: web::Path<Uuid>,
 ) -> Result<HttpResponse, ApiError> {
-    let (mut m, path, _) = load(&state, id.into_inner()).await?;
-    authorize(&user, Action::ManageMeetings, &path)?;
-    if m.status != MeetingStatus::Planned {
-        return Err(not_planned());
-    }
-    m.status = MeetingStatus::Cancelled;
-    m.updated_at = state.clock.now();
-    let saved = m.clone();
-    state
+    let (principal, id, now) = (user.0.clone(), id.into_inner(), state.clock.now());
+    let m = state
         .db
-        .write(move |mut c| async move { db::meetings::update(&mut c, &saved).await }.scope_boxed())
+        .write(move |mut c| {
+            async move { ops::meetings::cancel(&mut c, &principal, id, now).await }.scope_boxed()
+        })
         .await?;
     tracing::info!(meeting = %m.id, by = %user.member_id, "meeting cancelled");
     Ok(HttpResponse::Ok().json(m))

@@ -9,8 +9,7 @@ use actix_web::http::StatusCode;
 use actix_web::{web, HttpResponse};
 use serde::Deserialize;
 use uuid::Uuid;
-use yunlian_domain::auth::{Action, Role};
-use yunlian_domain::org::is_within;
+use yunlian_domain::auth::{grant_fits_place, Action, Grant, Role};
 use yunlian_infra::db::{self, roles::RoleGrant, ScopedFutureExt};
 
 #[derive(Deserialize)]
@@ -42,13 +41,19 @@ pub async fn grant_role(
         return Err(ApiError::field("role", "role_not_allowed_for_org"));
     }
     let mid = b.member_id;
-    let (_, member_path) = state
+    let (member, member_path) = state
         .db
         .read(move |mut c| async move { db::members::get(&mut c, mid).await }.scope_boxed())
         .await?
         .ok_or_else(|| ApiError::field("member_id", "member_outside_org"))?;
-    // A role is held by a member of that org (or of an org below it), never by an outsider.
-    if !is_within(&member_path, &org.path) {
+    // A role is held by a member of that org (or of an org below it; a party group's role by a
+    // member placed in that group), never by an outsider.
+    let held = Grant {
+        org_id: org.id,
+        org_path: org.path.clone(),
+        role: b.role,
+    };
+    if !grant_fits_place(&held, &member_path, member.group_id) {
         return Err(ApiError::field("member_id", "member_outside_org"));
     }
     let grant = RoleGrant {

@@ -39,8 +39,12 @@ pub async fn join_meeting_video(
         .video_room
         .clone()
         .ok_or_else(|| ApiError::new(StatusCode::CONFLICT, "no_video_room"))?;
-    if meeting.status == MeetingStatus::Cancelled {
-        return Err(ApiError::new(StatusCode::CONFLICT, "meeting_cancelled"));
+    match meeting.status {
+        MeetingStatus::Cancelled => {
+            return Err(ApiError::new(StatusCode::CONFLICT, "meeting_cancelled"))
+        }
+        MeetingStatus::Held => return Err(ApiError::new(StatusCode::CONFLICT, "meeting_closed")),
+        MeetingStatus::Planned => {}
     }
     let mid = user.member_id;
     let (member, _) = state
@@ -55,13 +59,22 @@ pub async fn join_meeting_video(
             "not_expected",
         ));
     }
-    let now = state.clock.now().timestamp();
+    let now = state.clock.now();
+    // A token works until the meeting's end plus the grace, and never longer than a day's
+    // session: a leaked one does not open the room of a later meeting.
+    let grace = chrono::TimeDelta::minutes(state.config.video_token_grace_minutes);
+    let exp = (meeting.ends_at + grace)
+        .timestamp()
+        .min(now.timestamp() + TOKEN_TTL_SECS);
+    if exp <= now.timestamp() {
+        return Err(ApiError::new(StatusCode::CONFLICT, "meeting_closed"));
+    }
     let claims = json!({
         "iss": lk.api_key,
         "sub": member.id,
         "name": member.fields.name,
-        "nbf": now,
-        "exp": now + TOKEN_TTL_SECS,
+        "nbf": now.timestamp(),
+        "exp": exp,
         "video": {"room": room, "roomJoin": true, "canPublish": true, "canSubscribe": true},
     });
     let token = encode(
@@ -144,7 +157,8 @@ pub async fn video_webhook(
         ev["id"].as_str(),
         event_time(&ev["createdAt"]),
     ) else {
-        return Ok(HttpResponse::Ok().json(json!({"recorded": false})));
+        return Ok(HttpResponse::Ok()
+            .json(json!({"recorded": false, "reason": "not_an_attendance_event"})));
     };
     let (room, event_id) = (room.to_string(), event_id.to_string());
     let identity = ev["participant"]["identity"]
@@ -157,7 +171,7 @@ pub async fn video_webhook(
         .write(move |mut c| {
             async move {
                 let Some(found) = db::meetings::by_video_room(&mut c, &room).await? else {
-                    return Ok(0);
+                    return Ok(Err("unknown_room"));
                 };
                 let (meeting, _, _) =
                     crate::handlers::attendance::lock_for_attendance(&mut c, found.id).await?;
@@ -174,11 +188,27 @@ pub async fn video_webhook(
                 } else {
                     identity.into_iter().collect()
                 };
-                let mut n = 0;
+                let org_is_group = db::orgs::get(&mut c, meeting.org_id)
+                    .await?
+                    .is_some_and(|o| o.kind == yunlian_domain::org::OrgKind::Group);
+                let expected: std::collections::HashSet<Uuid> = db::attendance::expected(
+                    &mut c,
+                    meeting.org_id,
+                    org_is_group,
+                    meeting.meeting_type.committee_only(),
+                )
+                .await?
+                .into_iter()
+                .map(|(m, _)| m)
+                .collect();
+                let (mut n, mut seen) = (0, 0);
                 for member in members {
-                    if db::members::get(&mut c, member).await?.is_none() {
+                    // Only the meeting's own expected attendees count; anyone else in the room
+                    // (a guest, another branch's member) leaves no attendance.
+                    if !expected.contains(&member) {
                         continue;
                     }
+                    seen += 1;
                     let id = if finished {
                         format!("{event_id}:{member}")
                     } else {
@@ -193,12 +223,23 @@ pub async fn video_webhook(
                 if n > 0 && meeting.status == MeetingStatus::Held {
                     crate::handlers::attendance::close_out(&mut c, meeting.id, share, now).await?;
                 }
-                Ok(n)
+                Ok(if n > 0 {
+                    Ok(n)
+                } else if seen > 0 {
+                    Err("already_recorded")
+                } else if finished {
+                    Err("nothing_to_record")
+                } else {
+                    Err("participant_not_expected")
+                })
             }
             .scope_boxed()
         })
         .await?;
-    Ok(HttpResponse::Ok().json(json!({ "recorded": recorded > 0 })))
+    Ok(HttpResponse::Ok().json(match recorded {
+        Ok(_) => json!({ "recorded": true }),
+        Err(reason) => json!({ "recorded": false, "reason": reason }),
+    }))
 }
 
 #[cfg(test)]
