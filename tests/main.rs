@@ -13,6 +13,7 @@ mod contract;
 mod foundation;
 mod golden;
 mod races;
+mod redis_outage;
 mod repository;
 mod rosters;
 mod sync;

@@ -20,7 +20,7 @@ use yunlian_domain::ports::Clock;
 use yunlian_domain::Error;
 use yunlian_infra::db::{self, roles::RoleGrant, ScopedFutureExt};
 use yunlian_infra::events::Bus;
-use yunlian_infra::ratelimit::{Limiter, MemoryLimiter, RedisLimiter};
+use yunlian_infra::ratelimit::{Backend, Limiter, MemoryLimiter, RedisLimiter};
 use yunlian_infra::redis_bus::Redis;
 use yunlian_infra::{password, Db, SystemClock};
 
@@ -60,13 +60,17 @@ impl Application {
             Some(url) => Some(Redis::connect(url).await.map_err(StartError::Redis)?),
             None => None,
         };
-        let limiter = match &redis {
-            Some(r) => Limiter::Redis(RedisLimiter {
-                redis: r.clone(),
-                prefix: config.redis_prefix.clone(),
-            }),
-            None => Limiter::Memory(MemoryLimiter::default()),
-        };
+        let secret = jwt_secret(&config)?;
+        let limiter = Limiter::new(
+            match &redis {
+                Some(r) => Backend::Redis(RedisLimiter {
+                    redis: r.clone(),
+                    prefix: config.redis_prefix.clone(),
+                }),
+                None => Backend::Memory(MemoryLimiter::default()),
+            },
+            &secret,
+        );
         let bus = match &redis {
             Some(r) => Bus::redis(r.clone(), &config.redis_prefix),
             None => Bus::memory(4096),
@@ -74,7 +78,6 @@ impl Application {
         bootstrap(&db, &config, clock.as_ref())
             .await
             .map_err(StartError::Bootstrap)?;
-        let secret = jwt_secret(&config)?;
         spawn_tombstone_purge(db.clone(), clock.clone(), config.sync_tombstone_days);
         spawn_close_out(
             db.clone(),

@@ -85,29 +85,116 @@ impl RateLimiter for RedisLimiter {
     }
 }
 
-/// The limiter a server runs with: Redis when configured, memory otherwise.
-pub enum Limiter {
+/// Where the counters live.
+pub enum Backend {
     Memory(MemoryLimiter),
     Redis(RedisLimiter),
 }
 
+/// The limiter a server runs with: Redis when configured, memory otherwise.
+///
+/// Keys are a keyed hash of what they count (a phone number, an address), so no phone number
+/// appears in a Redis key name. Redis is never the source of truth: while it cannot be reached,
+/// each replica counts in its own memory with half the allowance (stricter, never none), and
+/// logins go on.
+pub struct Limiter {
+    backend: Backend,
+    secret: Vec<u8>,
+    fallback: MemoryLimiter,
+    redis_down: std::sync::atomic::AtomicBool,
+}
+
+impl Limiter {
+    pub fn new(backend: Backend, secret: &[u8]) -> Self {
+        Limiter {
+            backend,
+            secret: secret.to_vec(),
+            fallback: MemoryLimiter::default(),
+            redis_down: std::sync::atomic::AtomicBool::new(false),
+        }
+    }
+
+    /// HMAC-SHA256 of `key` under the server's secret, hex (the first 128 bits).
+    fn hashed(&self, key: &str) -> String {
+        use hmac::{Mac, SimpleHmac};
+        use sha2::Sha256;
+        let mut mac = match SimpleHmac::<Sha256>::new_from_slice(&self.secret) {
+            Ok(m) => m,
+            // Any key length is accepted by HMAC; unreachable, but never panic on it.
+            Err(_) => return key.len().to_string(),
+        };
+        mac.update(key.as_bytes());
+        mac.finalize().into_bytes()[..16]
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect()
+    }
+
+    fn degraded(&self, e: &Error) {
+        if !self
+            .redis_down
+            .swap(true, std::sync::atomic::Ordering::Relaxed)
+        {
+            tracing::warn!(error = %e, "rate limiter: Redis unreachable; counting per instance with half the allowance");
+        }
+    }
+
+    fn recovered(&self) {
+        if self
+            .redis_down
+            .swap(false, std::sync::atomic::Ordering::Relaxed)
+        {
+            tracing::info!("rate limiter: Redis is back");
+        }
+    }
+}
+
+/// The allowance while Redis is down: half, at least one.
+fn stricter(max: u32) -> u32 {
+    (max / 2).max(1)
+}
+
 impl RateLimiter for Limiter {
     async fn check(&self, key: &str, max: u32) -> Result<Admission, Error> {
-        match self {
-            Limiter::Memory(m) => m.check(key, max).await,
-            Limiter::Redis(r) => r.check(key, max).await,
+        let k = self.hashed(key);
+        match &self.backend {
+            Backend::Memory(m) => m.check(&k, max).await,
+            Backend::Redis(r) => match r.check(&k, max).await {
+                Ok(a) => {
+                    self.recovered();
+                    Ok(a)
+                }
+                Err(e) => {
+                    self.degraded(&e);
+                    self.fallback.check(&k, stricter(max)).await
+                }
+            },
         }
     }
     async fn record(&self, key: &str, window_secs: u64) -> Result<(), Error> {
-        match self {
-            Limiter::Memory(m) => m.record(key, window_secs).await,
-            Limiter::Redis(r) => r.record(key, window_secs).await,
+        let k = self.hashed(key);
+        match &self.backend {
+            Backend::Memory(m) => m.record(&k, window_secs).await,
+            Backend::Redis(r) => match r.record(&k, window_secs).await {
+                Ok(()) => Ok(()),
+                Err(e) => {
+                    self.degraded(&e);
+                    self.fallback.record(&k, window_secs).await
+                }
+            },
         }
     }
     async fn clear(&self, key: &str) -> Result<(), Error> {
-        match self {
-            Limiter::Memory(m) => m.clear(key).await,
-            Limiter::Redis(r) => r.clear(key).await,
+        let k = self.hashed(key);
+        self.fallback.clear(&k).await?;
+        match &self.backend {
+            Backend::Memory(m) => m.clear(&k).await,
+            Backend::Redis(r) => {
+                if let Err(e) = r.clear(&k).await {
+                    self.degraded(&e);
+                }
+                Ok(())
+            }
         }
     }
 }
@@ -132,5 +219,17 @@ mod tests {
         assert_eq!(l.check("q", 3).await.ok(), Some(Admission::Allowed));
         l.clear("p").await.ok();
         assert_eq!(l.check("p", 3).await.ok(), Some(Admission::Allowed));
+    }
+
+    #[test]
+    fn keys_are_hashed_under_the_secret_and_hide_the_phone() {
+        let a = Limiter::new(Backend::Memory(MemoryLimiter::default()), b"secret-a");
+        let b = Limiter::new(Backend::Memory(MemoryLimiter::default()), b"secret-b");
+        let k = a.hashed("login:phone:13800138000");
+        assert_eq!(k.len(), 32);
+        assert!(!k.contains("13800138000"));
+        assert_eq!(k, a.hashed("login:phone:13800138000"));
+        assert_ne!(k, b.hashed("login:phone:13800138000"));
+        assert_eq!((stricter(5), stricter(1), stricter(30)), (2, 1, 15));
     }
 }

@@ -8,9 +8,41 @@ use yunlian_domain::Error;
 #[derive(Clone)]
 pub struct Redis {
     conn: ConnectionManager,
+    breaker: std::sync::Arc<Breaker>,
 }
 
 const TIMEOUT: Duration = Duration::from_secs(2);
+/// After a failed call, calls fail at once for this long instead of each waiting on a dead
+/// server: a login during an outage must not pay a connection timeout three times over.
+const OPEN_FOR: Duration = Duration::from_secs(2);
+
+/// A circuit breaker: open (failing fast) until a moment after the last failure.
+#[derive(Default)]
+struct Breaker {
+    open_until_ms: std::sync::atomic::AtomicU64,
+}
+
+fn since_start_ms() -> u64 {
+    static START: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
+    START
+        .get_or_init(std::time::Instant::now)
+        .elapsed()
+        .as_millis() as u64
+}
+
+impl Breaker {
+    fn is_open(&self) -> bool {
+        since_start_ms()
+            < self
+                .open_until_ms
+                .load(std::sync::atomic::Ordering::Relaxed)
+    }
+    fn trip(&self) {
+        let until = since_start_ms() + OPEN_FOR.as_millis() as u64;
+        self.open_until_ms
+            .store(until, std::sync::atomic::Ordering::Relaxed);
+    }
+}
 
 fn unavailable(e: impl std::fmt::Display) -> Error {
     Error::Unavailable(format!("redis: {e}"))
@@ -21,21 +53,45 @@ impl Redis {
         let client = redis::Client::open(url).map_err(unavailable)?;
         let cfg = redis::aio::ConnectionManagerConfig::new()
             .set_connection_timeout(Some(TIMEOUT))
-            .set_response_timeout(Some(TIMEOUT));
+            .set_response_timeout(Some(TIMEOUT))
+            .set_number_of_retries(1)
+            .set_max_delay(Duration::from_millis(500));
         let conn =
             tokio::time::timeout(TIMEOUT * 2, ConnectionManager::new_with_config(client, cfg))
                 .await
                 .map_err(|_| unavailable("connect timed out"))?
                 .map_err(unavailable)?;
-        Ok(Redis { conn })
+        Ok(Redis {
+            conn,
+            breaker: Default::default(),
+        })
+    }
+
+    /// Runs one call: at once unavailable while the breaker is open; a failure or a timeout
+    /// opens it.
+    async fn call<T>(
+        &self,
+        f: impl std::future::Future<Output = redis::RedisResult<T>>,
+    ) -> Result<T, Error> {
+        if self.breaker.is_open() {
+            return Err(unavailable("unreachable a moment ago"));
+        }
+        match tokio::time::timeout(TIMEOUT, f).await {
+            Ok(Ok(v)) => Ok(v),
+            Ok(Err(e)) => {
+                self.breaker.trip();
+                Err(unavailable(e))
+            }
+            Err(_) => {
+                self.breaker.trip();
+                Err(unavailable("timed out"))
+            }
+        }
     }
 
     pub async fn ping(&self) -> Result<(), Error> {
         let mut c = self.conn.clone();
-        let pong: String = redis::cmd("PING")
-            .query_async(&mut c)
-            .await
-            .map_err(unavailable)?;
+        let pong: String = self.call(redis::cmd("PING").query_async(&mut c)).await?;
         if pong == "PONG" {
             Ok(())
         } else {
@@ -46,39 +102,36 @@ impl Redis {
     /// INCR `key`, setting its expiry on the first increment; returns the count and the TTL left.
     pub async fn incr_with_ttl(&self, key: &str, ttl_secs: u64) -> Result<(u64, i64), Error> {
         let mut c = self.conn.clone();
-        let (count, _, ttl): (u64, i64, i64) = redis::pipe()
-            .atomic()
-            .incr(key, 1)
-            .cmd("EXPIRE")
-            .arg(key)
-            .arg(ttl_secs)
-            .arg("NX")
-            .ttl(key)
-            .query_async(&mut c)
-            .await
-            .map_err(unavailable)?;
+        let (count, _, ttl): (u64, i64, i64) = self
+            .call(
+                redis::pipe()
+                    .atomic()
+                    .incr(key, 1)
+                    .cmd("EXPIRE")
+                    .arg(key)
+                    .arg(ttl_secs)
+                    .arg("NX")
+                    .ttl(key)
+                    .query_async(&mut c),
+            )
+            .await?;
         Ok((count, ttl))
     }
 
     /// The integer at `key` (0 when absent) and its TTL in seconds (negative when none).
     pub async fn get_with_ttl(&self, key: &str) -> Result<(u64, i64), Error> {
         let mut c = self.conn.clone();
-        let (count, ttl): (Option<u64>, i64) = redis::pipe()
-            .get(key)
-            .ttl(key)
-            .query_async(&mut c)
-            .await
-            .map_err(unavailable)?;
+        let (count, ttl): (Option<u64>, i64) = self
+            .call(redis::pipe().get(key).ttl(key).query_async(&mut c))
+            .await?;
         Ok((count.unwrap_or(0), ttl))
     }
 
     pub async fn del(&self, key: &str) -> Result<(), Error> {
         let mut c = self.conn.clone();
-        let _: i64 = redis::cmd("DEL")
-            .arg(key)
-            .query_async(&mut c)
-            .await
-            .map_err(unavailable)?;
+        let _: i64 = self
+            .call(redis::cmd("DEL").arg(key).query_async(&mut c))
+            .await?;
         Ok(())
     }
 }
@@ -108,7 +161,7 @@ impl Redis {
             }
         }
         let mut c = self.conn.clone();
-        let _: Vec<String> = pipe.query_async(&mut c).await.map_err(unavailable)?;
+        let _: Vec<String> = self.call(pipe.query_async(&mut c)).await?;
         Ok(())
     }
 }
