@@ -251,6 +251,7 @@ async fn a_roster_with_bad_rows_reports_each_line_and_writes_nothing() {
         .client
         .post(format!("{}/v1/orgs/{a}/members/import", app.base))
         .bearer_auth(&admin)
+        .header("content-type", "text/csv")
         .body(vec![0xD0u8, 0xD5, 0xC3, 0xFB, b',', b'\n'])
         .send()
         .await

@@ -8,6 +8,7 @@ mod access;
 mod accounts;
 mod attendance;
 mod bad_input;
+mod bad_input_table;
 mod closeout;
 mod contract;
 mod foundation;

@@ -4,6 +4,7 @@
 pub mod auth;
 pub mod config;
 pub mod errors;
+pub mod extract;
 pub mod handlers;
 pub mod middleware;
 pub mod ops;

@@ -41,11 +41,21 @@ pub async fn request_context(
     let started = std::time::Instant::now();
     async move {
         let res = next.call(req).await?;
-        let res = match res
-            .response()
-            .error()
-            .and_then(|e| e.as_error::<ApiError>())
-        {
+        // Errors raised by actix itself (a body over the size limit, a content type it will not
+        // read) become problems with codes like every other refusal.
+        let framework = match res.response().error() {
+            Some(e) if e.as_error::<ApiError>().is_none() => match res.status().as_u16() {
+                413 => Some(ApiError::new(res.status(), "payload_too_large")),
+                415 => Some(ApiError::new(res.status(), "unsupported_media_type")),
+                _ => None,
+            },
+            _ => None,
+        };
+        let res = match framework.as_ref().or_else(|| {
+            res.response()
+                .error()
+                .and_then(|e| e.as_error::<ApiError>())
+        }) {
             Some(err) => {
                 if err.status.is_server_error() {
                     tracing::error!(code = err.code, error = %err, "request failed");

@@ -266,7 +266,13 @@ fn jwt_secret(config: &Config) -> Result<Vec<u8>, StartError> {
             return Ok(s.trim().as_bytes().to_vec());
         }
     }
-    std::fs::create_dir_all(&config.data_dir)?;
+    if !config.data_dir.exists() {
+        let mut dir = std::fs::DirBuilder::new();
+        dir.recursive(true);
+        #[cfg(unix)]
+        std::os::unix::fs::DirBuilderExt::mode(&mut dir, 0o700);
+        dir.create(&config.data_dir)?;
+    }
     let raw: [u8; 32] = rand::random();
     let secret: String = raw.iter().map(|b| format!("{b:02x}")).collect();
     write_private(&path, &secret)?;

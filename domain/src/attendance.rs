@@ -594,8 +594,8 @@ pub struct MeetingPatch {
 }
 
 fn trimmed(s: &Option<String>) -> Option<String> {
-    s.as_ref()
-        .map(|s| s.trim().to_string())
+    s.as_deref()
+        .map(crate::text::tidy)
         .filter(|s| !s.is_empty())
 }
 
@@ -622,7 +622,7 @@ impl MeetingPatch {
         }
         let mut m = m.clone();
         if let Some(t) = &self.title {
-            m.title = t.trim().to_string();
+            m.title = crate::text::tidy(t);
         }
         if let Some(a) = &self.agenda {
             m.agenda = trimmed(a);
@@ -664,6 +664,18 @@ impl Meeting {
     pub fn validate(&self) -> Result<(), crate::Error> {
         use crate::FieldError;
         let mut errs = Vec::new();
+        use crate::text::{refused, Kind};
+        let texts = [
+            ("title", Some(&self.title), Kind::Line),
+            ("agenda", self.agenda.as_ref(), Kind::Block),
+            ("place", self.place.as_ref(), Kind::Line),
+            ("minutes", self.minutes.as_ref(), Kind::Block),
+        ];
+        for (field, value, kind) in texts {
+            if let Some(code) = value.and_then(|v| refused(v, kind)) {
+                errs.push(FieldError::new(field, code));
+            }
+        }
         let n = self.title.trim().chars().count();
         if n == 0 {
             errs.push(FieldError::new("title", "required"));

@@ -9,6 +9,7 @@ pub mod org;
 pub mod ports;
 pub mod roster;
 pub mod sync;
+pub mod text;
 
 pub use error::{Error, FieldError};
 

@@ -1,6 +1,7 @@
 //! Members (党员): the fields DOMAIN.md names, parsed once at the edge.
 
 use crate::error::FieldError;
+use crate::text;
 use chrono::NaiveDate;
 use serde::{Deserialize, Serialize};
 
@@ -111,16 +112,9 @@ impl Residence {
     }
 }
 
-/// A member's name: trimmed, 1 to 50 characters.
+/// A member's name: one line of visible characters, NFC, trimmed, 1 to 50 characters.
 pub fn parse_name(raw: &str) -> Result<String, FieldError> {
-    let name = raw.trim();
-    if name.is_empty() {
-        Err(FieldError::new("name", "required"))
-    } else if name.chars().count() > 50 {
-        Err(FieldError::new("name", "too_long"))
-    } else {
-        Ok(name.to_string())
-    }
+    text::clean("name", raw, text::Kind::Line, 50)
 }
 
 /// The political birthday: not in the future, not before the Party existed.
@@ -138,13 +132,10 @@ pub fn check_residence(
     residence: Residence,
     city: Option<&str>,
 ) -> Result<Option<String>, FieldError> {
-    let city = city.map(str::trim).filter(|c| !c.is_empty());
+    let city = text::clean_opt("migrant_city", city, text::Kind::Line, 50)?;
     match (residence, city) {
         (Residence::Migrant, None) => Err(FieldError::new("migrant_city", "required")),
-        (Residence::Migrant, Some(c)) if c.chars().count() > 50 => {
-            Err(FieldError::new("migrant_city", "too_long"))
-        }
-        (Residence::Migrant, Some(c)) => Ok(Some(c.to_string())),
+        (Residence::Migrant, Some(c)) => Ok(Some(c)),
         (Residence::AtHome, _) => Ok(None),
     }
 }

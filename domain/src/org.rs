@@ -71,16 +71,9 @@ pub fn is_within(path: &str, ancestor: &str) -> bool {
     path.starts_with(ancestor)
 }
 
-/// An org's name: trimmed, 1 to 100 characters.
+/// An org's name: one line of visible characters, NFC, trimmed, 1 to 100 characters.
 pub fn parse_name(raw: &str) -> Result<String, FieldError> {
-    let name = raw.trim();
-    if name.is_empty() {
-        return Err(FieldError::new("name", "required"));
-    }
-    if name.chars().count() > 100 {
-        return Err(FieldError::new("name", "too_long"));
-    }
-    Ok(name.to_string())
+    crate::text::clean("name", raw, crate::text::Kind::Line, 100)
 }
 
 /// Checks an org placement: kind under parent kind.

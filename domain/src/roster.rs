@@ -144,12 +144,14 @@ pub fn parse(bytes: &[u8], today: NaiveDate) -> Result<Parsed, Error> {
         let record = match record {
             Ok(r) => r,
             Err(e) => {
-                let line = e.position().map(|p| p.line()).unwrap_or(0);
+                let line = e.position().map_or(0, |p| physical_line(bytes, p.byte()));
                 errors.push(FieldError::new("row", "csv_malformed").at_line(line));
                 continue;
             }
         };
-        let line = record.position().map(|p| p.line()).unwrap_or(0);
+        let line = record
+            .position()
+            .map_or(0, |p| physical_line(bytes, p.byte()));
         if record.iter().all(|f| f.trim().is_empty()) {
             continue; // spreadsheets end with blank lines
         }
@@ -180,6 +182,18 @@ pub fn parse(bytes: &[u8], today: NaiveDate) -> Result<Parsed, Error> {
         },
         errors,
     })
+}
+
+/// The 1-based line of the file on which the record starting at `byte` begins, counting every
+/// line break (CRLF or LF, inside quoted fields too), as a spreadsheet user counts them.
+fn physical_line(bytes: &[u8], byte: u64) -> u64 {
+    // The reader may place a record at the line break that ended the one before (the `\n` of
+    // a CRLF): a record starts at its first character.
+    let mut start = (byte as usize).min(bytes.len());
+    while start < bytes.len() && matches!(bytes[start], b'\r' | b'\n') {
+        start += 1;
+    }
+    1 + bytes[..start].iter().filter(|&&b| b == b'\n').count() as u64
 }
 
 fn parse_row<'r>(
@@ -223,9 +237,15 @@ fn parse_row<'r>(
     let central = parse_flag(cell(Column::CentralHousehold), Column::CentralHousehold)
         .map_err(|e| errs.push(e))
         .ok();
-    let group = Some(cell(Column::Group).trim())
-        .filter(|g| !g.is_empty())
-        .map(str::to_string);
+    let group = crate::text::clean_opt(
+        "group",
+        Some(cell(Column::Group)),
+        crate::text::Kind::Line,
+        100,
+    )
+    .map_err(|e| errs.push(e))
+    .ok()
+    .flatten();
     match (
         name, phone, status, join_date, residence, city, elderly, central,
     ) {

@@ -20,7 +20,7 @@ use yunlian_domain::attendance::{
 };
 use yunlian_domain::auth::{Action, Principal};
 use yunlian_domain::sync::{EventTime, TimeSource};
-use yunlian_domain::Error;
+use yunlian_domain::{text, Error};
 use yunlian_infra::db::{self, meetings::Lock, Conn, ScopedFutureExt};
 
 /// How far ahead of the server a queued clock-in's time may be before it is refused.
@@ -39,6 +39,25 @@ pub struct Evidence {
     pub location: Option<Location>,
     /// Base64 of the device key's signature over the canonical evidence.
     pub signature: String,
+}
+
+impl Evidence {
+    /// The bounds of what a phone can send: a code of at most 16 characters, a signature of at
+    /// most 1,024 (a DER ECDSA or Ed25519 signature in base64 is under 100).
+    pub fn check(&self) -> Result<(), Error> {
+        let mut errs = Vec::new();
+        if self.code.len() > 16 {
+            errs.push(yunlian_domain::FieldError::new("code", "too_long"));
+        }
+        if self.signature.len() > 1024 {
+            errs.push(yunlian_domain::FieldError::new("signature", "too_long"));
+        }
+        if errs.is_empty() {
+            Ok(())
+        } else {
+            Err(Error::Invalid(errs))
+        }
+    }
 }
 
 fn refuse(e: ClockInError) -> Error {
@@ -299,6 +318,7 @@ pub async fn clock_in_online(
     body: web::Json<Evidence>,
 ) -> Result<HttpResponse, ApiError> {
     let (meeting, ev) = (meeting.into_inner(), body.into_inner());
+    ev.check()?;
     let principal = user.0.clone();
     let now = state.clock.now();
     // Online, the server's clock judges; the phone's signed clock is kept as evidence.
@@ -440,17 +460,8 @@ pub async fn request_leave(
     id: web::Path<Uuid>,
     body: web::Json<LeaveBody>,
 ) -> Result<HttpResponse, ApiError> {
-    let reason = body.into_inner().reason.trim().to_string();
-    if reason.is_empty() || reason.chars().count() > 500 {
-        return Err(ApiError::field(
-            "reason",
-            if reason.is_empty() {
-                "required"
-            } else {
-                "too_long"
-            },
-        ));
-    }
+    let reason = text::clean("reason", &body.into_inner().reason, text::Kind::Block, 500)
+        .map_err(|e| Error::Invalid(vec![e]))?;
     let (meeting, path, _) = load_meeting(&state, id.into_inner()).await?;
     if !user.sees(&path) {
         return Err(ApiError::not_found());
@@ -509,6 +520,8 @@ pub async fn decide_leave(
     body: web::Json<DecisionBody>,
 ) -> Result<HttpResponse, ApiError> {
     let b = body.into_inner();
+    let note = text::clean_opt("note", b.note.as_deref(), text::Kind::Block, 500)
+        .map_err(|e| Error::Invalid(vec![e]))?;
     let id = id.into_inner();
     let (mut leave, org, path) = state
         .db
@@ -523,10 +536,7 @@ pub async fn decide_leave(
     };
     leave.decided_by = Some(user.member_id);
     leave.decided_at = Some(state.clock.now());
-    leave.note = b
-        .note
-        .map(|n| n.trim().to_string())
-        .filter(|n| !n.is_empty());
+    leave.note = note;
     let saved = leave.clone();
     state
         .db
@@ -578,7 +588,7 @@ impl Counts {
 pub async fn get_attendance_stats(
     state: web::Data<AppState>,
     user: AuthUser,
-    q: web::Query<StatsQuery>,
+    q: crate::extract::Query<StatsQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let q = q.into_inner();
     let org = crate::handlers::orgs::load(&state, q.org_id).await?;

@@ -12,6 +12,7 @@ use serde::Deserialize;
 use uuid::Uuid;
 use yunlian_domain::attendance::{check_public_key, Device, KeyAlgorithm, Unlock};
 use yunlian_domain::auth::Action;
+use yunlian_domain::text;
 use yunlian_infra::db::{self, ScopedFutureExt};
 
 /// Devices a member may keep registered at once.
@@ -42,14 +43,15 @@ pub async fn register_device(
     body: web::Json<RegisterDevice>,
 ) -> Result<HttpResponse, ApiError> {
     let b = body.into_inner();
+    if b.public_key.len() > 1024 {
+        return Err(ApiError::field("public_key", "too_long"));
+    }
     let key = decode_b64(&b.public_key).filter(|k| check_public_key(b.algorithm, k));
     let Some(key) = key else {
         return Err(ApiError::field("public_key", "invalid_public_key"));
     };
-    let label = b
-        .label
-        .map(|l| l.trim().chars().take(50).collect::<String>())
-        .filter(|l| !l.is_empty());
+    let label = text::clean_opt("label", b.label.as_deref(), text::Kind::Line, 50)
+        .map_err(|e| yunlian_domain::Error::Invalid(vec![e]))?;
     let device = Device {
         id: Uuid::now_v7(),
         member_id: user.member_id,
@@ -97,7 +99,7 @@ pub struct ListDevicesQuery {
 pub async fn list_devices(
     state: web::Data<AppState>,
     user: AuthUser,
-    q: web::Query<ListDevicesQuery>,
+    q: crate::extract::Query<ListDevicesQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let member = q.member_id.unwrap_or(user.member_id);
     if member != user.member_id {

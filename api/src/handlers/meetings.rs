@@ -19,6 +19,7 @@ use yunlian_domain::attendance::{
 };
 use yunlian_domain::auth::Action;
 use yunlian_domain::org::OrgKind;
+use yunlian_domain::text;
 use yunlian_infra::db::{self, meetings::MeetingFilter, ScopedFutureExt};
 
 /// A meeting, the path of its org, and its code secret.
@@ -48,7 +49,7 @@ pub struct CreateMeeting {
 }
 
 fn trimmed(s: Option<String>) -> Option<String> {
-    s.map(|s| s.trim().to_string()).filter(|s| !s.is_empty())
+    s.map(|s| text::tidy(&s)).filter(|s| !s.is_empty())
 }
 
 pub async fn create_meeting(
@@ -70,7 +71,7 @@ pub async fn create_meeting(
         id,
         org_id: org.id,
         meeting_type: b.meeting_type,
-        title: b.title.trim().to_string(),
+        title: text::tidy(&b.title),
         agenda: trimmed(b.agenda),
         starts_at: yunlian_domain::truncate_micros(b.starts_at),
         ends_at: yunlian_domain::truncate_micros(b.ends_at),
@@ -112,7 +113,7 @@ pub struct ListMeetingsQuery {
 pub async fn list_meetings(
     state: web::Data<AppState>,
     user: AuthUser,
-    q: web::Query<ListMeetingsQuery>,
+    q: crate::extract::Query<ListMeetingsQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let q = q.into_inner();
     let limit = limit(q.limit)?;

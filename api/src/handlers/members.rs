@@ -16,7 +16,7 @@ use yunlian_domain::member::{
     MemberPatch, MemberStatus, Phone, Residence,
 };
 use yunlian_domain::org::OrgKind;
-use yunlian_domain::{roster, Error, FieldError};
+use yunlian_domain::{roster, text, Error, FieldError};
 use yunlian_infra::db::{self, members::MemberFilter, ScopedFutureExt};
 use yunlian_infra::password;
 
@@ -124,7 +124,7 @@ pub struct ListMembersQuery {
 pub async fn list_members(
     state: web::Data<AppState>,
     user: AuthUser,
-    q: web::Query<ListMembersQuery>,
+    q: crate::extract::Query<ListMembersQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let q = q.into_inner();
     let limit = limit(q.limit)?;
@@ -148,7 +148,8 @@ pub async fn list_members(
         status: q.status,
         residence: q.residence,
         group_id: q.group_id,
-        q: q.q.map(|s| s.trim().to_string()).filter(|s| !s.is_empty()),
+        q: text::clean_opt("q", q.q.as_deref(), text::Kind::Line, 100)
+            .map_err(|e| Error::Invalid(vec![e]))?,
         after: decode_cursor(q.cursor.as_deref())?,
         limit: limit + 1,
     };
@@ -280,14 +281,26 @@ struct ImportReport {
     ignored_columns: Vec<String>,
 }
 
+/// The content types a roster may come as: CSV, and what spreadsheet programs on Windows label
+/// a `.csv` file with.
+const CSV_TYPES: [&str; 3] = ["text/csv", "application/csv", "application/vnd.ms-excel"];
+
 /// Imports a roster CSV into a branch: all rows or none.
 pub async fn import_members(
     state: web::Data<AppState>,
     user: AuthUser,
     org_id: web::Path<Uuid>,
-    q: web::Query<ImportQuery>,
+    q: crate::extract::Query<ImportQuery>,
+    req: actix_web::HttpRequest,
     body: web::Bytes,
 ) -> Result<HttpResponse, ApiError> {
+    let ct = actix_web::HttpMessage::content_type(&req).to_ascii_lowercase();
+    if !CSV_TYPES.contains(&ct.as_str()) {
+        return Err(ApiError::new(
+            actix_web::http::StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+        ));
+    }
     let org = load_org(&state, org_id.into_inner()).await?;
     authorize(&user, Action::ManageMembers, &org.path)?;
     if !org.kind.holds_members() {

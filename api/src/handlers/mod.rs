@@ -60,8 +60,9 @@ pub fn decode_cursor(c: Option<&str>) -> Result<Option<Uuid>, ApiError> {
 pub fn limit(l: Option<i64>) -> Result<i64, ApiError> {
     match l {
         None => Ok(DEFAULT_LIMIT),
-        Some(n) if (1..=MAX_LIMIT).contains(&n) => Ok(n),
-        Some(_) => Err(ApiError::field("limit", "out_of_range")),
+        Some(n) if n < 1 => Err(ApiError::field("limit", "invalid_limit")),
+        Some(n) if n > MAX_LIMIT => Err(ApiError::field("limit", "limit_too_large")),
+        Some(n) => Ok(n),
     }
 }
 

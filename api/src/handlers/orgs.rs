@@ -71,7 +71,7 @@ pub struct ListOrgsQuery {
 pub async fn list_orgs(
     state: web::Data<AppState>,
     user: AuthUser,
-    q: web::Query<ListOrgsQuery>,
+    q: crate::extract::Query<ListOrgsQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let q = q.into_inner();
     let limit = limit(q.limit)?;

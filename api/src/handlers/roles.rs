@@ -117,7 +117,7 @@ pub struct ListRolesQuery {
 pub async fn list_roles(
     state: web::Data<AppState>,
     user: AuthUser,
-    q: web::Query<ListRolesQuery>,
+    q: crate::extract::Query<ListRolesQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let q = q.into_inner();
     let limit = limit(q.limit)?;

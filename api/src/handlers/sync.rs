@@ -17,7 +17,7 @@ use yunlian_domain::sync::{
     TimeSource, DEFAULT_PULL_LIMIT, MAX_PULL_BYTES, MAX_PULL_LIMIT, MAX_PUSH_MUTATIONS,
     SCHEMA_VERSION,
 };
-use yunlian_domain::{Error, FieldError};
+use yunlian_domain::Error;
 use yunlian_infra::db::{self, orgs::OrgFilter, sync::Outcome, Conn, ScopedFutureExt};
 
 fn check_schema(v: u32) -> Result<(), ApiError> {
@@ -29,6 +29,23 @@ fn check_schema(v: u32) -> Result<(), ApiError> {
             "unsupported_schema_version",
         ))
     }
+}
+
+/// Scopes a pull may name cursors for.
+const MAX_CURSORS: usize = 10_000;
+
+/// A mutation name as phones send them (`member.update_whereabouts.v1`): 1 to 100 lowercase
+/// letters, digits, dots and underscores. Anything else could not name a mutation, and is kept
+/// out of the ledger.
+fn plausible_name(n: &str) -> bool {
+    (1..=100).contains(&n.len())
+        && n.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'.' || b == b'_')
+}
+
+/// A boot id: 1 to 64 printable ASCII characters.
+fn plausible_boot_id(b: &str) -> bool {
+    (1..=64).contains(&b.len()) && b.bytes().all(|c| c.is_ascii_graphic())
 }
 
 fn client_not_yours() -> ApiError {
@@ -130,10 +147,25 @@ pub async fn push(
     if body.mutations.len() > MAX_PUSH_MUTATIONS {
         return Err(ApiError::field("mutations", "too_many_mutations"));
     }
+    if body.boot_id.as_ref().is_some_and(|b| !plausible_boot_id(b)) {
+        return Err(ApiError::field("boot_id", "invalid_boot_id"));
+    }
     for (i, m) in body.mutations.iter().enumerate() {
         let consecutive = i == 0 || m.id == body.mutations[i - 1].id + 1;
         if m.id < 1 || !consecutive {
             return Err(ApiError::field("mutations", "mutation_ids_not_consecutive"));
+        }
+        if !plausible_name(&m.name) {
+            return Err(ApiError::field(
+                &format!("mutations[{i}].name"),
+                "invalid_mutation_name",
+            ));
+        }
+        if m.boot_id.as_ref().is_some_and(|b| !plausible_boot_id(b)) {
+            return Err(ApiError::field(
+                &format!("mutations[{i}].boot_id"),
+                "invalid_boot_id",
+            ));
         }
     }
     let (client, member) = (body.client_id, user.member_id);
@@ -390,8 +422,8 @@ async fn run_mutation(
         "member.update_whereabouts.v1" => update_whereabouts(c, p, &m.args, now).await,
         "attendance.clock_in.v1" => {
             use crate::handlers::attendance::{clock_in, queued_time, ClockInArgs, Judging};
-            let a: ClockInArgs = serde_json::from_value(m.args.clone())
-                .map_err(|_| Error::Invalid(vec![FieldError::new("args", "invalid_args")]))?;
+            let a: ClockInArgs = crate::extract::args(&m.args)?;
+            a.evidence.check()?;
             let judged = queued_time(et, a.evidence.device_time);
             let j = Judging {
                 judged,
@@ -421,8 +453,7 @@ async fn update_whereabouts(
     args: &Value,
     now: DateTime<Utc>,
 ) -> Result<Value, Error> {
-    let a: WhereaboutsArgs = serde_json::from_value(args.clone())
-        .map_err(|_| Error::Invalid(vec![FieldError::new("args", "invalid_args")]))?;
+    let a: WhereaboutsArgs = crate::extract::args(args)?;
     let member =
         crate::ops::members::set_whereabouts(c, p, a.residence, a.migrant_city.as_deref(), now)
             .await?;
@@ -491,8 +522,14 @@ pub async fn pull(
     let body = body.into_inner();
     check_schema(body.schema_version)?;
     let limit = body.limit.unwrap_or(DEFAULT_PULL_LIMIT);
-    if limit == 0 || limit > MAX_PULL_LIMIT {
+    if limit == 0 {
+        return Err(ApiError::field("limit", "invalid_limit"));
+    }
+    if limit > MAX_PULL_LIMIT {
         return Err(ApiError::field("limit", "limit_too_large"));
+    }
+    if body.cursors.len() > MAX_CURSORS {
+        return Err(ApiError::field("cursors", "too_many_cursors"));
     }
     let mut cursors = BTreeMap::new();
     for (k, c) in body.cursors {

@@ -160,6 +160,12 @@ pub async fn video_webhook(
         return Ok(HttpResponse::Ok()
             .json(json!({"recorded": false, "reason": "not_an_attendance_event"})));
     };
+    // Names and ids as LiveKit makes them: short, printable. Anything else is not its event.
+    let printable = |s: &str| (1..=200).contains(&s.len()) && !s.chars().any(char::is_control);
+    if !printable(room) || !printable(event_id) {
+        return Ok(HttpResponse::Ok()
+            .json(json!({"recorded": false, "reason": "not_an_attendance_event"})));
+    }
     let (room, event_id) = (room.to_string(), event_id.to_string());
     let identity = ev["participant"]["identity"]
         .as_str()

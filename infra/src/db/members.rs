@@ -389,10 +389,15 @@ pub async fn list(conn: &mut Conn<'_>, f: &MemberFilter) -> Result<Vec<Member>, 
             q = q.filter(members::group_id.eq(g.to_string()));
         }
         if let Some(text) = &f.q {
-            let pattern = format!("%{}%", text.replace(['%', '_'], ""));
+            // `%` and `_` are searched for as themselves.
+            let escaped = text
+                .replace('\\', "\\\\")
+                .replace('%', "\\%")
+                .replace('_', "\\_");
             q = q.filter(
                 members::name
-                    .like(pattern)
+                    .like(format!("%{escaped}%"))
+                    .escape('\\')
                     .or(members::phone.eq(text.clone())),
             );
         }

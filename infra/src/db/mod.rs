@@ -136,6 +136,60 @@ pub fn db_error(e: diesel::result::Error) -> Error {
     }
 }
 
+/// The embedded database holds password hashes, phone numbers and home cities: its directory
+/// is created 0700 and the file 0600 before SQLite opens it (SQLite gives its `-wal` and
+/// `-shm` files the database file's mode).
+fn private_file(path: &std::path::Path) -> std::io::Result<()> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            if !dir.exists() {
+                std::fs::DirBuilder::new()
+                    .recursive(true)
+                    .mode(0o700)
+                    .create(dir)?;
+            }
+        }
+        if !path.exists() {
+            std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .open(path)?;
+        }
+    }
+    #[cfg(not(unix))]
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir)?;
+    }
+    Ok(())
+}
+
+/// Warns at start when the database, its WAL or its directory can be read by others (a file
+/// made by an older version, or copied with a loose mode).
+fn warn_if_readable(path: &std::path::Path) {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let wal = path.with_extension("db-wal");
+        let shm = path.with_extension("db-shm");
+        let dir = path.parent().map(std::path::Path::to_path_buf);
+        for p in [Some(path.to_path_buf()), Some(wal), Some(shm), dir]
+            .into_iter()
+            .flatten()
+        {
+            if let Ok(meta) = std::fs::metadata(&p) {
+                let others = if meta.is_dir() { 0o007 } else { 0o077 };
+                if meta.permissions().mode() & others != 0 {
+                    tracing::warn!(path = %p.display(), mode = format!("{:o}", meta.permissions().mode() & 0o777),
+                        "the embedded database is readable by other users; chmod it 600 (700 for its directory)");
+                }
+            }
+        }
+    }
+}
+
 fn pool_error(e: impl std::fmt::Display) -> Error {
     Error::Unavailable(format!("database pool: {e}"))
 }
@@ -176,15 +230,13 @@ impl Db {
             Ok(Db::Pg(pool))
         } else {
             let path = sqlite_path(url).to_string();
-            if let Some(dir) = std::path::Path::new(&path).parent() {
-                if !dir.as_os_str().is_empty() {
-                    std::fs::create_dir_all(dir).map_err(|e| Error::Internal(e.to_string()))?;
-                }
-            }
+            private_file(std::path::Path::new(&path))
+                .map_err(|e| Error::Internal(format!("{path}: {e}")))?;
             let p = path.clone();
             tokio::task::spawn_blocking(move || migrate_sqlite(&p))
                 .await
                 .map_err(|e| Error::Internal(e.to_string()))??;
+            warn_if_readable(std::path::Path::new(&path));
             let mut cfg = ManagerConfig::<SqliteConn>::default();
             cfg.recycling_method = RecyclingMethod::Fast;
             cfg.custom_setup = Box::new(|url| {
