@@ -346,3 +346,64 @@ async fn video_rooms_belong_to_their_meeting_and_close_with_it() {
         (StatusCode::CONFLICT, "meeting_closed")
     );
 }
+
+#[tokio::test]
+async fn a_member_sees_their_own_attendance_listed_and_synced() {
+    let app = spawn_app().await;
+    let admin = app.admin().await;
+    let (branch, sec, members) =
+        branch_with_members(&app, &admin, "壬村党支部", 13990000000, 2).await;
+    let (me, token) = members[0].clone();
+    let phone = KeyPhone::register(&app, &token, &me, 31).await;
+    let starts = chrono::Utc::now() - chrono::TimeDelta::minutes(5);
+    let meeting = app
+        .post(
+            "/v1/meetings",
+            &sec,
+            json!({"org_id": branch, "meeting_type": "themed_party_day", "title": "主题党日",
+                   "starts_at": starts, "ends_at": starts + chrono::TimeDelta::hours(1)}),
+        )
+        .await
+        .id();
+    let code = crate::attendance::code_at(&app, &sec, &meeting, chrono::Utc::now()).await;
+    let ev = phone.evidence(&meeting, &code, chrono::Utc::now(), None);
+    let r = app
+        .post(&format!("/v1/meetings/{meeting}/clock-in"), &token, ev)
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
+    let r = app.get("/v1/me/attendance", &token).await;
+    assert_eq!(
+        r.body["items"],
+        json!([]),
+        "nothing until the meeting closes"
+    );
+    let r = app
+        .post(&format!("/v1/meetings/{meeting}/close"), &sec, json!({}))
+        .await;
+    assert_eq!(r.status, StatusCode::OK);
+
+    let mine = app.get("/v1/me/attendance", &token).await;
+    let item = &mine.body["items"][0];
+    assert_eq!(
+        (
+            item["meeting_id"].as_str(),
+            item["status"].as_str(),
+            item["evidence"].as_str()
+        ),
+        (Some(meeting.as_str()), Some("present"), Some("clock_in"))
+    );
+    assert_eq!(item["clock_in"]["punctuality"], "on_time");
+    let theirs = app.get("/v1/me/attendance", &members[1].1).await;
+    assert_eq!(
+        (
+            theirs.body["items"][0]["status"].as_str(),
+            &theirs.body["items"][0]["evidence"]
+        ),
+        (Some("absent"), &json!(null))
+    );
+    // The phone holds the same row in its own scope.
+    let mut p = crate::sync::Phone::new(token.clone());
+    p.pull_all(&app, 100).await;
+    let row = &p.rows[&format!("member:{me}")][&format!("attendance/{meeting}")];
+    assert_eq!(row, item);
+}

@@ -289,3 +289,65 @@ async fn the_embedded_database_and_its_directory_are_private() {
         assert_eq!(mode(dir.join(f)), 0o600, "{f}");
     }
 }
+
+#[tokio::test]
+async fn an_exported_roster_runs_no_formula_and_imports_again() {
+    let app = crate::helpers::spawn_app().await;
+    let admin = app.admin().await;
+    let root = app.root_id(&admin).await;
+    let a = app
+        .create_org(&admin, &root, "branch", "导出村党支部")
+        .await;
+    let r = app
+        .post(
+            "/v1/members",
+            &admin,
+            json!({"org_id": a, "name": "=HYPERLINK(\"http://evil\",\"点我\")", "phone": "13991000001",
+                   "status": "full", "residence": "migrant", "migrant_city": "@杭州"}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{:?}", r.body);
+    let res = app
+        .client
+        .get(format!("{}/v1/orgs/{a}/members/export", app.base))
+        .bearer_auth(&admin)
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(res.status(), StatusCode::OK);
+    assert_eq!(
+        res.headers()
+            .get("content-type")
+            .and_then(|v| v.to_str().ok()),
+        Some("text/csv; charset=utf-8")
+    );
+    let csv = res.text().await.expect("body");
+    let mut rdr =
+        csv::ReaderBuilder::new().from_reader(csv.trim_start_matches('\u{feff}').as_bytes());
+    let cells: Vec<String> = rdr
+        .records()
+        .flat_map(|r| {
+            r.expect("record")
+                .iter()
+                .map(String::from)
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    assert!(
+        cells.iter().all(|c| !c.starts_with(['=', '+', '-', '@'])),
+        "{cells:?}"
+    );
+    assert!(cells.contains(&"'=HYPERLINK(\"http://evil\",\"点我\")".to_string()));
+    // Imported again (elsewhere, so the phone is the only conflict), it is the same member.
+    let b = app
+        .create_org(&admin, &root, "branch", "导入村党支部")
+        .await;
+    let r = app.import(&admin, &b, &csv, true).await;
+    assert_eq!(
+        r.body["errors"].as_array().map(Vec::len),
+        Some(1),
+        "{:?}",
+        r.body
+    );
+    assert_eq!(r.body["errors"][0]["code"], "phone_taken");
+}

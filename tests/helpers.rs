@@ -187,6 +187,17 @@ impl TestApp {
     }
 }
 
+fn method_name(m: &Method) -> &'static str {
+    match *m {
+        Method::GET => "get",
+        Method::POST => "post",
+        Method::PATCH => "patch",
+        Method::PUT => "put",
+        Method::DELETE => "delete",
+        _ => "other",
+    }
+}
+
 /// A response as a test reads it: the status and the JSON body (Null when empty).
 #[derive(Debug)]
 pub struct Res {
@@ -218,14 +229,16 @@ impl TestApp {
     ) -> Res {
         let mut req = self
             .client
-            .request(method, format!("{}{}", self.base, path));
+            .request(method.clone(), format!("{}{}", self.base, path));
         if let Some(t) = token {
             req = req.bearer_auth(t);
         }
         if let Some(b) = body {
             req = req.json(&b);
         }
-        Self::read(req.send().await.expect("request sent")).await
+        let res = Self::read(req.send().await.expect("request sent")).await;
+        crate::contract_check::check(method_name(&method), path, &res);
+        res
     }
 
     pub async fn read(res: reqwest::Response) -> Res {
@@ -355,7 +368,9 @@ impl TestApp {
             .send()
             .await
             .expect("import sent");
-        Self::read(res).await
+        let res = Self::read(res).await;
+        crate::contract_check::check("post", &format!("/v1/orgs/{org}/members/import"), &res);
+        res
     }
 
     /// Every item of a paginated list, following cursors.

@@ -11,6 +11,7 @@ mod bad_input;
 mod bad_input_table;
 mod closeout;
 mod contract;
+mod contract_check;
 mod foundation;
 mod golden;
 mod races;

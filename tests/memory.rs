@@ -5,6 +5,8 @@
 //!
 //! `cargo test --test memory -- --nocapture` prints the figures.
 
+#[path = "contract_check.rs"]
+mod contract_check;
 #[path = "helpers.rs"]
 #[allow(dead_code, unused_imports)]
 mod helpers;

@@ -30,6 +30,7 @@ routes! {
     get    "/v1/orgs/{org_id}"                 "getOrg"              => orgs::get_org;
     patch  "/v1/orgs/{org_id}"                 "updateOrg"           => orgs::update_org;
     post   "/v1/orgs/{org_id}/members/import"  "importMembers"       => members::import_members;
+    get    "/v1/orgs/{org_id}/members/export"  "exportMembers"       => members::export_members;
     post   "/v1/members"                       "createMember"        => members::create_member;
     get    "/v1/members"                       "listMembers"         => members::list_members;
     get    "/v1/members/{member_id}"           "getMember"           => members::get_member;
@@ -52,6 +53,7 @@ routes! {
     post   "/v1/meetings/{meeting_id}/video/join" "joinMeetingVideo"     => video::join_meeting_video;
     post   "/v1/video/webhook"                    "videoWebhook"         => video::video_webhook;
     get    "/v1/attendance/stats"                 "getAttendanceStats"   => attendance::get_attendance_stats;
+    get    "/v1/me/attendance"                    "listMyAttendance"     => attendance::list_my_attendance;
     post   "/v1/devices"                       "registerDevice"      => devices::register_device;
     get    "/v1/devices"                       "listDevices"         => devices::list_devices;
     post   "/v1/devices/{device_id}/revoke"    "revokeDevice"        => devices::revoke_device;

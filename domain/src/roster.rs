@@ -158,7 +158,8 @@ pub fn parse(bytes: &[u8], today: NaiveDate) -> Result<Parsed, Error> {
         if rows.len() + errors.len() >= MAX_ROWS {
             return Err(Error::Unprocessable("csv_too_many_rows"));
         }
-        let cell = |c: Column| columns.get(&c).and_then(|&i| record.get(i)).unwrap_or("");
+        let cell =
+            |c: Column| unneutralise(columns.get(&c).and_then(|&i| record.get(i)).unwrap_or(""));
         match parse_row(&cell, columns.contains_key(&Column::Status), today) {
             Ok((member, group)) => {
                 if let Some(first) = seen_phones.insert(member.phone.as_str().to_string(), line) {
@@ -275,6 +276,78 @@ fn parse_row<'r>(
     }
 }
 
+/// The leading characters a spreadsheet reads as a formula (OWASP's CSV injection list).
+fn is_formula_start(c: char) -> bool {
+    matches!(c, '=' | '+' | '-' | '@' | '\t' | '\r')
+}
+
+/// A cell as exported: one that a spreadsheet would run as a formula gets a leading `'`.
+pub fn neutralise(cell: &str) -> String {
+    match cell.chars().next() {
+        Some(c) if is_formula_start(c) => format!("'{cell}"),
+        _ => cell.to_string(),
+    }
+}
+
+/// A cell as imported: the `'` an export put before a formula-like cell is taken off again.
+fn unneutralise(cell: &str) -> &str {
+    match cell.strip_prefix('\'') {
+        Some(rest) if rest.chars().next().is_some_and(is_formula_start) => rest,
+        _ => cell,
+    }
+}
+
+/// One member as an exported roster row: the columns `parse` reads back.
+pub struct ExportRow<'a> {
+    pub member: &'a MemberFields,
+    pub group: Option<&'a str>,
+}
+
+/// The roster as a CSV file with the headers villages use (UTF-8 with a BOM, so spreadsheet
+/// programs on Windows read the Chinese right), every cell neutralised; `parse` reads it back.
+pub fn export(rows: &[ExportRow<'_>]) -> Result<Vec<u8>, Error> {
+    let mut w = csv::Writer::from_writer(b"\xEF\xBB\xBF".to_vec());
+    let internal = |e: csv::Error| Error::Internal(format!("csv: {e}"));
+    w.write_record([
+        "姓名",
+        "手机号",
+        "党员类别",
+        "入党时间",
+        "居住情况",
+        "外出地",
+        "年老体弱",
+        "党员中心户",
+        "党小组",
+    ])
+    .map_err(internal)?;
+    let yes_no = |b: bool| if b { "是" } else { "否" };
+    for r in rows {
+        let m = r.member;
+        let record = [
+            neutralise(&m.name),
+            m.phone.as_str().to_string(),
+            match m.status {
+                MemberStatus::Full => "正式党员",
+                MemberStatus::Probationary => "预备党员",
+            }
+            .to_string(),
+            m.join_date.map(|d| d.to_string()).unwrap_or_default(),
+            match m.residence {
+                Residence::AtHome => "在家",
+                Residence::Migrant => "外出",
+            }
+            .to_string(),
+            neutralise(m.migrant_city.as_deref().unwrap_or("")),
+            yes_no(m.elderly_or_infirm).to_string(),
+            yes_no(m.central_household).to_string(),
+            neutralise(r.group.unwrap_or("")),
+        ];
+        w.write_record(&record).map_err(internal)?;
+    }
+    w.into_inner()
+        .map_err(|e| Error::Internal(format!("csv: {e}")))
+}
+
 fn parse_status(raw: &str) -> Result<MemberStatus, FieldError> {
     match raw.trim() {
         "正式党员" | "正式" | "full" => Ok(MemberStatus::Full),
@@ -327,6 +400,50 @@ mod tests {
 
     fn today() -> NaiveDate {
         NaiveDate::from_ymd_opt(2026, 11, 22).unwrap_or_default()
+    }
+
+    #[test]
+    fn an_export_neutralises_formulas_and_reads_back_as_it_was() {
+        let m = |name: &str, city: Option<&str>| MemberFields {
+            name: name.into(),
+            phone: Phone::parse("13800138000").unwrap_or_else(|_| unreachable!()),
+            status: MemberStatus::Probationary,
+            join_date: NaiveDate::from_ymd_opt(2001, 7, 1),
+            residence: if city.is_some() {
+                Residence::Migrant
+            } else {
+                Residence::AtHome
+            },
+            migrant_city: city.map(String::from),
+            elderly_or_infirm: true,
+            central_household: false,
+        };
+        let a = m("=HYPERLINK(\"http://x\")", Some("@杭州"));
+        let mut b = m("-张三", None);
+        b.phone = Phone::parse("13900139000").unwrap_or_else(|_| unreachable!());
+        let bytes = export(&[
+            ExportRow {
+                member: &a,
+                group: Some("+一组"),
+            },
+            ExportRow {
+                member: &b,
+                group: None,
+            },
+        ])
+        .unwrap_or_default();
+        let text = String::from_utf8(bytes.clone()).unwrap_or_default();
+        for line in text.lines().skip(1) {
+            for cell in line.split(',') {
+                let cell = cell.trim_start_matches('"');
+                assert!(!cell.starts_with(['=', '+', '-', '@']), "{line}");
+            }
+        }
+        let back = parse(&bytes, today()).expect("reads back");
+        assert!(back.errors.is_empty(), "{:?}", back.errors);
+        assert_eq!(back.roster.rows[0].member, a);
+        assert_eq!(back.roster.rows[0].group.as_deref(), Some("+一组"));
+        assert_eq!(back.roster.rows[1].member, b);
     }
 
     #[test]

@@ -549,6 +549,33 @@ pub async fn decide_leave(
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
+pub struct MyAttendanceQuery {
+    cursor: Option<String>,
+    limit: Option<i64>,
+}
+
+/// The caller's own attendance at held meetings (`listMyAttendance`): status, what it rests on,
+/// the clock-in and leave behind it. The phone also holds it through sync (entity `attendance`).
+pub async fn list_my_attendance(
+    state: web::Data<AppState>,
+    user: AuthUser,
+    q: crate::extract::Query<MyAttendanceQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let limit = super::limit(q.limit)?;
+    let after = super::decode_cursor(q.cursor.as_deref())?;
+    let member = user.member_id;
+    let rows = state
+        .db
+        .read(move |mut c| {
+            async move { db::attendance::of_member(&mut c, member, None, after, limit + 1).await }
+                .scope_boxed()
+        })
+        .await?;
+    Ok(HttpResponse::Ok().json(super::page(rows, limit, |a| a.meeting_id)))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct StatsQuery {
     org_id: Uuid,
     from: DateTime<Utc>,

@@ -281,6 +281,70 @@ struct ImportReport {
     ignored_columns: Vec<String>,
 }
 
+/// The roster of an org subtree as a CSV file in the import's own format (`exportMembers`):
+/// what a village committee prints or keeps, and can import again. Cells a spreadsheet would run
+/// as formulas are neutralised.
+pub async fn export_members(
+    state: web::Data<AppState>,
+    user: AuthUser,
+    org_id: web::Path<Uuid>,
+) -> Result<HttpResponse, ApiError> {
+    let org = load_org(&state, org_id.into_inner()).await?;
+    authorize(&user, Action::ReadMembers, &org.path)?;
+    let within = org.path.clone();
+    let (members, groups) = state
+        .db
+        .read(move |mut c| {
+            async move {
+                let mut all = Vec::new();
+                let mut after = None;
+                loop {
+                    let filter = MemberFilter {
+                        within: within.clone(),
+                        after,
+                        limit: 1000,
+                        ..Default::default()
+                    };
+                    let page = db::members::list(&mut c, &filter).await?;
+                    after = page.last().map(|m| m.id);
+                    let done = page.len() < 1000;
+                    all.extend(page);
+                    if done {
+                        break;
+                    }
+                }
+                let mut ids: Vec<Uuid> = all.iter().filter_map(|m| m.group_id).collect();
+                ids.sort();
+                ids.dedup();
+                let mut groups = std::collections::HashMap::new();
+                for g in ids {
+                    if let Some(o) = db::orgs::get(&mut c, g).await? {
+                        groups.insert(g, o.name);
+                    }
+                }
+                Ok((all, groups))
+            }
+            .scope_boxed()
+        })
+        .await?;
+    let rows: Vec<roster::ExportRow<'_>> = members
+        .iter()
+        .map(|m| roster::ExportRow {
+            member: &m.fields,
+            group: m.group_id.and_then(|g| groups.get(&g)).map(String::as_str),
+        })
+        .collect();
+    let csv = roster::export(&rows)?;
+    tracing::info!(org = %org.id, rows = rows.len(), by = %user.member_id, "roster exported");
+    Ok(HttpResponse::Ok()
+        .content_type("text/csv; charset=utf-8")
+        .insert_header((
+            actix_web::http::header::CONTENT_DISPOSITION,
+            "attachment; filename=\"roster.csv\"",
+        ))
+        .body(csv))
+}
+
 /// The content types a roster may come as: CSV, and what spreadsheet programs on Windows label
 /// a `.csv` file with.
 const CSV_TYPES: [&str; 3] = ["text/csv", "application/csv", "application/vnd.ms-excel"];

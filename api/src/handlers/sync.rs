@@ -597,7 +597,7 @@ async fn pull_page(
         let mut changes = db::sync::changes(c, &name, after, op == "reset", rows_left + 1).await?;
         let mut scope_more = changes.len() as i64 > rows_left;
         changes.truncate(rows_left as usize);
-        let rendered = render(c, &changes).await?;
+        let rendered = render(c, scope, &changes).await?;
         let mut outs = Vec::with_capacity(changes.len());
         let mut last_v = after;
         for (ch, row) in changes.iter().zip(rendered) {
@@ -640,6 +640,7 @@ async fn pull_page(
 /// The current rows of live changes (tombstones render as `None`).
 async fn render(
     c: &mut Conn<'_>,
+    scope: &Scope,
     changes: &[db::sync::Change],
 ) -> Result<Vec<Option<Value>>, Error> {
     let mut by_entity: HashMap<&str, Vec<Uuid>> = HashMap::new();
@@ -648,7 +649,7 @@ async fn render(
     }
     let mut rows: HashMap<(String, Uuid), Value> = HashMap::new();
     for (entity, ids) in by_entity {
-        for (id, row) in db::sync::rows(c, entity, &ids).await? {
+        for (id, row) in db::sync::rows(c, scope, entity, &ids).await? {
             rows.insert((entity.to_string(), id), row);
         }
     }

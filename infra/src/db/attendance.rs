@@ -9,7 +9,9 @@ use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 use diesel_async::RunQueryDsl;
 use uuid::Uuid;
-use yunlian_domain::attendance::{FinalStatus, LeaveRequest, LeaveStatus, VideoEventKind};
+use yunlian_domain::attendance::{
+    FinalStatus, LeaveRequest, LeaveStatus, MeetingType, VideoEventKind,
+};
 use yunlian_domain::sync::Scope;
 use yunlian_domain::Error;
 
@@ -302,7 +304,136 @@ pub async fn set_final(
         .execute(c)
         .await)
     .map_err(db_error)?;
+    // The member's phone holds their own attendance (`listMyAttendance`), keyed by meeting.
+    sync::record(
+        conn,
+        &Scope::Member(f.member_id),
+        sync::ENTITY_ATTENDANCE,
+        meeting,
+        false,
+        now,
+    )
+    .await?;
     Ok(Some(before))
+}
+
+/// A member's attendance at one held meeting, as they see it: the meeting, the final status,
+/// what it rests on (`clock_in`, `video`, `leave`, or nothing for an absence) and the clock-in
+/// and leave request behind it.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct MyAttendance {
+    pub meeting_id: Uuid,
+    pub org_id: Uuid,
+    pub meeting_type: MeetingType,
+    pub title: String,
+    pub starts_at: DateTime<Utc>,
+    pub ends_at: DateTime<Utc>,
+    pub status: FinalStatus,
+    pub evidence: Option<&'static str>,
+    pub video_secs: i64,
+    pub clock_in: Option<serde_json::Value>,
+    pub leave: Option<serde_json::Value>,
+    pub updated_at: DateTime<Utc>,
+}
+
+type MyRow = (
+    String,
+    String,
+    String,
+    String,
+    chrono::NaiveDateTime,
+    chrono::NaiveDateTime,
+    String,
+    i64,
+    chrono::NaiveDateTime,
+);
+
+/// A member's attendance at held meetings: these meetings (for sync pages), or a page after
+/// the meeting `after`, by meeting id.
+pub async fn of_member(
+    conn: &mut Conn<'_>,
+    member: Uuid,
+    only: Option<&[String]>,
+    after: Option<Uuid>,
+    limit: i64,
+) -> Result<Vec<MyAttendance>, Error> {
+    let mem = member.to_string();
+    let rows: Vec<MyRow> = on!(conn, |c| {
+        let mut q = meeting_attendance::table
+            .inner_join(meetings::table)
+            .filter(meeting_attendance::member_id.eq(&mem))
+            .select((
+                meetings::id,
+                meetings::org_id,
+                meetings::meeting_type,
+                meetings::title,
+                meetings::starts_at,
+                meetings::ends_at,
+                meeting_attendance::status,
+                meeting_attendance::video_secs,
+                meeting_attendance::updated_at,
+            ))
+            .order(meetings::id)
+            .limit(limit)
+            .into_boxed();
+        if let Some(ids) = only {
+            q = q.filter(meetings::id.eq_any(ids));
+        }
+        if let Some(a) = after {
+            q = q.filter(meetings::id.gt(a.to_string()));
+        }
+        q.load(c).await
+    })
+    .map_err(db_error)?;
+    let ids: Vec<String> = rows.iter().map(|r| r.0.clone()).collect();
+    let clock_ins = super::clock_ins::of_member_at(conn, member, &ids).await?;
+    let leaves: Vec<LeaveRow> = on!(conn, |c| leave_requests::table
+        .filter(leave_requests::member_id.eq(&mem))
+        .filter(leave_requests::meeting_id.eq_any(&ids))
+        .select(LeaveRow::as_select())
+        .load(c)
+        .await)
+    .map_err(db_error)?;
+    let leaves: Vec<LeaveRequest> = leaves
+        .into_iter()
+        .map(LeaveRow::into_domain)
+        .collect::<Result<_, _>>()?;
+    rows.into_iter()
+        .map(|(id, org, kind, title, starts, ends, status, video_secs, updated)| {
+            let meeting_id = uuid(&id)?;
+            let status: FinalStatus = enum_parse("final status", &status)?;
+            let ci = clock_ins.iter().find(|c| c.meeting_id == meeting_id);
+            let leave = leaves.iter().find(|l| l.meeting_id == meeting_id);
+            let evidence = match (ci, status) {
+                (Some(_), _) => Some("clock_in"),
+                (None, FinalStatus::Video) => Some("video"),
+                (None, FinalStatus::Excused) => Some("leave"),
+                _ => None,
+            };
+            Ok(MyAttendance {
+                meeting_id,
+                org_id: uuid(&org)?,
+                meeting_type: enum_parse("meeting type", &kind)?,
+                title,
+                starts_at: utc(starts),
+                ends_at: utc(ends),
+                status,
+                evidence,
+                video_secs,
+                clock_in: ci.map(|c| {
+                    serde_json::json!({
+                        "punctuality": c.punctuality, "event_time": c.event_time,
+                        "time_source": c.time_source, "via": c.via, "unlock": c.unlock,
+                        "with_location": c.location.is_some(),
+                    })
+                }),
+                leave: leave.map(|l| {
+                    serde_json::json!({"id": l.id, "status": l.status, "reason": l.reason, "note": l.note})
+                }),
+                updated_at: utc(updated),
+            })
+        })
+        .collect()
 }
 
 pub async fn finals_of(conn: &mut Conn<'_>, meeting: Uuid) -> Result<Vec<Final>, Error> {

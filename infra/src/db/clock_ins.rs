@@ -99,6 +99,22 @@ pub async fn of(
     row.map(ClockInRow::into_domain).transpose()
 }
 
+/// A member's clock-ins at these meetings.
+pub async fn of_member_at(
+    conn: &mut Conn<'_>,
+    member: Uuid,
+    meetings: &[String],
+) -> Result<Vec<ClockIn>, Error> {
+    let rows: Vec<ClockInRow> = on!(conn, |c| clock_ins::table
+        .filter(clock_ins::member_id.eq(member.to_string()))
+        .filter(clock_ins::meeting_id.eq_any(meetings))
+        .select(ClockInRow::as_select())
+        .load(c)
+        .await)
+    .map_err(db_error)?;
+    rows.into_iter().map(ClockInRow::into_domain).collect()
+}
+
 /// Stores a clock-in; when the member already has one at this meeting (a retry, a second
 /// phone, a reinstalled app), the first stands and is returned.
 pub async fn insert_first(

@@ -23,6 +23,8 @@ pub const ENTITY_DEVICE: &str = "device";
 pub const ENTITY_MEETING: &str = "meeting";
 pub const ENTITY_CLOCK_IN: &str = "clock_in";
 pub const ENTITY_LEAVE: &str = "leave";
+/// A member's final status at a held meeting, in their own scope, keyed by the meeting.
+pub const ENTITY_ATTENDANCE: &str = "attendance";
 /// A meeting's code secret, synced to the committee only.
 pub const ENTITY_MEETING_SECRET: &str = "meeting_secret";
 
@@ -229,9 +231,10 @@ pub async fn changes(
         .collect()
 }
 
-/// The rows of `entity` with these ids, as a phone sees them.
+/// The rows of `entity` with these ids, as a phone sees them in `scope`.
 pub async fn rows(
     conn: &mut Conn<'_>,
+    scope: &Scope,
     entity: &str,
     ids: &[Uuid],
 ) -> Result<HashMap<Uuid, serde_json::Value>, Error> {
@@ -290,6 +293,18 @@ pub async fn rows(
                 out.insert(
                     l.id,
                     serde_json::to_value(&l).map_err(|e| Error::Internal(e.to_string()))?,
+                );
+            }
+        }
+        ENTITY_ATTENDANCE => {
+            let Scope::Member(member) = scope else {
+                return Err(Error::Internal(format!("attendance synced to {scope}")));
+            };
+            let limit = keys.len() as i64;
+            for a in super::attendance::of_member(conn, *member, Some(&keys), None, limit).await? {
+                out.insert(
+                    a.meeting_id,
+                    serde_json::to_value(&a).map_err(|e| Error::Internal(e.to_string()))?,
                 );
             }
         }
