@@ -253,16 +253,26 @@ pub async fn reset_member_password(
     body: web::Json<ResetPassword>,
 ) -> Result<HttpResponse, ApiError> {
     let (principal, id) = (user.0.clone(), id.into_inner());
-    let (m, _) = state
+    // Checked before the (slow) hash, and again under the member's lock where the hash is
+    // written: a role granted meanwhile still puts the account out of reach.
+    let p = principal.clone();
+    state
         .db
         .read(move |mut c| {
-            async move { ops::members::load_manageable(&mut c, &principal, id).await }.scope_boxed()
+            async move { ops::members::load_manageable(&mut c, &p, id).await }.scope_boxed()
         })
         .await?;
     check_password(&body.password).map_err(|e| Error::Invalid(vec![e]))?;
     let hash = password::hash(&body.password).await?;
-    super::auth::set_password_and_revoke(&state, m.id, hash, "password_reset").await?;
-    tracing::info!(member = %m.id, by = %user.member_id, "password reset");
+    let now = state.clock.now();
+    state
+        .db
+        .write(move |mut c| {
+            async move { ops::members::reset_password(&mut c, &principal, id, &hash, now).await }
+                .scope_boxed()
+        })
+        .await?;
+    tracing::info!(member = %id, by = %user.member_id, "password reset");
     Ok(HttpResponse::NoContent().finish())
 }
 

@@ -65,6 +65,23 @@ pub async fn load_manageable(
     Ok((member, path))
 }
 
+/// An admin or secretary sets a member's password (`resetMemberPassword`); every session of
+/// that member ends in the same transaction.
+pub async fn reset_password(
+    c: &mut Conn<'_>,
+    p: &Principal,
+    id: Uuid,
+    hash: &str,
+    now: DateTime<Utc>,
+) -> Result<(), Error> {
+    let (_, path) = db::members::lock(c, id).await?.ok_or(Error::NotFound)?;
+    authorize(p, Action::ManageMembers, &path)?;
+    ensure_outranks(c, p, id).await?;
+    db::members::set_password(c, id, hash, now).await?;
+    db::sessions::revoke_all(c, id, "password_reset", now).await?;
+    Ok(())
+}
+
 /// The committee edits a member (`updateMember`): fields, and maybe a move to another org or
 /// group, which ends the roles the member held where they no longer belong.
 pub async fn update(
