@@ -207,15 +207,7 @@ async fn probes_of_stats_and_repeated_clock_ins_learn_nothing() {
         .to_string();
     let phone = KeyPhone::register(&app, &token, &me, 7).await;
     let starts = chrono::Utc::now() + chrono::TimeDelta::minutes(5);
-    let r = app
-        .post(
-            "/v1/meetings",
-            &sec,
-            json!({"org_id": branch, "meeting_type": "themed_party_day", "title": "主题党日",
-                   "starts_at": starts, "ends_at": starts + chrono::TimeDelta::hours(1)}),
-        )
-        .await;
-    let meeting = r.id();
+    let meeting = app.plan_party_day(&sec, &branch, starts).await;
     let code = crate::attendance::code_at(&app, &sec, &meeting, chrono::Utc::now()).await;
     let ev = phone.evidence(&meeting, &code, chrono::Utc::now(), None);
     let path = format!("/v1/meetings/{meeting}/clock-in");
@@ -236,8 +228,7 @@ async fn probes_of_stats_and_repeated_clock_ins_learn_nothing() {
 
 #[tokio::test]
 async fn video_rooms_belong_to_their_meeting_and_close_with_it() {
-    const KEY: &str = "APIyunlian";
-    const SECRET: &str = "livekit-secret-of-the-county-0123456789";
+    use crate::closeout::{LK_KEY as KEY, LK_SECRET as SECRET};
     let app = spawn_app_with(HashMap::from([
         (
             "YUNLIAN_LIVEKIT_URL",
@@ -305,25 +296,7 @@ async fn video_rooms_belong_to_their_meeting_and_close_with_it() {
     // Branch B's member in A's room leaves no attendance in A.
     let body = json!({"event": "participant_joined", "id": "EV_b", "createdAt": starts.timestamp() + 60,
                       "room": {"name": room}, "participant": {"identity": members_b[0].0}});
-    let raw = body.to_string();
-    use sha2::Digest as _;
-    let sha =
-        base64::engine::general_purpose::STANDARD.encode(sha2::Sha256::digest(raw.as_bytes()));
-    let jwt = jsonwebtoken::encode(
-        &jsonwebtoken::Header::default(),
-        &json!({"iss": KEY, "sha256": sha, "exp": 4_000_000_000i64}),
-        &jsonwebtoken::EncodingKey::from_secret(SECRET.as_bytes()),
-    )
-    .expect("sign");
-    let res = app
-        .client
-        .post(format!("{}/v1/video/webhook", app.base))
-        .header("authorization", jwt)
-        .body(raw)
-        .send()
-        .await
-        .expect("sent");
-    let r = TestApp::read(res).await;
+    let r = crate::closeout::webhook(&app, &body, SECRET).await;
     assert_eq!(
         r.body,
         json!({"recorded": false, "reason": "participant_not_expected"})
@@ -356,15 +329,7 @@ async fn a_member_sees_their_own_attendance_listed_and_synced() {
     let (me, token) = members[0].clone();
     let phone = KeyPhone::register(&app, &token, &me, 31).await;
     let starts = chrono::Utc::now() - chrono::TimeDelta::minutes(5);
-    let meeting = app
-        .post(
-            "/v1/meetings",
-            &sec,
-            json!({"org_id": branch, "meeting_type": "themed_party_day", "title": "主题党日",
-                   "starts_at": starts, "ends_at": starts + chrono::TimeDelta::hours(1)}),
-        )
-        .await
-        .id();
+    let meeting = app.plan_party_day(&sec, &branch, starts).await;
     let code = crate::attendance::code_at(&app, &sec, &meeting, chrono::Utc::now()).await;
     let ev = phone.evidence(&meeting, &code, chrono::Utc::now(), None);
     let r = app

@@ -76,15 +76,7 @@ async fn every_text_field_and_numeric_argument_refuses_bad_input_with_a_code() {
         branch_with_members(&app, &admin, "坏输入村党支部", 13988000000, 1).await;
     let (member, token) = members[0].clone();
     let starts = chrono::Utc::now() + chrono::TimeDelta::minutes(10);
-    let meeting = app
-        .post(
-            "/v1/meetings",
-            &sec,
-            json!({"org_id": branch, "meeting_type": "themed_party_day", "title": "主题党日",
-                   "starts_at": starts, "ends_at": starts + chrono::TimeDelta::hours(1)}),
-        )
-        .await
-        .id();
+    let meeting = app.plan_party_day(&sec, &branch, starts).await;
     let leave = app
         .post(
             &format!("/v1/meetings/{meeting}/leave"),
@@ -136,6 +128,14 @@ async fn every_text_field_and_numeric_argument_refuses_bad_input_with_a_code() {
         ("boot id huge", Method::POST, "/v1/sync/push".into(), Some(&token), json!({"client_id": uuid::Uuid::now_v7(), "schema_version": 1, "boot_id": "b".repeat(1000), "mutations": []}), invalid("boot_id", "invalid_boot_id")),
         ("pull limit zero", Method::POST, "/v1/sync/pull".into(), Some(&token), json!({"client_id": uuid::Uuid::now_v7(), "schema_version": 1, "limit": 0}), invalid("limit", "invalid_limit")),
         ("pull limit type", Method::POST, "/v1/sync/pull".into(), Some(&token), json!({"client_id": uuid::Uuid::now_v7(), "schema_version": 1, "limit": "many"}), refused(400, "invalid_type")),
+        (
+            "login password huge",
+            Method::POST,
+            "/v1/auth/login".into(),
+            None,
+            json!({"phone": "13800000000", "password": "x".repeat(2000)}),
+            invalid("password", "too_long"),
+        ),
         ("stats from after to", Method::GET, format!("/v1/attendance/stats?org_id={branch}&from=2026-02-01T00:00:00Z&to=2026-01-01T00:00:00Z"), Some(&sec), Value::Null, invalid("to", "out_of_range")),
     ];
     for (label, method, path, auth, body, expect) in cases {

@@ -14,12 +14,12 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use yunlian_domain::ports::FixedClock;
 
-const LK_KEY: &str = "APIyunlian";
-const LK_SECRET: &str = "livekit-secret-of-the-county-0123456789";
+pub const LK_KEY: &str = "APIyunlian";
+pub const LK_SECRET: &str = "livekit-secret-of-the-county-0123456789";
 const HALL: (f64, f64) = (30.889, 119.42);
 
 /// Posts a webhook signed as LiveKit signs it.
-async fn webhook(app: &TestApp, body: &Value, secret: &str) -> crate::helpers::Res {
+pub async fn webhook(app: &TestApp, body: &Value, secret: &str) -> crate::helpers::Res {
     let raw = body.to_string();
     let sha = base64::engine::general_purpose::STANDARD.encode(Sha256::digest(raw.as_bytes()));
     let claims = json!({"iss": LK_KEY, "sha256": sha, "exp": 4_000_000_000i64, "nbf": 0});
@@ -41,9 +41,28 @@ async fn webhook(app: &TestApp, body: &Value, secret: &str) -> crate::helpers::R
     TestApp::read(res).await
 }
 
-fn participant(event: &str, id: &str, room: &str, member: &str, at: DateTime<Utc>) -> Value {
+pub fn participant(event: &str, id: &str, room: &str, member: &str, at: DateTime<Utc>) -> Value {
     json!({"event": event, "id": id, "createdAt": at.timestamp(),
            "room": {"name": room, "sid": "RM_1"}, "participant": {"identity": member, "sid": format!("PA_{member}")}})
+}
+
+/// A server with LiveKit configured, its time on `clock`, access tokens living `token_secs`,
+/// and the outbox relayed every 50 ms.
+pub async fn spawn_video_app(clock: Arc<FixedClock>, token_secs: u64) -> TestApp {
+    spawn_app_on(
+        HashMap::from([
+            (
+                "YUNLIAN_LIVEKIT_URL",
+                "wss://video.county.example".to_string(),
+            ),
+            ("YUNLIAN_LIVEKIT_API_KEY", LK_KEY.to_string()),
+            ("YUNLIAN_LIVEKIT_API_SECRET", LK_SECRET.to_string()),
+            ("YUNLIAN_ACCESS_TOKEN_TTL_SECS", token_secs.to_string()),
+            ("YUNLIAN_OUTBOX_RELAY_MS", "50".to_string()),
+        ]),
+        clock,
+    )
+    .await
 }
 
 fn counts(attendance: &Value) -> BTreeMap<String, usize> {
@@ -59,21 +78,8 @@ fn counts(attendance: &Value) -> BTreeMap<String, usize> {
 async fn a_meeting_of_thirty_closes_with_exactly_the_statuses_of_what_happened() {
     let t0: DateTime<Utc> = "2026-11-22T08:50:00Z".parse().expect("time");
     let clock = Arc::new(FixedClock::at(t0));
-    let app = spawn_app_on(
-        HashMap::from([
-            (
-                "YUNLIAN_LIVEKIT_URL",
-                "wss://video.county.example".to_string(),
-            ),
-            ("YUNLIAN_LIVEKIT_API_KEY", LK_KEY.to_string()),
-            ("YUNLIAN_LIVEKIT_API_SECRET", LK_SECRET.to_string()),
-            // Tokens outlive the walk through the meeting day; the next day everyone logs in again.
-            ("YUNLIAN_ACCESS_TOKEN_TTL_SECS", "21600".to_string()),
-            ("YUNLIAN_OUTBOX_RELAY_MS", "50".to_string()),
-        ]),
-        clock.clone(),
-    )
-    .await;
+    // Tokens outlive the walk through the meeting day; the next day everyone logs in again.
+    let app = spawn_video_app(clock.clone(), 21600).await;
     let admin = app.admin().await;
     // 30 members: the secretary and 29 (every fifth a migrant worker, as the roster says).
     let (branch, sec, members) =

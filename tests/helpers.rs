@@ -354,6 +354,30 @@ impl TestApp {
         r.id()
     }
 
+    /// Plans a one-hour themed party day (主题党日) of `org` starting at `starts`; returns its id.
+    pub async fn plan_party_day(
+        &self,
+        token: &str,
+        org: &str,
+        starts: chrono::DateTime<chrono::Utc>,
+    ) -> String {
+        let r = self
+            .post(
+                "/v1/meetings",
+                token,
+                json!({"org_id": org, "meeting_type": "themed_party_day", "title": "主题党日",
+                       "starts_at": starts, "ends_at": starts + chrono::TimeDelta::hours(1)}),
+            )
+            .await;
+        assert_eq!(
+            r.status,
+            StatusCode::CREATED,
+            "plan a meeting: {:?}",
+            r.body
+        );
+        r.id()
+    }
+
     /// Posts a CSV roster to an org's import endpoint.
     pub async fn import(&self, token: &str, org: &str, csv: &str, dry_run: bool) -> Res {
         let res = self

@@ -4,16 +4,15 @@
 //! against a late clock-in, a late video webhook and a second close.
 
 use crate::attendance::KeyPhone;
-use crate::helpers::{race_rounds, seed, spawn_app, spawn_app_on, TestApp};
+use crate::closeout::{participant, webhook, LK_SECRET};
+use crate::helpers::{race_rounds, seed, spawn_app};
 use crate::sync::branch_with_members;
-use base64::Engine as _;
 use chrono::{DateTime, TimeDelta, Utc};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use reqwest::StatusCode;
 use serde_json::{json, Value};
-use sha2::{Digest, Sha256};
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 use uuid::Uuid;
@@ -216,36 +215,6 @@ async fn two_members_claiming_one_new_client_id_at_once_one_wins_and_neither_see
     }
 }
 
-const LK_KEY: &str = "APIyunlian";
-const LK_SECRET: &str = "livekit-secret-of-the-county-0123456789";
-
-async fn webhook(app: &TestApp, body: &Value) -> crate::helpers::Res {
-    let raw = body.to_string();
-    let sha = base64::engine::general_purpose::STANDARD.encode(Sha256::digest(raw.as_bytes()));
-    let claims = json!({"iss": LK_KEY, "sha256": sha, "exp": 4_000_000_000i64, "nbf": 0});
-    let jwt = jsonwebtoken::encode(
-        &jsonwebtoken::Header::default(),
-        &claims,
-        &jsonwebtoken::EncodingKey::from_secret(LK_SECRET.as_bytes()),
-    )
-    .expect("sign");
-    let res = app
-        .client
-        .post(format!("{}/v1/video/webhook", app.base))
-        .header("authorization", jwt)
-        .header("content-type", "application/webhook+json")
-        .body(raw)
-        .send()
-        .await
-        .expect("sent");
-    TestApp::read(res).await
-}
-
-fn participant(event: &str, id: &str, room: &str, member: &str, at: DateTime<Utc>) -> Value {
-    json!({"event": event, "id": id, "createdAt": at.timestamp(),
-           "room": {"name": room, "sid": "RM_1"}, "participant": {"identity": member, "sid": format!("PA_{member}")}})
-}
-
 #[tokio::test]
 async fn a_close_out_racing_a_late_clock_in_a_late_webhook_and_a_second_close_leaves_one_right_status_and_one_event_per_change(
 ) {
@@ -253,20 +222,7 @@ async fn a_close_out_racing_a_late_clock_in_a_late_webhook_and_a_second_close_le
     let mut rng = StdRng::seed_from_u64(seed);
     let t0: DateTime<Utc> = "2026-11-22T08:00:00Z".parse().expect("time");
     let clock = Arc::new(FixedClock::at(t0));
-    let app = spawn_app_on(
-        HashMap::from([
-            (
-                "YUNLIAN_LIVEKIT_URL",
-                "wss://video.county.example".to_string(),
-            ),
-            ("YUNLIAN_LIVEKIT_API_KEY", LK_KEY.to_string()),
-            ("YUNLIAN_LIVEKIT_API_SECRET", LK_SECRET.to_string()),
-            ("YUNLIAN_ACCESS_TOKEN_TTL_SECS", "100000000".to_string()),
-            ("YUNLIAN_OUTBOX_RELAY_MS", "50".to_string()),
-        ]),
-        clock.clone(),
-    )
-    .await;
+    let app = crate::closeout::spawn_video_app(clock.clone(), 100_000_000).await;
     let admin = app.admin().await;
     // The secretary (absent: never clocks in), a member who clocked in late offline, a migrant
     // member on video, and one who never came.
@@ -331,8 +287,8 @@ async fn a_close_out_racing_a_late_clock_in_a_late_webhook_and_a_second_close_le
             },
             async {
                 tokio::time::sleep(Duration::from_micros(d[3])).await;
-                let a = webhook(&app, &joined).await;
-                let b = webhook(&app, &left).await;
+                let a = webhook(&app, &joined, LK_SECRET).await;
+                let b = webhook(&app, &left, LK_SECRET).await;
                 (a, b)
             }
         );

@@ -146,15 +146,7 @@ async fn with_redis_killed_logins_pushes_pulls_and_clock_ins_go_on_and_readiness
     // A clock-in, and a meeting closed: its final statuses wait in the outbox.
     let key = KeyPhone::register(&app, &token, &members[0].0, 21).await;
     let starts = chrono::Utc::now() - chrono::TimeDelta::minutes(1);
-    let r = app
-        .post(
-            "/v1/meetings",
-            &sec,
-            json!({"org_id": branch, "meeting_type": "themed_party_day", "title": "主题党日",
-                   "starts_at": starts, "ends_at": starts + chrono::TimeDelta::hours(1)}),
-        )
-        .await;
-    let meeting = r.id();
+    let meeting = app.plan_party_day(&sec, &branch, starts).await;
     let code = crate::attendance::code_at(&app, &sec, &meeting, chrono::Utc::now()).await;
     let ev = key.evidence(&meeting, &code, chrono::Utc::now(), None);
     let r = app

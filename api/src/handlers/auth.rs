@@ -21,6 +21,8 @@ const PHONE_ATTEMPTS: u32 = 5;
 /// thirty members log in behind one address on a themed party day must not be locked out.
 const ADDRESS_ATTEMPTS: u32 = 30;
 const WINDOW_SECS: u64 = 15 * 60;
+/// The longest password a login checks (a password one may set is at most 128 characters).
+const MAX_PASSWORD_BYTES: usize = 1024;
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -97,6 +99,9 @@ pub async fn login(
 ) -> Result<HttpResponse, ApiError> {
     let body = body.into_inner();
     let phone = Phone::parse(&body.phone).map_err(|e| Error::Invalid(vec![e]))?;
+    if body.password.len() > MAX_PASSWORD_BYTES {
+        return Err(ApiError::field("password", "too_long"));
+    }
     let addr_key = format!("login:addr:{}", client_address(&req, &state));
     let phone_key = format!("login:phone:{}", phone.as_str());
     admit(&state, &addr_key, ADDRESS_ATTEMPTS).await?;
@@ -243,6 +248,9 @@ pub async fn change_password(
             async move { db::members::password_hash(&mut c, id).await }.scope_boxed()
         })
         .await?;
+    if body.current_password.len() > MAX_PASSWORD_BYTES {
+        return Err(ApiError::field("current_password", "too_long"));
+    }
     if !password::verify(&body.current_password, stored).await? {
         state.limiter.record(&key, WINDOW_SECS).await?;
         return Err(ApiError::new(StatusCode::FORBIDDEN, "wrong_password"));
