@@ -635,3 +635,59 @@ async fn outbox_events_wait_while_the_bus_is_down_and_go_out_once_when_it_is_bac
         }
     }
 }
+
+#[tokio::test]
+async fn a_lease_has_one_holder_until_it_expires_or_is_given_back() {
+    for db in engines().await {
+        let t0 = Utc::now();
+        let take = |holder: &'static str, at: chrono::DateTime<Utc>| {
+            let db = db.clone();
+            async move {
+                db.write(move |mut c| {
+                    async move {
+                        db::leases::try_take(
+                            &mut c,
+                            "close_out",
+                            holder,
+                            at,
+                            TimeDelta::minutes(10),
+                        )
+                        .await
+                    }
+                    .scope_boxed()
+                })
+                .await
+                .expect("lease")
+            }
+        };
+        // Two replicas at once: exactly one holds it.
+        let (a, b) = tokio::join!(take("replica-a", t0), take("replica-b", t0));
+        assert!(a ^ b, "{} one holder: a={a} b={b}", db.engine());
+        let (holder, other) = if a {
+            ("replica-a", "replica-b")
+        } else {
+            ("replica-b", "replica-a")
+        };
+        assert!(
+            take(holder, t0 + TimeDelta::minutes(1)).await,
+            "the holder renews"
+        );
+        assert!(
+            !take(other, t0 + TimeDelta::minutes(5)).await,
+            "not before it expires"
+        );
+        assert!(
+            take(other, t0 + TimeDelta::minutes(12)).await,
+            "taken over once expired"
+        );
+        db.write(move |mut c| {
+            async move { db::leases::release(&mut c, "close_out", other).await }.scope_boxed()
+        })
+        .await
+        .expect("release");
+        assert!(
+            take(holder, t0 + TimeDelta::minutes(13)).await,
+            "free once given back"
+        );
+    }
+}
