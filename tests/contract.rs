@@ -256,3 +256,19 @@ fn docker_compose_runs_a_county_deployment_that_agrees_with_the_configuration() 
         "multi-stage Dockerfile"
     );
 }
+
+#[test]
+fn the_mutation_table_names_exactly_the_mutations_the_contract_lists() {
+    let doc = yaml("openapi.yaml");
+    let listed: BTreeSet<String> = doc["components"]["schemas"]["Mutation"]["x-mutations"]
+        .as_sequence()
+        .expect("Mutation.x-mutations")
+        .iter()
+        .filter_map(|v| v.as_str().map(String::from))
+        .collect();
+    let served: BTreeSet<String> = yunlian_api::mutations::NAMES
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    assert_eq!(listed, served);
+}

@@ -7,6 +7,7 @@ pub mod errors;
 pub mod extract;
 pub mod handlers;
 pub mod middleware;
+pub mod mutations;
 pub mod ops;
 pub mod routes;
 pub mod startup;

@@ -197,7 +197,7 @@ fn spawn_close_out(db: Db, clock: Arc<dyn Clock>, grace: chrono::TimeDelta, shar
                     continue;
                 }
             }
-            match crate::handlers::attendance::close_due(&db, grace, share, now).await {
+            match crate::ops::attendance::close_due(&db, grace, share, now).await {
                 Ok(0) => {}
                 Ok(n) => tracing::info!(closed = n, "meetings closed after their end"),
                 Err(e) => tracing::warn!(error = %e, "closing ended meetings failed"),

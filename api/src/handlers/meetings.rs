@@ -1,10 +1,9 @@
 //! Meetings: the branch committee (and admins above) plan, edit, cancel them; every member of
 //! the org sees them. The rotating code is for the committee's phones.
 
-use super::{authorize, created, decode_cursor, limit, nullable, page};
+use super::{authorize, created, decode_cursor, limit, load_meeting, load_org, nullable, page};
 use crate::auth::AuthUser;
 use crate::errors::ApiError;
-use crate::handlers::orgs::load as load_org;
 use crate::ops;
 use crate::state::AppState;
 use actix_web::{web, HttpResponse};
@@ -21,15 +20,6 @@ use yunlian_domain::auth::Action;
 use yunlian_domain::org::OrgKind;
 use yunlian_domain::text;
 use yunlian_infra::db::{self, meetings::MeetingFilter, ScopedFutureExt};
-
-/// A meeting, the path of its org, and its code secret.
-pub async fn load(state: &AppState, id: Uuid) -> Result<(Meeting, String, Vec<u8>), ApiError> {
-    state
-        .db
-        .read(move |mut c| async move { db::meetings::get(&mut c, id).await }.scope_boxed())
-        .await?
-        .ok_or_else(ApiError::not_found)
-}
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -152,7 +142,7 @@ pub async fn get_meeting(
     user: AuthUser,
     id: web::Path<Uuid>,
 ) -> Result<HttpResponse, ApiError> {
-    let (meeting, path, _) = load(&state, id.into_inner()).await?;
+    let (meeting, path, _) = load_meeting(&state, id.into_inner()).await?;
     authorize(&user, Action::ReadOrg, &path)?;
     Ok(HttpResponse::Ok().json(meeting))
 }
@@ -227,7 +217,7 @@ pub async fn get_meeting_code(
     user: AuthUser,
     id: web::Path<Uuid>,
 ) -> Result<HttpResponse, ApiError> {
-    let (m, path, secret) = load(&state, id.into_inner()).await?;
+    let (m, path, secret) = load_meeting(&state, id.into_inner()).await?;
     authorize(&user, Action::ManageMeetings, &path)?;
     let now = state.clock.now();
     let step = CODE_STEP_SECS as i64;

@@ -1,9 +1,8 @@
 //! Members: create, list, read, edit, import a roster, reset a password.
 
-use super::{authorize, created, decode_cursor, limit, nullable, page};
+use super::{authorize, created, decode_cursor, limit, load_org, nullable, page};
 use crate::auth::AuthUser;
 use crate::errors::ApiError;
-use crate::handlers::orgs::load as load_org;
 use crate::ops::{self, members::Placement};
 use crate::state::AppState;
 use actix_web::{web, HttpResponse};

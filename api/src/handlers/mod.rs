@@ -18,6 +18,32 @@ use serde::{Deserialize, Deserializer, Serialize};
 use uuid::Uuid;
 use yunlian_domain::auth::{Action, Principal};
 
+/// An org by id (not found: 404).
+pub async fn load_org(
+    state: &crate::state::AppState,
+    id: Uuid,
+) -> Result<yunlian_domain::org::Org, ApiError> {
+    use yunlian_infra::db::{self, ScopedFutureExt};
+    state
+        .db
+        .read(move |mut c| async move { db::orgs::get(&mut c, id).await }.scope_boxed())
+        .await?
+        .ok_or_else(ApiError::not_found)
+}
+
+/// A meeting, the path of its org, and its code secret (not found: 404).
+pub async fn load_meeting(
+    state: &crate::state::AppState,
+    id: Uuid,
+) -> Result<(yunlian_domain::attendance::Meeting, String, Vec<u8>), ApiError> {
+    use yunlian_infra::db::{self, ScopedFutureExt};
+    state
+        .db
+        .read(move |mut c| async move { db::meetings::get(&mut c, id).await }.scope_boxed())
+        .await?
+        .ok_or_else(ApiError::not_found)
+}
+
 pub const DEFAULT_LIMIT: i64 = 50;
 pub const MAX_LIMIT: i64 = 200;
 

@@ -1,6 +1,6 @@
 //! The org tree: create, list, read, rename.
 
-use super::{authorize, created, decode_cursor, limit, page};
+use super::{authorize, created, decode_cursor, limit, load_org, page};
 use crate::auth::AuthUser;
 use crate::errors::ApiError;
 use crate::state::AppState;
@@ -11,14 +11,6 @@ use yunlian_domain::auth::Action;
 use yunlian_domain::org::{self, Org, OrgKind};
 use yunlian_domain::Error;
 use yunlian_infra::db::{self, orgs::OrgFilter, ScopedFutureExt};
-
-pub async fn load(state: &AppState, id: Uuid) -> Result<Org, ApiError> {
-    state
-        .db
-        .read(move |mut c| async move { db::orgs::get(&mut c, id).await }.scope_boxed())
-        .await?
-        .ok_or_else(ApiError::not_found)
-}
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -34,7 +26,7 @@ pub async fn create_org(
     body: web::Json<CreateOrg>,
 ) -> Result<HttpResponse, ApiError> {
     let body = body.into_inner();
-    let parent = load(&state, body.parent_id).await?;
+    let parent = load_org(&state, body.parent_id).await?;
     authorize(&user, Action::ManageOrg, &parent.path)?;
     let name = org::parse_name(&body.name).map_err(|e| Error::Invalid(vec![e]))?;
     org::check_placement(body.kind, parent.kind)?;
@@ -94,7 +86,7 @@ pub async fn get_org(
     user: AuthUser,
     id: web::Path<Uuid>,
 ) -> Result<HttpResponse, ApiError> {
-    let org = load(&state, id.into_inner()).await?;
+    let org = load_org(&state, id.into_inner()).await?;
     authorize(&user, Action::ReadOrg, &org.path)?;
     Ok(HttpResponse::Ok().json(org))
 }
@@ -111,7 +103,7 @@ pub async fn update_org(
     id: web::Path<Uuid>,
     body: web::Json<UpdateOrg>,
 ) -> Result<HttpResponse, ApiError> {
-    let mut org = load(&state, id.into_inner()).await?;
+    let mut org = load_org(&state, id.into_inner()).await?;
     authorize(&user, Action::ManageOrg, &org.path)?;
     if let Some(name) = body.into_inner().name {
         let name = org::parse_name(&name).map_err(|e| Error::Invalid(vec![e]))?;

@@ -1,9 +1,8 @@
 //! Role grants: who is secretary, committee member, group leader or township admin where.
 
-use super::{authorize, created, decode_cursor, limit, page};
+use super::{authorize, created, decode_cursor, limit, load_org, page};
 use crate::auth::AuthUser;
 use crate::errors::ApiError;
-use crate::handlers::orgs::load as load_org;
 use crate::state::AppState;
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpResponse};

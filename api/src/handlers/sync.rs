@@ -11,7 +11,6 @@ use serde_json::{json, Value};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use uuid::Uuid;
 use yunlian_domain::auth::Principal;
-use yunlian_domain::member::Residence;
 use yunlian_domain::sync::{
     event_time, plan, visible_scopes, Cursor, EventTime, ImplausibleTime, Plan, Scope, ScopeState,
     TimeSource, DEFAULT_PULL_LIMIT, MAX_PULL_BYTES, MAX_PULL_LIMIT, MAX_PUSH_MUTATIONS,
@@ -270,8 +269,14 @@ async fn apply_one(
                         {
                             return Ok(step);
                         }
+                        let cx = crate::mutations::Cx {
+                            principal: &principal,
+                            event_time: et,
+                            now,
+                            video_share: share,
+                        };
                         let result =
-                            run_mutation(&mut c, &principal, share, &attempt, et, now).await?;
+                            crate::mutations::run(&mut c, cx, &attempt.name, &attempt.args).await?;
                         let o = Outcome {
                             mutation_id: attempt.id,
                             name: attempt.name.clone(),
@@ -406,62 +411,6 @@ fn time_source(et: EventTime) -> String {
         .ok()
         .and_then(|v| v.as_str().map(str::to_string))
         .unwrap_or_default()
-}
-
-/// The registry of mutations a phone may queue. Each validates its args and authorises
-/// against the caller's current roles; an error here is a rejection.
-async fn run_mutation(
-    c: &mut Conn<'_>,
-    p: &Principal,
-    share: (i64, i64),
-    m: &MutationIn,
-    et: EventTime,
-    now: DateTime<Utc>,
-) -> Result<Value, Error> {
-    match m.name.as_str() {
-        "member.update_whereabouts.v1" => update_whereabouts(c, p, &m.args, now).await,
-        "attendance.clock_in.v1" => {
-            use crate::handlers::attendance::{clock_in, queued_time, ClockInArgs, Judging};
-            let a: ClockInArgs = crate::extract::args(&m.args)?;
-            a.evidence.check()?;
-            let judged = queued_time(et, a.evidence.device_time);
-            let j = Judging {
-                judged,
-                now,
-                via: "sync",
-                video_share: share,
-            };
-            let ci = clock_in(c, p, a.meeting_id, &a.evidence, j).await?;
-            serde_json::to_value(ci).map_err(|e| Error::Internal(e.to_string()))
-        }
-        _ => Err(Error::Unprocessable("unknown_mutation")),
-    }
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct WhereaboutsArgs {
-    residence: Residence,
-    migrant_city: Option<String>,
-}
-
-/// A member reports where they are now (at home, or working in which city): the roster the
-/// committee sees follows. Only for oneself.
-async fn update_whereabouts(
-    c: &mut Conn<'_>,
-    p: &Principal,
-    args: &Value,
-    now: DateTime<Utc>,
-) -> Result<Value, Error> {
-    let a: WhereaboutsArgs = crate::extract::args(args)?;
-    let member =
-        crate::ops::members::set_whereabouts(c, p, a.residence, a.migrant_city.as_deref(), now)
-            .await?;
-    Ok(json!({
-        "member_id": member.id,
-        "residence": member.fields.residence,
-        "migrant_city": member.fields.migrant_city,
-    }))
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -2,9 +2,10 @@
 //! expected attendees, and LiveKit's signed webhooks, whose participant join and leave events
 //! become connected intervals.
 
+use super::load_meeting;
 use crate::auth::AuthUser;
 use crate::errors::ApiError;
-use crate::handlers::meetings::load as load_meeting;
+use crate::ops::{self, video::VideoEvent};
 use crate::state::AppState;
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
@@ -172,74 +173,18 @@ pub async fn video_webhook(
         .and_then(|s| Uuid::parse_str(s).ok());
     let finished = ev["event"] == "room_finished";
     let share = state.config.video_present_share;
+    let event = VideoEvent {
+        room,
+        event_id,
+        identity,
+        kind,
+        at,
+        finished,
+    };
     let recorded = state
         .db
         .write(move |mut c| {
-            async move {
-                let Some(found) = db::meetings::by_video_room(&mut c, &room).await? else {
-                    return Ok(Err("unknown_room"));
-                };
-                let (meeting, _, _) =
-                    crate::handlers::attendance::lock_for_attendance(&mut c, found.id).await?;
-                // A finished room disconnects everyone who was in it.
-                let members: Vec<Uuid> = if finished {
-                    let mut m: Vec<Uuid> = db::attendance::video_events_of(&mut c, meeting.id)
-                        .await?
-                        .into_iter()
-                        .map(|e| e.0)
-                        .collect();
-                    m.sort();
-                    m.dedup();
-                    m
-                } else {
-                    identity.into_iter().collect()
-                };
-                let org_is_group = db::orgs::get(&mut c, meeting.org_id)
-                    .await?
-                    .is_some_and(|o| o.kind == yunlian_domain::org::OrgKind::Group);
-                let expected: std::collections::HashSet<Uuid> = db::attendance::expected(
-                    &mut c,
-                    meeting.org_id,
-                    org_is_group,
-                    meeting.meeting_type.committee_only(),
-                )
-                .await?
-                .into_iter()
-                .map(|(m, _)| m)
-                .collect();
-                let (mut n, mut seen) = (0, 0);
-                for member in members {
-                    // Only the meeting's own expected attendees count; anyone else in the room
-                    // (a guest, another branch's member) leaves no attendance.
-                    if !expected.contains(&member) {
-                        continue;
-                    }
-                    seen += 1;
-                    let id = if finished {
-                        format!("{event_id}:{member}")
-                    } else {
-                        event_id.clone()
-                    };
-                    if db::attendance::video_event(&mut c, &id, meeting.id, member, kind, at, now)
-                        .await?
-                    {
-                        n += 1;
-                    }
-                }
-                if n > 0 && meeting.status == MeetingStatus::Held {
-                    crate::handlers::attendance::close_out(&mut c, meeting.id, share, now).await?;
-                }
-                Ok(if n > 0 {
-                    Ok(n)
-                } else if seen > 0 {
-                    Err("already_recorded")
-                } else if finished {
-                    Err("nothing_to_record")
-                } else {
-                    Err("participant_not_expected")
-                })
-            }
-            .scope_boxed()
+            async move { ops::video::record(&mut c, &event, share, now).await }.scope_boxed()
         })
         .await?;
     Ok(HttpResponse::Ok().json(match recorded {

@@ -2,8 +2,10 @@
 //! events, all in the caller's transaction and with no HTTP in sight. Handlers, sync mutations
 //! and jobs call them alike; none calls another entry point.
 
+pub mod attendance;
 pub mod meetings;
 pub mod members;
+pub mod video;
 
 use yunlian_domain::auth::{Action, Principal};
 use yunlian_domain::Error;

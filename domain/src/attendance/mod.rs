@@ -3,6 +3,9 @@
 //! TOTP over the meeting's secret, which the secretary's phone computes offline), the geofence,
 //! and the signature of the member's device key over a canonical encoding of the evidence.
 
+mod clock_in;
+pub use clock_in::{judge, ClockInFacts, Verdict, FUTURE_TOLERANCE, LATE_UPLOAD_LIMIT};
+
 use chrono::{DateTime, TimeDelta, Utc};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;

@@ -1,0 +1,84 @@
+//! Every mutation a phone may queue, in one table: its versioned name and the use case it runs.
+//! A test checks the names against openapi.yaml (`Mutation.x-mutations`). Each entry parses its
+//! arguments (an error names the argument), authorises against the caller's current roles and
+//! runs in the push's transaction; an error is a recorded rejection.
+
+use crate::extract::args;
+use crate::ops;
+use chrono::{DateTime, Utc};
+use serde::Deserialize;
+use serde_json::{json, Value};
+use yunlian_domain::auth::Principal;
+use yunlian_domain::member::Residence;
+use yunlian_domain::sync::EventTime;
+use yunlian_domain::Error;
+use yunlian_infra::db::Conn;
+
+/// What every mutation runs with.
+#[derive(Debug, Clone, Copy)]
+pub struct Cx<'a> {
+    pub principal: &'a Principal,
+    /// When the phone made it (derived from its uptime, its clock, or the receive time).
+    pub event_time: EventTime,
+    pub now: DateTime<Utc>,
+    pub video_share: (i64, i64),
+}
+
+macro_rules! mutations {
+    ($( $name:literal => $run:ident ;)*) => {
+        /// The name of every mutation, as phones send them.
+        pub const NAMES: &[&str] = &[ $( $name ),* ];
+
+        /// Runs the mutation `name`; an unknown name is rejected with `unknown_mutation`.
+        pub async fn run(c: &mut Conn<'_>, cx: Cx<'_>, name: &str, a: &Value) -> Result<Value, Error> {
+            match name {
+                $( $name => $run(c, cx, a).await, )*
+                _ => Err(Error::Unprocessable("unknown_mutation")),
+            }
+        }
+    };
+}
+
+mutations! {
+    "member.update_whereabouts.v1" => update_whereabouts;
+    "attendance.clock_in.v1"       => clock_in;
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct WhereaboutsArgs {
+    residence: Residence,
+    migrant_city: Option<String>,
+}
+
+/// A member reports where they are now (at home, or working in which city): the roster the
+/// committee sees follows. Only for oneself.
+async fn update_whereabouts(c: &mut Conn<'_>, cx: Cx<'_>, a: &Value) -> Result<Value, Error> {
+    let a: WhereaboutsArgs = args(a)?;
+    let m = ops::members::set_whereabouts(
+        c,
+        cx.principal,
+        a.residence,
+        a.migrant_city.as_deref(),
+        cx.now,
+    )
+    .await?;
+    Ok(json!({
+        "member_id": m.id,
+        "residence": m.fields.residence,
+        "migrant_city": m.fields.migrant_city,
+    }))
+}
+
+/// A clock-in made offline, judged at the time it was made.
+async fn clock_in(c: &mut Conn<'_>, cx: Cx<'_>, a: &Value) -> Result<Value, Error> {
+    let a: ops::attendance::ClockInArgs = args(a)?;
+    let j = ops::attendance::Judging {
+        judged: ops::attendance::queued_time(cx.event_time, a.evidence.device_time),
+        now: cx.now,
+        via: "sync",
+        video_share: cx.video_share,
+    };
+    let ci = ops::attendance::clock_in(c, cx.principal, a.meeting_id, &a.evidence, j).await?;
+    serde_json::to_value(ci).map_err(|e| Error::Internal(e.to_string()))
+}
