@@ -14,6 +14,7 @@ mod contract;
 mod contract_check;
 mod foundation;
 mod golden;
+mod jobs;
 mod races;
 mod redis_outage;
 mod repository;

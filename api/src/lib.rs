@@ -6,6 +6,7 @@ pub mod config;
 pub mod errors;
 pub mod extract;
 pub mod handlers;
+pub mod jobs;
 pub mod middleware;
 pub mod mutations;
 pub mod ops;

@@ -78,19 +78,15 @@ impl Application {
         bootstrap(&db, &config, clock.as_ref())
             .await
             .map_err(StartError::Bootstrap)?;
-        spawn_tombstone_purge(db.clone(), clock.clone(), config.sync_tombstone_days);
-        spawn_close_out(
-            db.clone(),
-            clock.clone(),
-            chrono::TimeDelta::minutes(config.close_grace_minutes),
-            config.video_present_share,
-        );
-        spawn_outbox_relay(
-            db.clone(),
-            bus.clone(),
-            clock.clone(),
-            std::time::Duration::from_millis(config.outbox_relay_ms),
-        );
+        crate::jobs::spawn_all(crate::jobs::JobCx {
+            db: db.clone(),
+            bus: bus.clone(),
+            clock: clock.clone(),
+            close_grace: chrono::TimeDelta::minutes(config.close_grace_minutes),
+            video_share: config.video_present_share,
+            tombstone_days: config.sync_tombstone_days,
+            relay_every: std::time::Duration::from_millis(config.outbox_relay_ms),
+        });
         let listener = TcpListener::bind(&config.bind)?;
         let port = listener.local_addr()?.port();
         let workers = config.workers;
@@ -144,110 +140,6 @@ impl Application {
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         self.server.await
     }
-}
-
-/// Hourly: tombstones and mutation outcomes older than the horizon go, and the scopes' floors
-/// rise so older cursors get `reset`. A failed round is logged and retried the next hour.
-fn spawn_tombstone_purge(db: Db, clock: Arc<dyn Clock>, days: i64) {
-    tokio::spawn(async move {
-        let mut every = tokio::time::interval(std::time::Duration::from_secs(3600));
-        loop {
-            every.tick().await;
-            let before = clock.now() - chrono::TimeDelta::days(days);
-            let purged = db
-                .write(move |mut c| {
-                    async move {
-                        let n = db::sync::purge_tombstones(&mut c, before).await?;
-                        Ok(n + db::sync::prune_outcomes(&mut c, before).await?)
-                    }
-                    .scope_boxed()
-                })
-                .await;
-            match purged {
-                Ok(0) => {}
-                Ok(n) => tracing::info!(purged = n, "sync tombstones and old outcomes purged"),
-                Err(e) => tracing::warn!(error = %e, "sync tombstone purge failed"),
-            }
-        }
-    });
-}
-
-/// Every minute: meetings that ended more than the grace period ago are closed, each expected
-/// attendee given a final status. One replica at a time does it: a round runs under the lease
-/// `close_out`, which outlives any round and is given back when the round ends.
-fn spawn_close_out(db: Db, clock: Arc<dyn Clock>, grace: chrono::TimeDelta, share: (i64, i64)) {
-    let holder = Uuid::now_v7().to_string();
-    tokio::spawn(async move {
-        let mut every = tokio::time::interval(std::time::Duration::from_secs(60));
-        loop {
-            every.tick().await;
-            let (h, now) = (holder.clone(), clock.now());
-            let ttl = chrono::TimeDelta::minutes(10);
-            let leased = db
-                .write(move |mut c| {
-                    async move { db::leases::try_take(&mut c, "close_out", &h, now, ttl).await }
-                        .scope_boxed()
-                })
-                .await;
-            match leased {
-                Ok(true) => {}
-                Ok(false) => continue,
-                Err(e) => {
-                    tracing::warn!(error = %e, "could not take the close-out lease");
-                    continue;
-                }
-            }
-            match crate::ops::attendance::close_due(&db, grace, share, now).await {
-                Ok(0) => {}
-                Ok(n) => tracing::info!(closed = n, "meetings closed after their end"),
-                Err(e) => tracing::warn!(error = %e, "closing ended meetings failed"),
-            }
-            let h = holder.clone();
-            let released = db
-                .write(move |mut c| {
-                    async move { db::leases::release(&mut c, "close_out", &h).await }.scope_boxed()
-                })
-                .await;
-            if let Err(e) = released {
-                tracing::warn!(error = %e, "could not give back the close-out lease");
-            }
-        }
-    });
-}
-
-/// Every `every`: committed outbox events go to the bus, a batch at a time until none is left.
-/// While the bus (Redis) is down they wait in the outbox; the outage and the recovery are each
-/// logged once.
-fn spawn_outbox_relay(db: Db, bus: Bus, clock: Arc<dyn Clock>, every: std::time::Duration) {
-    tokio::spawn(async move {
-        let mut tick = tokio::time::interval(every);
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        let mut failing = false;
-        loop {
-            tick.tick().await;
-            loop {
-                match yunlian_infra::events::relay(&db, &bus, clock.now()).await {
-                    Ok(n) => {
-                        if failing {
-                            tracing::info!("outbox relay recovered");
-                            failing = false;
-                        }
-                        if n > 0 {
-                            tracing::debug!(published = n, "outbox events published");
-                            continue;
-                        }
-                    }
-                    Err(e) => {
-                        if !failing {
-                            tracing::warn!(error = %e, "outbox relay failed; events wait in the outbox");
-                            failing = true;
-                        }
-                    }
-                }
-                break;
-            }
-        }
-    });
 }
 
 /// The signing secret: configured, or generated once and kept in the data dir.

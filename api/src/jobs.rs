@@ -1,0 +1,172 @@
+//! Every background job, in one table: its name, how often it runs, whether one replica at a
+//! time runs it (under a lease in the database), and the use case of one round. `startup`
+//! calls [`spawn_all`]; a test checks the table.
+
+use chrono::TimeDelta;
+use std::sync::Arc;
+use std::time::Duration;
+use uuid::Uuid;
+use yunlian_domain::ports::Clock;
+use yunlian_domain::Error;
+use yunlian_infra::db::{self, ScopedFutureExt};
+use yunlian_infra::events::Bus;
+use yunlian_infra::Db;
+
+/// What jobs run with.
+#[derive(Clone)]
+pub struct JobCx {
+    pub db: Db,
+    pub bus: Bus,
+    pub clock: Arc<dyn Clock>,
+    /// A planned meeting closes by itself this long after its end.
+    pub close_grace: TimeDelta,
+    pub video_share: (i64, i64),
+    pub tombstone_days: i64,
+    pub relay_every: Duration,
+}
+
+/// How a job is spread over replicas.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Runs {
+    /// One replica at a time, under the lease named after the job.
+    Once,
+    /// On every replica (the work itself is shared safely, e.g. `FOR UPDATE SKIP LOCKED`).
+    Everywhere,
+}
+
+macro_rules! jobs {
+    ($( $name:literal every $every:expr, $runs:ident => $run:path ;)*) => {
+        /// (name, how it is spread) of every job.
+        pub const JOBS: &[(&str, Runs)] = &[ $( ($name, Runs::$runs) ),* ];
+
+        fn every(name: &str, cx: &JobCx) -> Duration {
+            let f: fn(&JobCx) -> Duration = match name {
+                $( $name => $every, )*
+                _ => |_| Duration::from_secs(60),
+            };
+            f(cx)
+        }
+
+        /// One round of job `name`; returns how much it did.
+        pub async fn round(name: &str, cx: &JobCx) -> Result<usize, Error> {
+            match name {
+                $( $name => $run(cx).await, )*
+                _ => Err(Error::Internal(format!("no job {name}"))),
+            }
+        }
+    };
+}
+
+jobs! {
+    "close_out"       every |_| Duration::from_secs(60),   Once       => close_out;
+    "sync_tombstones" every |_| Duration::from_secs(3600), Once       => purge_tombstones;
+    "outbox_relay"    every |cx| cx.relay_every,           Everywhere => relay;
+}
+
+/// Planned meetings that ended more than the grace period ago are closed.
+async fn close_out(cx: &JobCx) -> Result<usize, Error> {
+    let now = cx.clock.now();
+    crate::ops::attendance::close_due(&cx.db, cx.close_grace, cx.video_share, now).await
+}
+
+/// Tombstones and mutation outcomes older than the horizon go; the scopes' floors rise so
+/// older cursors get `reset`.
+async fn purge_tombstones(cx: &JobCx) -> Result<usize, Error> {
+    let before = cx.clock.now() - TimeDelta::days(cx.tombstone_days);
+    cx.db
+        .write(move |mut c| {
+            async move {
+                let n = db::sync::purge_tombstones(&mut c, before).await?;
+                Ok(n + db::sync::prune_outcomes(&mut c, before).await?)
+            }
+            .scope_boxed()
+        })
+        .await
+}
+
+/// Committed outbox events go to the bus, a batch at a time until none is left.
+async fn relay(cx: &JobCx) -> Result<usize, Error> {
+    let mut total = 0;
+    loop {
+        let n = yunlian_infra::events::relay(&cx.db, &cx.bus, cx.clock.now()).await?;
+        total += n;
+        if n == 0 {
+            return Ok(total);
+        }
+    }
+}
+
+/// Runs one round of job `name` as `holder`: under the job's lease when it runs once across
+/// replicas (`None`: another replica holds it), directly otherwise.
+pub async fn run_once(
+    name: &'static str,
+    cx: &JobCx,
+    holder: &str,
+) -> Result<Option<usize>, Error> {
+    let runs = JOBS
+        .iter()
+        .find(|(n, _)| *n == name)
+        .map(|(_, r)| *r)
+        .ok_or_else(|| Error::Internal(format!("no job {name}")))?;
+    if runs == Runs::Everywhere {
+        return round(name, cx).await.map(Some);
+    }
+    // The lease outlives any round; a replica that dies mid-round frees it when it expires.
+    let ttl = TimeDelta::from_std(every(name, cx) * 10).unwrap_or(TimeDelta::minutes(10));
+    let (h, now) = (holder.to_string(), cx.clock.now());
+    let taken = cx
+        .db
+        .write(move |mut c| {
+            async move { db::leases::try_take(&mut c, name, &h, now, ttl).await }.scope_boxed()
+        })
+        .await?;
+    if !taken {
+        return Ok(None);
+    }
+    let done = round(name, cx).await;
+    let h = holder.to_string();
+    let released = cx
+        .db
+        .write(move |mut c| {
+            async move { db::leases::release(&mut c, name, &h).await }.scope_boxed()
+        })
+        .await;
+    if let Err(e) = released {
+        tracing::warn!(job = name, error = %e, "could not give back the lease");
+    }
+    done.map(Some)
+}
+
+/// Starts every job on this replica: each ticks at its interval and runs a round (under its
+/// lease where it runs once). A failed round is logged once until the job recovers.
+pub fn spawn_all(cx: JobCx) {
+    let holder = Uuid::now_v7().to_string();
+    for &(name, _) in JOBS {
+        let (cx, holder) = (cx.clone(), holder.clone());
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(every(name, &cx));
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            let mut failing = false;
+            loop {
+                tick.tick().await;
+                match run_once(name, &cx, &holder).await {
+                    Ok(done) => {
+                        if failing {
+                            tracing::info!(job = name, "job recovered");
+                            failing = false;
+                        }
+                        if let Some(n) = done.filter(|n| *n > 0) {
+                            tracing::info!(job = name, done = n, "job round");
+                        }
+                    }
+                    Err(e) => {
+                        if !failing {
+                            tracing::warn!(job = name, error = %e, "job round failed");
+                            failing = true;
+                        }
+                    }
+                }
+            }
+        });
+    }
+}

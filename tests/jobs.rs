@@ -1,0 +1,100 @@
+//! Jobs: the table names every job once, and a job that runs once across replicas does: two
+//! runners on one database close each due meeting exactly once.
+
+use crate::helpers::spawn_app_on;
+use crate::sync::branch_with_members;
+use chrono::{DateTime, TimeDelta, Utc};
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+use yunlian_api::jobs::{run_once, JobCx, Runs, JOBS};
+use yunlian_domain::ports::{Clock, FixedClock};
+use yunlian_infra::db::{self, ScopedFutureExt};
+
+#[test]
+fn every_job_is_named_once_and_the_periodic_ones_run_once_across_replicas() {
+    let mut names: Vec<&str> = JOBS.iter().map(|(n, _)| *n).collect();
+    names.sort();
+    names.dedup();
+    assert_eq!(names.len(), JOBS.len());
+    for (name, runs) in JOBS {
+        let expected = if *name == "outbox_relay" {
+            Runs::Everywhere
+        } else {
+            Runs::Once
+        };
+        assert_eq!(*runs, expected, "{name}");
+    }
+}
+
+#[tokio::test]
+async fn two_runners_on_one_database_close_each_due_meeting_once() {
+    let t0: DateTime<Utc> = "2026-11-22T08:00:00Z".parse().expect("time");
+    let clock = Arc::new(FixedClock::at(t0));
+    let ttl = ("YUNLIAN_ACCESS_TOKEN_TTL_SECS", "100000".to_string());
+    let app = spawn_app_on(HashMap::from([ttl]), clock.clone()).await;
+    let admin = app.admin().await;
+    let (branch, sec, _) =
+        branch_with_members(&app, &admin, "双副本村党支部", 13992000000, 3).await;
+    let mut meetings = Vec::new();
+    for i in 0..8 {
+        meetings.push(
+            app.plan_party_day(
+                &sec,
+                &branch,
+                t0 + TimeDelta::hours(1) + TimeDelta::minutes(i),
+            )
+            .await,
+        );
+    }
+    // The meetings ended two hours ago: all are due.
+    clock.advance(TimeDelta::hours(4));
+    let runner = |holder: &'static str| {
+        let (url, clock) = (app.database_url.clone(), clock.clone());
+        async move {
+            let cx = JobCx {
+                db: yunlian_infra::Db::connect(&url, 2).await.expect("db"),
+                bus: yunlian_infra::events::Bus::memory(16),
+                clock: clock as Arc<dyn Clock>,
+                close_grace: TimeDelta::minutes(30),
+                video_share: (2, 3),
+                tombstone_days: 180,
+                relay_every: std::time::Duration::from_secs(1),
+            };
+            let mut closed = 0;
+            for _ in 0..20 {
+                if let Some(n) = run_once("close_out", &cx, holder).await.expect("round") {
+                    closed += n;
+                }
+            }
+            closed
+        }
+    };
+    let (a, b) = tokio::join!(runner("replica-a"), runner("replica-b"));
+    assert_eq!(a + b, meetings.len(), "closed by a: {a}, by b: {b}");
+
+    let store = yunlian_infra::Db::connect(&app.database_url, 1)
+        .await
+        .expect("db");
+    let events = store
+        .read(|mut c| async move { db::outbox::all(&mut c).await }.scope_boxed())
+        .await
+        .expect("outbox");
+    let mut per: BTreeMap<(String, String), usize> = BTreeMap::new();
+    for e in events
+        .iter()
+        .filter(|e| e.topic == "attendance.final_status")
+    {
+        let key = (
+            e.payload["meeting_id"].as_str().unwrap_or("").to_string(),
+            e.payload["member_id"].as_str().unwrap_or("").to_string(),
+        );
+        *per.entry(key).or_default() += 1;
+    }
+    // Four expected attendees (the secretary and three members) at each of eight meetings.
+    assert_eq!(per.len(), 4 * meetings.len());
+    assert!(per.values().all(|n| *n == 1), "{per:?}");
+    for m in &meetings {
+        let r = app.get(&format!("/v1/meetings/{m}"), &sec).await;
+        assert_eq!(r.body["status"], "held");
+    }
+}
