@@ -521,19 +521,20 @@ impl yunlian_domain::ports::EventBus for FlakyBus {
     }
 }
 
-/// Appends a final-status event in a transaction of its own, which commits when `commit`
-/// and rolls back otherwise.
-async fn append_event(
-    db: &Db,
-    subject: String,
-    payload: serde_json::Value,
-    commit: bool,
-) -> Result<Uuid, Error> {
+/// Appends an event numbered `n` (its `reason`) in a transaction of its own, which commits when
+/// `commit` and rolls back otherwise.
+async fn append_event(db: &Db, n: usize, commit: bool) -> Result<Uuid, Error> {
     let now = Utc::now();
+    let event = yunlian_domain::events::DomainEvent::RoleEnded(yunlian_domain::events::RoleEnded {
+        grant_id: Uuid::now_v7(),
+        member_id: Uuid::from_u128(n as u128 % 7),
+        org_id: Uuid::now_v7(),
+        role: Role::CommitteeMember,
+        reason: n.to_string(),
+    });
     db.write(move |mut c| {
         async move {
-            let id = db::outbox::append(&mut c, "attendance.final_status", &subject, &payload, now)
-                .await?;
+            let id = db::outbox::append(&mut c, &event, now).await?;
             if commit {
                 Ok(id)
             } else {
@@ -551,18 +552,11 @@ async fn outbox_events_wait_while_the_bus_is_down_and_go_out_once_when_it_is_bac
         let now = Utc::now();
         let mut written = Vec::new();
         for i in 0..1_200 {
-            let id = append_event(
-                &db,
-                format!("meeting:{}", i % 7),
-                serde_json::json!({"n": i}),
-                true,
-            )
-            .await
-            .expect("append");
+            let id = append_event(&db, i, true).await.expect("append");
             written.push(id);
         }
         // An event whose transaction rolls back is never published.
-        let rolled_back = append_event(&db, "meeting:x".into(), serde_json::json!({}), false).await;
+        let rolled_back = append_event(&db, 9_999, false).await;
         assert!(rolled_back.is_err());
 
         let bus = FlakyBus::default();
@@ -575,7 +569,7 @@ async fn outbox_events_wait_while_the_bus_is_down_and_go_out_once_when_it_is_bac
             .await
             .expect("unpublished");
         assert_eq!(left.len(), 1_200, "nothing marked while the bus is down");
-        assert_eq!(left[0].payload["n"], 0, "oldest first");
+        assert_eq!(left[0].payload["reason"], "0", "oldest first");
 
         bus.up.store(true, std::sync::atomic::Ordering::SeqCst);
         // Three relays at once (three replicas): on PostgreSQL they skip each other's locked
@@ -618,9 +612,7 @@ async fn outbox_events_wait_while_the_bus_is_down_and_go_out_once_when_it_is_bac
         let mut rx = memory.subscribe().expect("in-process");
         let mut next = Vec::new();
         for i in 0..3 {
-            let id = append_event(&db, "meeting:y".into(), serde_json::json!({"k": i}), true)
-                .await
-                .expect("append");
+            let id = append_event(&db, 100 + i, true).await.expect("append");
             next.push(id);
         }
         assert_eq!(
@@ -631,7 +623,10 @@ async fn outbox_events_wait_while_the_bus_is_down_and_go_out_once_when_it_is_bac
         );
         for (i, id) in next.iter().enumerate() {
             let e = rx.recv().await.expect("event");
-            assert_eq!((e.id, e.payload["k"].as_u64()), (*id, Some(i as u64)));
+            assert_eq!(
+                (e.id, e.payload["reason"].as_str()),
+                (*id, Some((100 + i).to_string().as_str()))
+            );
         }
     }
 }
@@ -689,5 +684,43 @@ async fn a_lease_has_one_holder_until_it_expires_or_is_given_back() {
             take(holder, t0 + TimeDelta::minutes(13)).await,
             "free once given back"
         );
+    }
+}
+
+#[tokio::test]
+async fn a_consumer_handles_each_event_once_however_often_it_is_delivered() {
+    for db in engines().await {
+        let event = append_event(&db, 1, true).await.expect("append");
+        let deliver = || {
+            let db = db.clone();
+            async move {
+                db.write(move |mut c| {
+                    async move {
+                        db::outbox::consume_once(&mut c, "points", event, Utc::now()).await
+                    }
+                    .scope_boxed()
+                })
+                .await
+                .expect("consume")
+            }
+        };
+        // Delivered three times, two of them at once: handled once.
+        let (a, b) = tokio::join!(deliver(), deliver());
+        let c = deliver().await;
+        assert_eq!(
+            [a, b, c].iter().filter(|x| **x).count(),
+            1,
+            "{}",
+            db.engine()
+        );
+        // Another consumer handles it on its own.
+        let other = db
+            .write(move |mut c| {
+                async move { db::outbox::consume_once(&mut c, "warnings", event, Utc::now()).await }
+                    .scope_boxed()
+            })
+            .await
+            .expect("consume");
+        assert!(other);
     }
 }

@@ -4,6 +4,7 @@
 pub mod attendance;
 pub mod auth;
 pub mod error;
+pub mod events;
 pub mod member;
 pub mod org;
 pub mod ports;

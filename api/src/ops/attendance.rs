@@ -5,7 +5,6 @@
 use base64::Engine as _;
 use chrono::{DateTime, TimeDelta, Utc};
 use serde::Deserialize;
-use serde_json::json;
 use std::collections::{HashMap, HashSet};
 use uuid::Uuid;
 use yunlian_domain::attendance::{
@@ -14,6 +13,7 @@ use yunlian_domain::attendance::{
     Verdict, VideoEventKind,
 };
 use yunlian_domain::auth::Principal;
+use yunlian_domain::events::{DomainEvent, FinalStatusSet};
 use yunlian_domain::sync::{EventTime, TimeSource};
 use yunlian_domain::{Error, FieldError};
 use yunlian_infra::db::{self, meetings::Lock, Conn, ScopedFutureExt};
@@ -258,23 +258,16 @@ pub async fn close_out(
             migrant,
         };
         if let Some(previous) = db::attendance::set_final(c, meeting.id, &f, now).await? {
-            let payload = json!({
-                "meeting_id": meeting.id,
-                "org_id": meeting.org_id,
-                "meeting_type": meeting.meeting_type,
-                "member_id": member,
-                "status": status,
-                "previous": previous,
-                "starts_at": meeting.starts_at,
+            let event = DomainEvent::FinalStatusSet(FinalStatusSet {
+                meeting_id: meeting.id,
+                org_id: meeting.org_id,
+                meeting_type: meeting.meeting_type,
+                member_id: member,
+                status,
+                previous,
+                starts_at: meeting.starts_at,
             });
-            db::outbox::append(
-                c,
-                "attendance.final_status",
-                &format!("meeting:{}", meeting.id),
-                &payload,
-                now,
-            )
-            .await?;
+            db::outbox::append(c, &event, now).await?;
         }
         finals.push(f);
     }

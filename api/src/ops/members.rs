@@ -3,9 +3,9 @@
 
 use super::authorize;
 use chrono::{DateTime, Utc};
-use serde_json::json;
 use uuid::Uuid;
 use yunlian_domain::auth::{grant_fits_place, Action, Grant, Principal};
+use yunlian_domain::events::{DomainEvent, RoleEnded};
 use yunlian_domain::member::{check_residence, Member, MemberPatch, Residence};
 use yunlian_domain::org::{Org, OrgKind};
 use yunlian_domain::Error;
@@ -149,14 +149,14 @@ async fn end_displaced_roles(
             continue;
         }
         db::roles::delete(c, grant.id).await?;
-        let payload = json!({
-            "grant_id": grant.id,
-            "member_id": m.id,
-            "org_id": grant.org_id,
-            "role": grant.role,
-            "reason": "moved",
+        let event = DomainEvent::RoleEnded(RoleEnded {
+            grant_id: grant.id,
+            member_id: m.id,
+            org_id: grant.org_id,
+            role: grant.role,
+            reason: "moved".into(),
         });
-        db::outbox::append(c, "role.ended", &format!("member:{}", m.id), &payload, now).await?;
+        db::outbox::append(c, &event, now).await?;
         tracing::info!(grant = %grant.id, member = %m.id, role = grant.role.as_str(), "role ended by a move");
     }
     Ok(())

@@ -9,23 +9,22 @@ use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 use diesel_async::RunQueryDsl;
 use uuid::Uuid;
+use yunlian_domain::events::DomainEvent;
 use yunlian_domain::ports::OutboxEvent;
 use yunlian_domain::Error;
 
-/// Appends an event; returns its id.
+/// Appends a domain event in the caller's transaction; returns its id (UUIDv7).
 pub async fn append(
     conn: &mut Conn<'_>,
-    topic: &str,
-    subject: &str,
-    payload: &serde_json::Value,
+    event: &DomainEvent,
     now: DateTime<Utc>,
 ) -> Result<Uuid, Error> {
     let id = Uuid::now_v7();
     let row = (
         outbox::id.eq(id.to_string()),
-        outbox::topic.eq(topic),
-        outbox::subject.eq(subject),
-        outbox::payload.eq(payload.to_string()),
+        outbox::topic.eq(event.topic()),
+        outbox::subject.eq(event.subject()),
+        outbox::payload.eq(event.payload().to_string()),
         outbox::created_at.eq(naive(now)),
     );
     on!(conn, |c| diesel::insert_into(outbox::table)
@@ -130,4 +129,27 @@ pub async fn mark_published(
     .await)
     .map_err(db_error)?;
     Ok(())
+}
+
+/// Records that `consumer` handled `event`, in the consumer's own transaction; `false` when it
+/// already had (a redelivery), and the consumer then changes nothing. Every event consumer
+/// (points scoring attendance, warnings) starts its transaction with this.
+pub async fn consume_once(
+    conn: &mut Conn<'_>,
+    consumer: &str,
+    event: Uuid,
+    now: DateTime<Utc>,
+) -> Result<bool, Error> {
+    use super::schema::consumed;
+    let n = on!(conn, |c| diesel::insert_into(consumed::table)
+        .values((
+            consumed::consumer.eq(consumer),
+            consumed::event_id.eq(event.to_string()),
+            consumed::consumed_at.eq(naive(now)),
+        ))
+        .on_conflict_do_nothing()
+        .execute(c)
+        .await)
+    .map_err(db_error)?;
+    Ok(n == 1)
 }

@@ -117,6 +117,14 @@ diesel::table! {
 }
 
 diesel::table! {
+    consumed (consumer, event_id) {
+        consumer -> Text,
+        event_id -> Text,
+        consumed_at -> Timestamp,
+    }
+}
+
+diesel::table! {
     leases (name) {
         name -> Text,
         holder -> Text,

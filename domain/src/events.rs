@@ -1,0 +1,102 @@
+//! Domain events: what happened, typed, each with its topic and subject. They are written to
+//! the outbox in the transaction of the change they report and relayed to the bus; consumers
+//! (points, warnings) read them back with [`DomainEvent::parse`] and drop repeats by event id.
+
+use crate::attendance::{FinalStatus, MeetingType};
+use crate::auth::Role;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+/// A member's final status at a meeting was set, or changed (a late offline clock-in, a late
+/// video webhook). `previous` names the status it replaces, so a consumer can order changes by
+/// their content.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FinalStatusSet {
+    pub meeting_id: Uuid,
+    pub org_id: Uuid,
+    pub meeting_type: MeetingType,
+    pub member_id: Uuid,
+    pub status: FinalStatus,
+    pub previous: Option<FinalStatus>,
+    pub starts_at: DateTime<Utc>,
+}
+
+/// A role ended because its holder left the org's subtree (`reason`: `moved`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RoleEnded {
+    pub grant_id: Uuid,
+    pub member_id: Uuid,
+    pub org_id: Uuid,
+    pub role: Role,
+    pub reason: String,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum DomainEvent {
+    FinalStatusSet(FinalStatusSet),
+    RoleEnded(RoleEnded),
+}
+
+macro_rules! topics {
+    ($( $variant:ident => $topic:literal, $subject:literal, $field:ident ;)*) => {
+        /// Every topic, as the bus carries it.
+        pub const TOPICS: &[&str] = &[ $( $topic ),* ];
+
+        impl DomainEvent {
+            /// The topic on the bus: a consumer's filter.
+            pub fn topic(&self) -> &'static str {
+                match self { $( DomainEvent::$variant(_) => $topic, )* }
+            }
+
+            /// What the event is about (`meeting:<id>`, `member:<id>`).
+            pub fn subject(&self) -> String {
+                match self { $( DomainEvent::$variant(e) => format!(concat!($subject, ":{}"), e.$field), )* }
+            }
+
+            /// The payload as JSON.
+            pub fn payload(&self) -> serde_json::Value {
+                let v = match self { $( DomainEvent::$variant(e) => serde_json::to_value(e), )* };
+                v.unwrap_or(serde_json::Value::Null)
+            }
+
+            /// An event read back from the bus; `None` for a topic or payload this version does
+            /// not know.
+            pub fn parse(topic: &str, payload: &serde_json::Value) -> Option<DomainEvent> {
+                match topic {
+                    $( $topic => serde_json::from_value(payload.clone()).ok().map(DomainEvent::$variant), )*
+                    _ => None,
+                }
+            }
+        }
+    };
+}
+
+topics! {
+    FinalStatusSet => "attendance.final_status", "meeting", meeting_id;
+    RoleEnded      => "role.ended",              "member",  member_id;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn events_round_trip_through_their_topic_and_payload() {
+        let e = DomainEvent::FinalStatusSet(FinalStatusSet {
+            meeting_id: Uuid::now_v7(),
+            org_id: Uuid::now_v7(),
+            meeting_type: MeetingType::ThemedPartyDay,
+            member_id: Uuid::now_v7(),
+            status: FinalStatus::Late,
+            previous: Some(FinalStatus::Absent),
+            starts_at: DateTime::from_timestamp(1_790_000_000, 0).unwrap_or_default(),
+        });
+        assert_eq!(e.topic(), "attendance.final_status");
+        assert!(e.subject().starts_with("meeting:"));
+        assert_eq!(e.payload()["previous"], "absent");
+        assert_eq!(DomainEvent::parse(e.topic(), &e.payload()), Some(e.clone()));
+        assert_eq!(DomainEvent::parse("nothing.known", &e.payload()), None);
+        assert_eq!(TOPICS, &["attendance.final_status", "role.ended"]);
+    }
+}
