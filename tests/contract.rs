@@ -272,3 +272,20 @@ fn the_mutation_table_names_exactly_the_mutations_the_contract_lists() {
         .collect();
     assert_eq!(listed, served);
 }
+
+#[test]
+fn the_synced_entities_are_exactly_the_contracts() {
+    let doc = yaml("openapi.yaml");
+    let listed: BTreeSet<String> = doc["components"]["schemas"]["ScopeChanges"]["properties"]
+        ["changes"]["items"]["properties"]["entity"]["enum"]
+        .as_sequence()
+        .expect("entity enum")
+        .iter()
+        .filter_map(|v| v.as_str().map(String::from))
+        .collect();
+    let served: BTreeSet<String> = yunlian_domain::sync::Entity::ALL
+        .iter()
+        .map(|e| e.as_str().to_string())
+        .collect();
+    assert_eq!(listed, served);
+}

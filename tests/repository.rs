@@ -6,7 +6,7 @@ use uuid::Uuid;
 use yunlian_domain::auth::Role;
 use yunlian_domain::member::{Member, MemberFields, MemberStatus, Phone, Residence};
 use yunlian_domain::org::{self, Org, OrgKind};
-use yunlian_domain::sync::{plan, Cursor, Plan, Scope};
+use yunlian_domain::sync::{plan, Cursor, Entity, Plan, Scope};
 use yunlian_domain::Error;
 use yunlian_infra::db::{
     self, members::MemberFilter, roles::RoleGrant, sessions::Spent, ScopedFutureExt,
@@ -334,7 +334,8 @@ async fn concurrent_writers_never_hide_a_change_behind_a_cursor() {
                 let ms = (w * 7 + i * 13) % 23;
                 db.write(move |mut c| {
                     async move {
-                        db::sync::record(&mut c, &scope, "org", id, false, Utc::now()).await?;
+                        db::sync::record(&mut c, &[scope], Entity::Org, id, false, Utc::now())
+                            .await?;
                         if let Some(pg) = c.pg() {
                             diesel_async::RunQueryDsl::execute(
                                 diesel::sql_query(format!(
@@ -386,9 +387,33 @@ async fn purged_tombstones_raise_the_floor_so_old_cursors_reset() {
         let s = scope.clone();
         db.write(move |mut c| {
             async move {
-                db::sync::record(&mut c, &s, "member", gone, false, long_ago).await?;
-                db::sync::record(&mut c, &s, "member", kept, false, long_ago).await?;
-                db::sync::record(&mut c, &s, "member", gone, true, long_ago).await?;
+                db::sync::record(
+                    &mut c,
+                    std::slice::from_ref(&s),
+                    Entity::Member,
+                    gone,
+                    false,
+                    long_ago,
+                )
+                .await?;
+                db::sync::record(
+                    &mut c,
+                    std::slice::from_ref(&s),
+                    Entity::Member,
+                    kept,
+                    false,
+                    long_ago,
+                )
+                .await?;
+                db::sync::record(
+                    &mut c,
+                    std::slice::from_ref(&s),
+                    Entity::Member,
+                    gone,
+                    true,
+                    long_ago,
+                )
+                .await?;
                 Ok(())
             }
             .scope_boxed()

@@ -22,6 +22,64 @@ pub const MAX_PULL_BYTES: usize = 512 * 1024;
 /// Mutations per push.
 pub const MAX_PUSH_MUTATIONS: usize = 500;
 
+/// Every kind of row a phone holds, as named on the wire (`entity` of a pulled change). A test
+/// keeps this list equal to openapi.yaml's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Entity {
+    Org,
+    Member,
+    Device,
+    Meeting,
+    /// A meeting's code secret, synced to the committee only.
+    MeetingSecret,
+    ClockIn,
+    Leave,
+    /// A member's final status at a held meeting, in their own scope, keyed by the meeting.
+    Attendance,
+}
+
+impl Entity {
+    pub const ALL: [Entity; 8] = [
+        Entity::Org,
+        Entity::Member,
+        Entity::Device,
+        Entity::Meeting,
+        Entity::MeetingSecret,
+        Entity::ClockIn,
+        Entity::Leave,
+        Entity::Attendance,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Entity::Org => "org",
+            Entity::Member => "member",
+            Entity::Device => "device",
+            Entity::Meeting => "meeting",
+            Entity::MeetingSecret => "meeting_secret",
+            Entity::ClockIn => "clock_in",
+            Entity::Leave => "leave",
+            Entity::Attendance => "attendance",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Entity> {
+        Entity::ALL.into_iter().find(|e| e.as_str() == s)
+    }
+}
+
+impl std::fmt::Display for Entity {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl Serialize for Entity {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Scope {
     Org(Uuid),

@@ -12,8 +12,8 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use uuid::Uuid;
 use yunlian_domain::auth::Principal;
 use yunlian_domain::sync::{
-    event_time, plan, visible_scopes, Cursor, EventTime, ImplausibleTime, Plan, Scope, ScopeState,
-    TimeSource, DEFAULT_PULL_LIMIT, MAX_PULL_BYTES, MAX_PULL_LIMIT, MAX_PUSH_MUTATIONS,
+    event_time, plan, visible_scopes, Cursor, Entity, EventTime, ImplausibleTime, Plan, Scope,
+    ScopeState, TimeSource, DEFAULT_PULL_LIMIT, MAX_PULL_BYTES, MAX_PULL_LIMIT, MAX_PUSH_MUTATIONS,
     SCHEMA_VERSION,
 };
 use yunlian_domain::Error;
@@ -429,7 +429,7 @@ pub struct PullBody {
 #[derive(Serialize)]
 struct ChangeOut {
     op: &'static str,
-    entity: String,
+    entity: Entity,
     id: Uuid,
     v: i64,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -560,7 +560,7 @@ async fn pull_page(
             last_v = ch.version;
             outs.push(ChangeOut {
                 op: if ch.deleted { "del" } else { "put" },
-                entity: ch.entity.clone(),
+                entity: ch.entity,
                 id: ch.id,
                 v: ch.version,
                 row: if ch.deleted { None } else { row },
@@ -592,14 +592,14 @@ async fn render(
     scope: &Scope,
     changes: &[db::sync::Change],
 ) -> Result<Vec<Option<Value>>, Error> {
-    let mut by_entity: HashMap<&str, Vec<Uuid>> = HashMap::new();
+    let mut by_entity: HashMap<Entity, Vec<Uuid>> = HashMap::new();
     for ch in changes.iter().filter(|ch| !ch.deleted) {
-        by_entity.entry(ch.entity.as_str()).or_default().push(ch.id);
+        by_entity.entry(ch.entity).or_default().push(ch.id);
     }
-    let mut rows: HashMap<(String, Uuid), Value> = HashMap::new();
+    let mut rows: HashMap<(Entity, Uuid), Value> = HashMap::new();
     for (entity, ids) in by_entity {
-        for (id, row) in db::sync::rows(c, scope, entity, &ids).await? {
-            rows.insert((entity.to_string(), id), row);
+        for (id, row) in db::synced::rows(c, scope, entity, &ids).await? {
+            rows.insert((entity, id), row);
         }
     }
     Ok(changes
@@ -608,7 +608,7 @@ async fn render(
             if ch.deleted {
                 None
             } else {
-                rows.remove(&(ch.entity.clone(), ch.id))
+                rows.remove(&(ch.entity, ch.id))
             }
         })
         .collect())

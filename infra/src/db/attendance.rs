@@ -12,7 +12,7 @@ use uuid::Uuid;
 use yunlian_domain::attendance::{
     FinalStatus, LeaveRequest, LeaveStatus, MeetingType, VideoEventKind,
 };
-use yunlian_domain::sync::Scope;
+use yunlian_domain::sync::{Entity, Scope};
 use yunlian_domain::Error;
 
 #[derive(Queryable, Selectable, Insertable)]
@@ -53,17 +53,8 @@ async fn record_leave(
 ) -> Result<(), Error> {
     sync::record(
         conn,
-        &Scope::Member(l.member_id),
-        sync::ENTITY_LEAVE,
-        l.id,
-        false,
-        at,
-    )
-    .await?;
-    sync::record(
-        conn,
-        &Scope::Committee(org),
-        sync::ENTITY_LEAVE,
+        &[Scope::Member(l.member_id), Scope::Committee(org)],
+        Entity::Leave,
         l.id,
         false,
         at,
@@ -307,8 +298,8 @@ pub async fn set_final(
     // The member's phone holds their own attendance (`listMyAttendance`), keyed by meeting.
     sync::record(
         conn,
-        &Scope::Member(f.member_id),
-        sync::ENTITY_ATTENDANCE,
+        &[Scope::Member(f.member_id)],
+        Entity::Attendance,
         meeting,
         false,
         now,

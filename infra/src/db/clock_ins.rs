@@ -8,7 +8,7 @@ use diesel::prelude::*;
 use diesel_async::RunQueryDsl;
 use uuid::Uuid;
 use yunlian_domain::attendance::{ClockIn, Location, Punctuality, Unlock};
-use yunlian_domain::sync::{Scope, TimeSource};
+use yunlian_domain::sync::{Entity, Scope, TimeSource};
 use yunlian_domain::Error;
 
 #[derive(Queryable, Selectable, Insertable)]
@@ -137,17 +137,8 @@ pub async fn insert_first(
     }
     sync::record(
         conn,
-        &Scope::Member(ci.member_id),
-        sync::ENTITY_CLOCK_IN,
-        ci.id,
-        false,
-        ci.created_at,
-    )
-    .await?;
-    sync::record(
-        conn,
-        &Scope::Committee(meeting_org),
-        sync::ENTITY_CLOCK_IN,
+        &[Scope::Member(ci.member_id), Scope::Committee(meeting_org)],
+        Entity::ClockIn,
         ci.id,
         false,
         ci.created_at,

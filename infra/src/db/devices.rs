@@ -8,7 +8,7 @@ use diesel::prelude::*;
 use diesel_async::RunQueryDsl;
 use uuid::Uuid;
 use yunlian_domain::attendance::{Device, KeyAlgorithm, Unlock};
-use yunlian_domain::sync::Scope;
+use yunlian_domain::sync::{Entity, Scope};
 use yunlian_domain::Error;
 
 #[derive(Queryable, Selectable, Insertable)]
@@ -59,8 +59,8 @@ pub async fn insert(conn: &mut Conn<'_>, d: &Device) -> Result<(), Error> {
     .map_err(db_error)?;
     sync::record(
         conn,
-        &Scope::Member(d.member_id),
-        sync::ENTITY_DEVICE,
+        &[Scope::Member(d.member_id)],
+        Entity::Device,
         d.id,
         false,
         d.created_at,
@@ -125,8 +125,8 @@ pub async fn revoke(
     if n == 1 {
         sync::record(
             conn,
-            &Scope::Member(d.member_id),
-            sync::ENTITY_DEVICE,
+            &[Scope::Member(d.member_id)],
+            Entity::Device,
             d.id,
             false,
             now,

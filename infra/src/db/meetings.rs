@@ -9,7 +9,7 @@ use diesel::prelude::*;
 use diesel_async::RunQueryDsl;
 use uuid::Uuid;
 use yunlian_domain::attendance::{CheckinWindow, Geofence, Meeting, MeetingStatus, MeetingType};
-use yunlian_domain::sync::Scope;
+use yunlian_domain::sync::{Entity, Scope};
 use yunlian_domain::Error;
 
 #[derive(Queryable, Selectable, Insertable, AsChangeset)]
@@ -93,8 +93,8 @@ impl MeetingRow {
 async fn record(conn: &mut Conn<'_>, m: &Meeting, with_secret: bool) -> Result<(), Error> {
     sync::record(
         conn,
-        &Scope::Org(m.org_id),
-        sync::ENTITY_MEETING,
+        &[Scope::Org(m.org_id)],
+        Entity::Meeting,
         m.id,
         false,
         m.updated_at,
@@ -102,15 +102,7 @@ async fn record(conn: &mut Conn<'_>, m: &Meeting, with_secret: bool) -> Result<(
     .await?;
     if with_secret {
         let s = Scope::Committee(m.org_id);
-        sync::record(
-            conn,
-            &s,
-            sync::ENTITY_MEETING_SECRET,
-            m.id,
-            false,
-            m.updated_at,
-        )
-        .await?;
+        sync::record(conn, &[s], Entity::MeetingSecret, m.id, false, m.updated_at).await?;
     }
     Ok(())
 }

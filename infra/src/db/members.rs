@@ -8,7 +8,7 @@ use diesel::prelude::*;
 use diesel_async::RunQueryDsl;
 use uuid::Uuid;
 use yunlian_domain::member::{Member, MemberFields, MemberStatus, Phone, Residence};
-use yunlian_domain::sync::Scope;
+use yunlian_domain::sync::{Entity, Scope};
 use yunlian_domain::Error;
 
 #[derive(Queryable, Selectable, Insertable)]
@@ -131,17 +131,8 @@ async fn record(conn: &mut Conn<'_>, m: &Member) -> Result<(), Error> {
     let at = m.updated_at;
     sync::record(
         conn,
-        &Scope::Committee(m.org_id),
-        sync::ENTITY_MEMBER,
-        m.id,
-        false,
-        at,
-    )
-    .await?;
-    sync::record(
-        conn,
-        &Scope::Member(m.id),
-        sync::ENTITY_MEMBER,
+        &[Scope::Committee(m.org_id), Scope::Member(m.id)],
+        Entity::Member,
         m.id,
         false,
         at,
@@ -321,8 +312,8 @@ pub async fn update(conn: &mut Conn<'_>, before: &Member, after: &Member) -> Res
         let gone = Scope::Committee(before.org_id);
         sync::record(
             conn,
-            &gone,
-            sync::ENTITY_MEMBER,
+            &[gone],
+            Entity::Member,
             after.id,
             true,
             after.updated_at,

@@ -16,6 +16,7 @@ pub mod roles;
 pub mod schema;
 pub mod sessions;
 pub mod sync;
+pub mod synced;
 
 use diesel::{Connection as _, SqliteConnection};
 use diesel_async::pooled_connection::deadpool::{Object, Pool};

@@ -7,7 +7,7 @@ use diesel::prelude::*;
 use diesel_async::RunQueryDsl;
 use uuid::Uuid;
 use yunlian_domain::org::{Org, OrgKind};
-use yunlian_domain::sync::Scope;
+use yunlian_domain::sync::{Entity, Scope};
 use yunlian_domain::Error;
 
 #[derive(Queryable, Selectable, Insertable, AsChangeset)]
@@ -91,8 +91,8 @@ pub async fn insert(conn: &mut Conn<'_>, org: &Org) -> Result<(), Error> {
     })?;
     sync::record(
         conn,
-        &Scope::Org(org.id),
-        sync::ENTITY_ORG,
+        &[Scope::Org(org.id)],
+        Entity::Org,
         org.id,
         false,
         org.updated_at,
@@ -185,6 +185,6 @@ pub async fn rename(
     if n == 0 {
         return Err(Error::NotFound);
     }
-    sync::record(conn, &Scope::Org(id), sync::ENTITY_ORG, id, false, now).await?;
+    sync::record(conn, &[Scope::Org(id)], Entity::Org, id, false, now).await?;
     Ok(())
 }

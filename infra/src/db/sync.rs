@@ -6,7 +6,7 @@
 //! version N keeps N+1 waiting until it commits, so no change can appear behind a cursor that
 //! already passed it. Never a timestamp or a plain sequence: those commit out of order.
 
-use super::schema::{orgs, sync_clients, sync_index, sync_mutations, sync_scopes};
+use super::schema::{sync_clients, sync_index, sync_mutations, sync_scopes};
 use super::{db_error, naive, utc, uuid, Conn, Raw};
 use crate::on;
 use chrono::{DateTime, Utc};
@@ -14,31 +14,21 @@ use diesel::prelude::*;
 use diesel_async::RunQueryDsl;
 use std::collections::HashMap;
 use uuid::Uuid;
-use yunlian_domain::sync::{Scope, ScopeState};
+use yunlian_domain::sync::{Entity, Scope, ScopeState};
 use yunlian_domain::Error;
-
-pub const ENTITY_ORG: &str = "org";
-pub const ENTITY_MEMBER: &str = "member";
-pub const ENTITY_DEVICE: &str = "device";
-pub const ENTITY_MEETING: &str = "meeting";
-pub const ENTITY_CLOCK_IN: &str = "clock_in";
-pub const ENTITY_LEAVE: &str = "leave";
-/// A member's final status at a held meeting, in their own scope, keyed by the meeting.
-pub const ENTITY_ATTENDANCE: &str = "attendance";
-/// A meeting's code secret, synced to the committee only.
-pub const ENTITY_MEETING_SECRET: &str = "meeting_secret";
 
 /// A change a write transaction will record in the index when it ends.
 #[derive(Debug, Clone)]
 pub struct Pending {
     scope: String,
-    entity: &'static str,
+    entity: Entity,
     id: Uuid,
     deleted: bool,
     at: DateTime<Utc>,
 }
 
-/// Records that `entity`/`id` changed (or was deleted) in `scope`.
+/// Records that `entity`/`id` changed (or was deleted) in each of `scopes` (one row is often
+/// in several: the roster and the member's own scope).
 ///
 /// Inside a write transaction ([`super::Db::write`]) the entry waits until the transaction's
 /// work is done; then [`flush`] bumps every scope it touched in scope-name order, each under its
@@ -47,25 +37,25 @@ pub struct Pending {
 /// however their work interleaves. Outside a transaction it is written at once.
 pub async fn record(
     conn: &mut Conn<'_>,
-    scope: &Scope,
-    entity: &'static str,
+    scopes: &[Scope],
+    entity: Entity,
     id: Uuid,
     deleted: bool,
     now: DateTime<Utc>,
 ) -> Result<(), Error> {
-    let p = Pending {
+    let ps = scopes.iter().map(|scope| Pending {
         scope: scope.to_string(),
         entity,
         id,
         deleted,
         at: now,
-    };
+    });
     match conn.pending.as_deref_mut() {
         Some(pending) => {
-            pending.push(p);
+            pending.extend(ps);
             Ok(())
         }
-        None => flush(conn, vec![p]).await,
+        None => flush(conn, ps.collect()).await,
     }
 }
 
@@ -131,7 +121,7 @@ async fn upsert_entry(conn: &mut Conn<'_>, p: &Pending, v: i64) -> Result<(), Er
     on!(conn, |c| diesel::insert_into(sync_index::table)
         .values((
             sync_index::scope.eq(&p.scope),
-            sync_index::entity.eq(p.entity),
+            sync_index::entity.eq(p.entity.as_str()),
             sync_index::entity_id.eq(&eid),
             sync_index::version.eq(v),
             sync_index::deleted.eq(p.deleted),
@@ -185,7 +175,7 @@ pub async fn states(
 /// One entry of the index: the latest version of a row in a scope.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Change {
-    pub entity: String,
+    pub entity: Entity,
     pub id: Uuid,
     pub version: i64,
     pub deleted: bool,
@@ -222,107 +212,14 @@ pub async fn changes(
     rows.into_iter()
         .map(|(entity, id, version, deleted)| {
             Ok(Change {
-                entity,
+                entity: Entity::parse(&entity)
+                    .ok_or_else(|| Error::Internal(format!("unknown synced entity {entity}")))?,
                 id: uuid(&id)?,
                 version,
                 deleted,
             })
         })
         .collect()
-}
-
-/// The rows of `entity` with these ids, as a phone sees them in `scope`.
-pub async fn rows(
-    conn: &mut Conn<'_>,
-    scope: &Scope,
-    entity: &str,
-    ids: &[Uuid],
-) -> Result<HashMap<Uuid, serde_json::Value>, Error> {
-    let keys: Vec<String> = ids.iter().map(Uuid::to_string).collect();
-    let mut out = HashMap::new();
-    match entity {
-        ENTITY_ORG => {
-            let found: Vec<super::orgs::OrgRow> = on!(conn, |c| orgs::table
-                .filter(orgs::id.eq_any(&keys))
-                .select(super::orgs::OrgRow::as_select())
-                .load(c)
-                .await)
-            .map_err(db_error)?;
-            for r in found {
-                let o = r.into_domain()?;
-                out.insert(
-                    o.id,
-                    serde_json::to_value(&o).map_err(|e| Error::Internal(e.to_string()))?,
-                );
-            }
-        }
-        ENTITY_MEMBER => {
-            for m in super::members::by_ids(conn, &keys).await? {
-                out.insert(
-                    m.id,
-                    serde_json::to_value(&m).map_err(|e| Error::Internal(e.to_string()))?,
-                );
-            }
-        }
-        ENTITY_DEVICE => {
-            for d in super::devices::by_ids(conn, &keys).await? {
-                out.insert(
-                    d.id,
-                    serde_json::to_value(&d).map_err(|e| Error::Internal(e.to_string()))?,
-                );
-            }
-        }
-        ENTITY_MEETING => {
-            for m in super::meetings::by_ids(conn, &keys).await? {
-                out.insert(
-                    m.id,
-                    serde_json::to_value(&m).map_err(|e| Error::Internal(e.to_string()))?,
-                );
-            }
-        }
-        ENTITY_CLOCK_IN => {
-            for ci in super::clock_ins::by_ids(conn, &keys).await? {
-                out.insert(
-                    ci.id,
-                    serde_json::to_value(&ci).map_err(|e| Error::Internal(e.to_string()))?,
-                );
-            }
-        }
-        ENTITY_LEAVE => {
-            for l in super::attendance::leaves_by_ids(conn, &keys).await? {
-                out.insert(
-                    l.id,
-                    serde_json::to_value(&l).map_err(|e| Error::Internal(e.to_string()))?,
-                );
-            }
-        }
-        ENTITY_ATTENDANCE => {
-            let Scope::Member(member) = scope else {
-                return Err(Error::Internal(format!("attendance synced to {scope}")));
-            };
-            let limit = keys.len() as i64;
-            for a in super::attendance::of_member(conn, *member, Some(&keys), None, limit).await? {
-                out.insert(
-                    a.meeting_id,
-                    serde_json::to_value(&a).map_err(|e| Error::Internal(e.to_string()))?,
-                );
-            }
-        }
-        ENTITY_MEETING_SECRET => {
-            for (id, secret) in super::meetings::secrets(conn, &keys).await? {
-                let row = serde_json::json!({
-                    "meeting_id": id,
-                    "secret_b64": secret,
-                    "algorithm": "SHA1",
-                    "digits": 6,
-                    "step_secs": yunlian_domain::attendance::CODE_STEP_SECS,
-                });
-                out.insert(id, row);
-            }
-        }
-        other => return Err(Error::Internal(format!("unknown synced entity {other}"))),
-    }
-    Ok(out)
 }
 
 /// Drops tombstones changed before `before` and raises each affected scope's floor, so that

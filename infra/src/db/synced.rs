@@ -1,0 +1,89 @@
+//! How each synced entity's rows are loaded for a pull: one entry per `Entity`, the only place
+//! that knows every repository. `sync.rs` keeps the mechanism (versions, the index, the ledger)
+//! and imports none of them.
+
+use super::schema::orgs as orgs_table;
+use super::{attendance, clock_ins, db_error, devices, meetings, members, orgs, Conn};
+use crate::on;
+use diesel::prelude::*;
+use diesel_async::RunQueryDsl;
+use std::collections::HashMap;
+use uuid::Uuid;
+use yunlian_domain::sync::{Entity, Scope};
+use yunlian_domain::Error;
+
+fn json<T: serde::Serialize>(v: &T) -> Result<serde_json::Value, Error> {
+    serde_json::to_value(v).map_err(|e| Error::Internal(e.to_string()))
+}
+
+/// The rows of `entity` with these ids, as a phone sees them in `scope`.
+pub async fn rows(
+    conn: &mut Conn<'_>,
+    scope: &Scope,
+    entity: Entity,
+    ids: &[Uuid],
+) -> Result<HashMap<Uuid, serde_json::Value>, Error> {
+    let keys: Vec<String> = ids.iter().map(Uuid::to_string).collect();
+    let mut out = HashMap::new();
+    match entity {
+        Entity::Org => {
+            let found: Vec<orgs::OrgRow> = on!(conn, |c| orgs_table::table
+                .filter(orgs_table::id.eq_any(&keys))
+                .select(orgs::OrgRow::as_select())
+                .load(c)
+                .await)
+            .map_err(db_error)?;
+            for r in found {
+                let o = r.into_domain()?;
+                out.insert(o.id, json(&o)?);
+            }
+        }
+        Entity::Member => {
+            for m in members::by_ids(conn, &keys).await? {
+                out.insert(m.id, json(&m)?);
+            }
+        }
+        Entity::Device => {
+            for d in devices::by_ids(conn, &keys).await? {
+                out.insert(d.id, json(&d)?);
+            }
+        }
+        Entity::Meeting => {
+            for m in meetings::by_ids(conn, &keys).await? {
+                out.insert(m.id, json(&m)?);
+            }
+        }
+        Entity::ClockIn => {
+            for ci in clock_ins::by_ids(conn, &keys).await? {
+                out.insert(ci.id, json(&ci)?);
+            }
+        }
+        Entity::Leave => {
+            for l in attendance::leaves_by_ids(conn, &keys).await? {
+                out.insert(l.id, json(&l)?);
+            }
+        }
+        Entity::Attendance => {
+            let Scope::Member(member) = scope else {
+                return Err(Error::Internal(format!("attendance synced to {scope}")));
+            };
+            let limit = keys.len() as i64;
+            for a in attendance::of_member(conn, *member, Some(&keys), None, limit).await? {
+                out.insert(a.meeting_id, json(&a)?);
+            }
+        }
+        Entity::MeetingSecret => {
+            for (id, secret) in meetings::secrets(conn, &keys).await? {
+                let row = serde_json::json!({
+                    "meeting_id": id,
+                    "secret_b64": secret,
+                    "algorithm": "SHA1",
+                    "digits": 6,
+                    "step_secs": yunlian_domain::attendance::CODE_STEP_SECS,
+                });
+                out.insert(id, row);
+            }
+        }
+    }
+    Ok(out)
+}
