@@ -289,3 +289,44 @@ fn the_synced_entities_are_exactly_the_contracts() {
         .collect();
     assert_eq!(listed, served);
 }
+
+/// Every code in openapi.yaml (`x-codes` anywhere), with the messages a person reads.
+#[test]
+fn every_code_in_the_contract_has_a_chinese_and_an_english_message() {
+    use yunlian_api::errors::{message, Lang};
+    fn walk(v: &Value, out: &mut BTreeSet<String>) {
+        match v {
+            Value::Mapping(m) => {
+                for (k, v) in m {
+                    if k.as_str() == Some("x-codes") {
+                        let lists: Vec<&Value> = match v {
+                            Value::Mapping(per_status) => per_status.values().collect(),
+                            other => vec![other],
+                        };
+                        for l in lists {
+                            for c in l.as_sequence().into_iter().flatten() {
+                                out.insert(c.as_str().unwrap_or("").to_string());
+                            }
+                        }
+                    } else {
+                        walk(v, out);
+                    }
+                }
+            }
+            Value::Sequence(s) => s.iter().for_each(|v| walk(v, out)),
+            _ => {}
+        }
+    }
+    let mut codes = BTreeSet::new();
+    walk(&yaml("openapi.yaml"), &mut codes);
+    assert!(codes.len() > 60, "{codes:?}");
+    let generic = (message("", Lang::Zh), message("", Lang::En));
+    let missing: Vec<&String> = codes
+        .iter()
+        .filter(|c| message(c, Lang::Zh) == generic.0 || message(c, Lang::En) == generic.1)
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "codes without their own message: {missing:?}"
+    );
+}

@@ -56,7 +56,7 @@ async fn two_runners_on_one_database_close_each_due_meeting_once() {
                 bus: yunlian_infra::events::Bus::memory(16),
                 clock: clock as Arc<dyn Clock>,
                 close_grace: TimeDelta::minutes(30),
-                video_share: (2, 3),
+                settings: Default::default(),
                 tombstone_days: 180,
                 relay_every: std::time::Duration::from_secs(1),
             };

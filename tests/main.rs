@@ -19,5 +19,6 @@ mod races;
 mod redis_outage;
 mod repository;
 mod rosters;
+mod settings;
 mod sync;
 mod sync_sim;

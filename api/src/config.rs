@@ -67,6 +67,19 @@ pub struct Config {
     pub log_json: bool,
 }
 
+impl Config {
+    /// The settings at the root of the org tree: DOMAIN.md's defaults, with what the
+    /// configuration sets; every org may override them for its subtree.
+    pub fn settings_root(&self) -> yunlian_domain::settings::Settings {
+        let (num, den) = self.video_present_share;
+        yunlian_domain::settings::Settings {
+            video_present_share: yunlian_domain::settings::Share { num, den },
+            video_token_grace_minutes: self.video_token_grace_minutes,
+            ..Default::default()
+        }
+    }
+}
+
 impl std::fmt::Debug for Config {
     // Secrets never reach a log line.
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {

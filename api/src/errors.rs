@@ -316,6 +316,39 @@ pub fn message(code: &str, lang: Lang) -> &'static str {
             "服务暂时不可用，请稍后重试",
             "Service unavailable; retry shortly",
         ),
+        "client_id_conflict" => (
+            "该设备标识已被其他党员使用，请重新生成",
+            "Another member claimed this client id at the same moment; generate a new one",
+        ),
+        "mutation_id_reused" => (
+            "同一编号的操作内容不一致",
+            "This mutation id was used before with other content",
+        ),
+        "member_holds_higher_role" => (
+            "该党员担任的职务超出您的授权范围",
+            "This member holds a role you could not grant",
+        ),
+        "settings_version_mismatch" => (
+            "设置已被他人修改，请刷新后重试",
+            "The settings changed since you read them; reload and retry",
+        ),
+        "settings_changed" => (
+            "设置正在被他人修改，请刷新后重试",
+            "Someone else changed the settings at the same moment; reload and retry",
+        ),
+        "control_character" => ("包含不允许的控制字符", "Contains a control character"),
+        "invisible_character" => (
+            "包含不可见或改变方向的字符",
+            "Contains an invisible or direction-changing character",
+        ),
+        "invalid_limit" => ("每页数量至少为 1", "The page size must be at least 1"),
+        "invalid_mutation_name" => ("操作名称不正确", "Not a valid mutation name"),
+        "invalid_boot_id" => ("设备启动标识不正确", "Not a valid boot id"),
+        "too_many_cursors" => ("同步游标过多", "Too many cursors in one pull"),
+        "implausible_device_time" => (
+            "设备时间不可信，请校准手机时间",
+            "The phone's time is not one a phone can have",
+        ),
         "database_busy" => (
             "系统繁忙，请稍后重试",
             "The server is busy with other writes; retry shortly",

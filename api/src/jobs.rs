@@ -20,7 +20,8 @@ pub struct JobCx {
     pub clock: Arc<dyn Clock>,
     /// A planned meeting closes by itself this long after its end.
     pub close_grace: TimeDelta,
-    pub video_share: (i64, i64),
+    /// The configuration's settings, under each org's own.
+    pub settings: yunlian_domain::settings::Settings,
     pub tombstone_days: i64,
     pub relay_every: Duration,
 }
@@ -66,7 +67,7 @@ jobs! {
 /// Planned meetings that ended more than the grace period ago are closed.
 async fn close_out(cx: &JobCx) -> Result<usize, Error> {
     let now = cx.clock.now();
-    crate::ops::attendance::close_due(&cx.db, cx.close_grace, cx.video_share, now).await
+    crate::ops::attendance::close_due(&cx.db, cx.close_grace, cx.settings, now).await
 }
 
 /// Tombstones and mutation outcomes older than the horizon go; the scopes' floors rise so

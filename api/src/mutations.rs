@@ -10,6 +10,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 use yunlian_domain::auth::Principal;
 use yunlian_domain::member::Residence;
+use yunlian_domain::settings::Settings;
 use yunlian_domain::sync::EventTime;
 use yunlian_domain::Error;
 use yunlian_infra::db::Conn;
@@ -21,7 +22,8 @@ pub struct Cx<'a> {
     /// When the phone made it (derived from its uptime, its clock, or the receive time).
     pub event_time: EventTime,
     pub now: DateTime<Utc>,
-    pub video_share: (i64, i64),
+    /// The configuration's settings, under the org's own.
+    pub settings: Settings,
 }
 
 macro_rules! mutations {
@@ -77,7 +79,7 @@ async fn clock_in(c: &mut Conn<'_>, cx: Cx<'_>, a: &Value) -> Result<Value, Erro
         judged: ops::attendance::queued_time(cx.event_time, a.evidence.device_time),
         now: cx.now,
         via: "sync",
-        video_share: cx.video_share,
+        settings: cx.settings,
     };
     let ci = ops::attendance::clock_in(c, cx.principal, a.meeting_id, &a.evidence, j).await?;
     serde_json::to_value(ci).map_err(|e| Error::Internal(e.to_string()))

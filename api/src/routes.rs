@@ -2,7 +2,7 @@
 //! it against openapi.yaml (method, path and operationId), so the two cannot drift apart.
 
 use crate::handlers::{
-    attendance, auth, devices, health, meetings, members, orgs, roles, sync, video,
+    attendance, auth, devices, health, meetings, members, orgs, roles, settings, sync, video,
 };
 use actix_web::web;
 
@@ -31,6 +31,8 @@ routes! {
     patch  "/v1/orgs/{org_id}"                 "updateOrg"           => orgs::update_org;
     post   "/v1/orgs/{org_id}/members/import"  "importMembers"       => members::import_members;
     get    "/v1/orgs/{org_id}/members/export"  "exportMembers"       => members::export_members;
+    get    "/v1/orgs/{org_id}/settings"        "getOrgSettings"      => settings::get_org_settings;
+    put    "/v1/orgs/{org_id}/settings"        "updateOrgSettings"   => settings::update_org_settings;
     post   "/v1/members"                       "createMember"        => members::create_member;
     get    "/v1/members"                       "listMembers"         => members::list_members;
     get    "/v1/members/{member_id}"           "getMember"           => members::get_member;

@@ -83,7 +83,7 @@ impl Application {
             bus: bus.clone(),
             clock: clock.clone(),
             close_grace: chrono::TimeDelta::minutes(config.close_grace_minutes),
-            video_share: config.video_present_share,
+            settings: config.settings_root(),
             tombstone_days: config.sync_tombstone_days,
             relay_every: std::time::Duration::from_millis(config.outbox_relay_ms),
         });

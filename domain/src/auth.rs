@@ -92,6 +92,8 @@ pub enum Action {
     GrantRole(Role),
     /// Plan, edit, cancel and close meetings; see the meeting code.
     ManageMeetings,
+    /// Change the settings of an org (and so of its subtree): township admins only.
+    ManageSettings,
 }
 
 impl Principal {
@@ -107,6 +109,7 @@ impl Principal {
         let mut roles = self.roles_over(target_path);
         match action {
             Action::ReadOrg => roles.next().is_some(),
+            Action::ManageSettings => roles.any(|r| r == Role::TownshipAdmin),
             Action::ManageOrg | Action::ManageMembers => {
                 roles.any(|r| matches!(r, Role::TownshipAdmin | Role::Secretary))
             }

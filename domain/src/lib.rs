@@ -9,6 +9,7 @@ pub mod member;
 pub mod org;
 pub mod ports;
 pub mod roster;
+pub mod settings;
 pub mod sync;
 pub mod text;
 

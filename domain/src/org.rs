@@ -66,6 +66,14 @@ pub fn root_path(id: Uuid) -> String {
     format!("/{id}/")
 }
 
+/// The ids on an org's path, from the root down to the org itself.
+pub fn path_ids(path: &str) -> Vec<Uuid> {
+    path.split('/')
+        .filter(|s| !s.is_empty())
+        .filter_map(|s| Uuid::parse_str(s).ok())
+        .collect()
+}
+
 /// True when the org at `path` is the org at `ancestor` or lies below it.
 pub fn is_within(path: &str, ancestor: &str) -> bool {
     path.starts_with(ancestor)

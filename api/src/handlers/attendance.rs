@@ -31,7 +31,7 @@ pub async fn clock_in_online(
         at: now,
         source: TimeSource::Server,
     };
-    let share = state.config.video_present_share;
+    let share = state.config.settings_root();
     let result = state
         .db
         .write(move |mut c| {
@@ -40,7 +40,7 @@ pub async fn clock_in_online(
                     judged,
                     now,
                     via: "online",
-                    video_share: share,
+                    settings: share,
                 };
                 ops::clock_in(&mut c, &principal, meeting, &ev, j).await
             }
@@ -93,7 +93,7 @@ pub async fn close_meeting(
     id: web::Path<Uuid>,
 ) -> Result<HttpResponse, ApiError> {
     let (principal, mid, now) = (user.0.clone(), id.into_inner(), state.clock.now());
-    let share = state.config.video_present_share;
+    let share = state.config.settings_root();
     let finals = state
         .db
         .write(move |mut c| {

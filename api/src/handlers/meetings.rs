@@ -57,6 +57,23 @@ pub async fn create_meeting(
     }
     let now = state.clock.now();
     let id = Uuid::now_v7();
+    // The window the org's settings give, unless the meeting names its own.
+    let checkin_window = match b.checkin_window {
+        Some(w) => w,
+        None => {
+            let (path, root) = (org.path.clone(), state.config.settings_root());
+            let s = state
+                .db
+                .read(move |mut c| {
+                    async move { ops::settings::effective(&mut c, &path, root).await }.scope_boxed()
+                })
+                .await?;
+            CheckinWindow {
+                opens_before_min: s.checkin_opens_before_min,
+                on_time_after_min: s.checkin_on_time_after_min,
+            }
+        }
+    };
     let meeting = Meeting {
         id,
         org_id: org.id,
@@ -68,7 +85,7 @@ pub async fn create_meeting(
         place: trimmed(b.place),
         geofence: b.geofence,
         video_room: b.video.then(|| Meeting::room_name(id)),
-        checkin_window: b.checkin_window.unwrap_or_default(),
+        checkin_window,
         status: MeetingStatus::Planned,
         minutes: None,
         created_by: user.member_id,

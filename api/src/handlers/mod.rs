@@ -8,6 +8,7 @@ pub mod meetings;
 pub mod members;
 pub mod orgs;
 pub mod roles;
+pub mod settings;
 pub mod sync;
 pub mod video;
 

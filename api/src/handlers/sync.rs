@@ -243,7 +243,7 @@ async fn apply_one(
     let principal = user.0.clone();
     let member = principal.member_id;
     let now = state.clock.now();
-    let share = state.config.video_present_share;
+    let share = state.config.settings_root();
     let digest = mutation_digest(&m.name, &m.args);
     let attempt = m.clone();
     let d = digest.clone();
@@ -273,7 +273,7 @@ async fn apply_one(
                             principal: &principal,
                             event_time: et,
                             now,
-                            video_share: share,
+                            settings: share,
                         };
                         let result =
                             crate::mutations::run(&mut c, cx, &attempt.name, &attempt.args).await?;

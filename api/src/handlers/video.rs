@@ -63,7 +63,14 @@ pub async fn join_meeting_video(
     let now = state.clock.now();
     // A token works until the meeting's end plus the grace, and never longer than a day's
     // session: a leaked one does not open the room of a later meeting.
-    let grace = chrono::TimeDelta::minutes(state.config.video_token_grace_minutes);
+    let (p, root) = (path.clone(), state.config.settings_root());
+    let settings = state
+        .db
+        .read(move |mut c| {
+            async move { ops::settings::effective(&mut c, &p, root).await }.scope_boxed()
+        })
+        .await?;
+    let grace = chrono::TimeDelta::minutes(settings.video_token_grace_minutes);
     let exp = (meeting.ends_at + grace)
         .timestamp()
         .min(now.timestamp() + TOKEN_TTL_SECS);
@@ -172,7 +179,7 @@ pub async fn video_webhook(
         .as_str()
         .and_then(|s| Uuid::parse_str(s).ok());
     let finished = ev["event"] == "room_finished";
-    let share = state.config.video_present_share;
+    let share = state.config.settings_root();
     let event = VideoEvent {
         room,
         event_id,

@@ -14,6 +14,7 @@ use yunlian_domain::attendance::{
 };
 use yunlian_domain::auth::Principal;
 use yunlian_domain::events::{DomainEvent, FinalStatusSet};
+use yunlian_domain::settings::Settings;
 use yunlian_domain::sync::{EventTime, TimeSource};
 use yunlian_domain::{Error, FieldError};
 use yunlian_infra::db::{self, meetings::Lock, Conn, ScopedFutureExt};
@@ -72,7 +73,8 @@ pub struct Judging {
     pub judged: EventTime,
     pub now: DateTime<Utc>,
     pub via: &'static str,
-    pub video_share: (i64, i64),
+    /// The configuration's settings, under the org's own.
+    pub settings: Settings,
 }
 
 /// Judges a queued clock-in at its derived time: the phone's uptime when the boot matches, else
@@ -144,7 +146,7 @@ pub async fn clock_in(
     let ci = record(&meeting, &member.id, &device, ev, j, punctuality);
     let ci = db::clock_ins::insert_first(c, &ci, meeting.org_id).await?;
     if meeting.status == MeetingStatus::Held {
-        close_out(c, meeting.id, j.video_share, j.now).await?;
+        close_out(c, meeting.id, j.settings, j.now).await?;
     }
     Ok(ci)
 }
@@ -205,12 +207,16 @@ pub async fn lock_for_attendance(
 pub async fn close_out(
     c: &mut Conn<'_>,
     meeting_id: Uuid,
-    video_share: (i64, i64),
+    root: Settings,
     now: DateTime<Utc>,
 ) -> Result<Vec<db::attendance::Final>, Error> {
-    let (mut meeting, _, _) = db::meetings::lock(c, meeting_id, Lock::Update)
+    let (mut meeting, path, _) = db::meetings::lock(c, meeting_id, Lock::Update)
         .await?
         .ok_or(Error::NotFound)?;
+    let video_share = super::settings::effective(c, &path, root)
+        .await?
+        .video_present_share
+        .as_tuple();
     let org = db::orgs::get(c, meeting.org_id)
         .await?
         .ok_or(Error::NotFound)?;
@@ -285,7 +291,7 @@ pub async fn close_meeting(
     c: &mut Conn<'_>,
     p: &Principal,
     id: Uuid,
-    video_share: (i64, i64),
+    root: Settings,
     now: DateTime<Utc>,
 ) -> Result<Vec<db::attendance::Final>, Error> {
     let (meeting, path, _) = db::meetings::lock(c, id, Lock::Update)
@@ -298,14 +304,14 @@ pub async fn close_meeting(
     if now < meeting.starts_at {
         return Err(Error::Conflict("meeting_not_started"));
     }
-    close_out(c, id, video_share, now).await
+    close_out(c, id, root, now).await
 }
 
 /// Closes, one transaction each, every planned meeting that ended more than `grace` ago.
 pub async fn close_due(
     db: &yunlian_infra::Db,
     grace: TimeDelta,
-    share: (i64, i64),
+    root: Settings,
     now: DateTime<Utc>,
 ) -> Result<usize, Error> {
     let due = db
@@ -321,7 +327,7 @@ pub async fn close_due(
                     // Closed by hand (or by another round) since the list was read: leave it.
                     match db::meetings::lock(&mut c, id, Lock::Update).await? {
                         Some((m, _, _)) if m.status == MeetingStatus::Planned => {
-                            close_out(&mut c, id, share, now).await.map(|_| true)
+                            close_out(&mut c, id, root, now).await.map(|_| true)
                         }
                         _ => Ok(false),
                     }

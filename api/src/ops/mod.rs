@@ -5,6 +5,7 @@
 pub mod attendance;
 pub mod meetings;
 pub mod members;
+pub mod settings;
 pub mod video;
 
 use yunlian_domain::auth::{Action, Principal};

@@ -5,6 +5,7 @@ use chrono::{DateTime, Utc};
 use std::collections::HashSet;
 use uuid::Uuid;
 use yunlian_domain::attendance::{MeetingStatus, VideoEventKind};
+use yunlian_domain::settings::Settings;
 use yunlian_domain::Error;
 use yunlian_infra::db::{self, Conn};
 
@@ -26,7 +27,7 @@ pub struct VideoEvent {
 pub async fn record(
     c: &mut Conn<'_>,
     ev: &VideoEvent,
-    share: (i64, i64),
+    root: Settings,
     now: DateTime<Utc>,
 ) -> Result<Result<usize, &'static str>, Error> {
     let Some(found) = db::meetings::by_video_room(c, &ev.room).await? else {
@@ -78,7 +79,7 @@ pub async fn record(
         }
     }
     if n > 0 && meeting.status == MeetingStatus::Held {
-        super::attendance::close_out(c, meeting.id, share, now).await?;
+        super::attendance::close_out(c, meeting.id, root, now).await?;
     }
     Ok(if n > 0 {
         Ok(n)

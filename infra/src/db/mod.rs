@@ -15,6 +15,7 @@ pub mod outbox;
 pub mod roles;
 pub mod schema;
 pub mod sessions;
+pub mod settings;
 pub mod sync;
 pub mod synced;
 

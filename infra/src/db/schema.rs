@@ -117,6 +117,16 @@ diesel::table! {
 }
 
 diesel::table! {
+    org_settings (org_id, version) {
+        org_id -> Text,
+        version -> BigInt,
+        overrides -> Text,
+        created_by -> Nullable<Text>,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::table! {
     consumed (consumer, event_id) {
         consumer -> Text,
         event_id -> Text,

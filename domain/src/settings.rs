@@ -1,0 +1,193 @@
+//! Township settings: every default DOMAIN.md names is a setting of an org (a township, or any
+//! org above its branches), not a constant in code. An org stores only what it overrides;
+//! [`resolve`] walks the org path from the root, the nearest ancestor that sets a value winning.
+//! The server's configuration gives the root's defaults.
+
+use crate::error::FieldError;
+use serde::{Deserialize, Serialize};
+
+/// The share of a meeting a member must be connected by video to count present, as `n/d`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Share {
+    pub num: i64,
+    pub den: i64,
+}
+
+impl Share {
+    /// `2/3`: positive, at most one.
+    pub fn parse(s: &str) -> Option<Share> {
+        let (a, b) = s.split_once('/')?;
+        let (num, den) = (a.trim().parse().ok()?, b.trim().parse().ok()?);
+        (num > 0 && den > 0 && num <= den && den <= 1000).then_some(Share { num, den })
+    }
+
+    pub fn as_tuple(self) -> (i64, i64) {
+        (self.num, self.den)
+    }
+}
+
+impl std::fmt::Display for Share {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.num, self.den)
+    }
+}
+
+impl Serialize for Share {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for Share {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Share, D::Error> {
+        let s = String::deserialize(d)?;
+        Share::parse(&s).ok_or_else(|| serde::de::Error::custom("a fraction like 2/3"))
+    }
+}
+
+/// The settings in force for an org, every one of them set.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Settings {
+    /// A new meeting's check-in opens this long before its start (30).
+    pub checkin_opens_before_min: i64,
+    /// ... and counts as on time until this long after it (15); later is late.
+    pub checkin_on_time_after_min: i64,
+    /// Connected by video for this share of a meeting counts as present (2/3).
+    pub video_present_share: Share,
+    /// A video room token stops working this long after its meeting's end (30).
+    pub video_token_grace_minutes: i64,
+}
+
+impl Default for Settings {
+    /// DOMAIN.md's defaults.
+    fn default() -> Self {
+        Settings {
+            checkin_opens_before_min: 30,
+            checkin_on_time_after_min: 15,
+            video_present_share: Share { num: 2, den: 3 },
+            video_token_grace_minutes: 30,
+        }
+    }
+}
+
+/// What one org sets; what it leaves out comes from above.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Overrides {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub checkin_opens_before_min: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub checkin_on_time_after_min: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub video_present_share: Option<Share>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub video_token_grace_minutes: Option<i64>,
+}
+
+impl Overrides {
+    /// Every value within its bounds, or every field that is not.
+    pub fn validate(&self) -> Result<(), Vec<FieldError>> {
+        let mut errs = Vec::new();
+        let mut within = |field: &str, v: Option<i64>, max: i64| {
+            if v.is_some_and(|v| !(0..=max).contains(&v)) {
+                errs.push(FieldError::new(field, "out_of_range"));
+            }
+        };
+        within(
+            "checkin_opens_before_min",
+            self.checkin_opens_before_min,
+            240,
+        );
+        within(
+            "checkin_on_time_after_min",
+            self.checkin_on_time_after_min,
+            240,
+        );
+        within(
+            "video_token_grace_minutes",
+            self.video_token_grace_minutes,
+            24 * 60,
+        );
+        if errs.is_empty() {
+            Ok(())
+        } else {
+            Err(errs)
+        }
+    }
+}
+
+/// The settings in force where `chain` ends: `root` (the configuration's defaults), then each
+/// org's overrides from the root down, the nearest one that sets a value winning.
+pub fn resolve(root: Settings, chain: &[Overrides]) -> Settings {
+    chain.iter().fold(root, |s, o| Settings {
+        checkin_opens_before_min: o
+            .checkin_opens_before_min
+            .unwrap_or(s.checkin_opens_before_min),
+        checkin_on_time_after_min: o
+            .checkin_on_time_after_min
+            .unwrap_or(s.checkin_on_time_after_min),
+        video_present_share: o.video_present_share.unwrap_or(s.video_present_share),
+        video_token_grace_minutes: o
+            .video_token_grace_minutes
+            .unwrap_or(s.video_token_grace_minutes),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_nearest_org_that_sets_a_value_wins() {
+        let county = Overrides {
+            video_present_share: Share::parse("1/2"),
+            checkin_opens_before_min: Some(60),
+            ..Default::default()
+        };
+        let township = Overrides {
+            video_present_share: Share::parse("3/4"),
+            ..Default::default()
+        };
+        let s = resolve(
+            Settings::default(),
+            &[county, township, Overrides::default()],
+        );
+        assert_eq!(s.video_present_share, Share { num: 3, den: 4 });
+        assert_eq!(s.checkin_opens_before_min, 60);
+        assert_eq!(s.checkin_on_time_after_min, 15);
+        assert_eq!(resolve(Settings::default(), &[]), Settings::default());
+    }
+
+    #[test]
+    fn overrides_are_bounded_and_shares_are_fractions() {
+        assert_eq!(
+            Share::parse("2/3").map(|s| s.to_string()),
+            Some("2/3".into())
+        );
+        assert_eq!(Share::parse("4/3"), None);
+        assert_eq!(Share::parse("0/3"), None);
+        let bad = Overrides {
+            checkin_opens_before_min: Some(-1),
+            video_token_grace_minutes: Some(100_000),
+            ..Default::default()
+        };
+        let fields: Vec<String> = bad
+            .validate()
+            .err()
+            .unwrap_or_default()
+            .into_iter()
+            .map(|e| e.field)
+            .collect();
+        assert_eq!(
+            fields,
+            ["checkin_opens_before_min", "video_token_grace_minutes"]
+        );
+        let parsed: Result<Overrides, _> =
+            serde_json::from_str(r#"{"video_present_share": "1/1"}"#);
+        assert_eq!(
+            parsed.ok().and_then(|o| o.video_present_share),
+            Share::parse("1/1")
+        );
+        assert!(serde_json::from_str::<Overrides>(r#"{"nonsense": 1}"#).is_err());
+    }
+}
