@@ -59,6 +59,10 @@ impl Role {
     }
 }
 
+/// The roles that make up a branch's committee (支委会): who is expected at a committee
+/// meeting, and who may run the branch's meetings.
+pub const COMMITTEE_ROLES: [Role; 2] = [Role::Secretary, Role::CommitteeMember];
+
 /// One role held on one org (and so on its subtree).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Grant {
@@ -174,7 +178,7 @@ impl Principal {
     pub fn on_committee_of(&self, org: Uuid) -> bool {
         self.grants
             .iter()
-            .any(|g| g.org_id == org && matches!(g.role, Role::Secretary | Role::CommitteeMember))
+            .any(|g| g.org_id == org && COMMITTEE_ROLES.contains(&g.role))
     }
 
     pub fn holds(&self, role: Role) -> bool {

@@ -17,7 +17,6 @@ use yunlian_domain::attendance::{
     CODE_STEP_SECS,
 };
 use yunlian_domain::auth::Action;
-use yunlian_domain::org::OrgKind;
 use yunlian_domain::text;
 use yunlian_infra::db::{self, meetings::MeetingFilter, ScopedFutureExt};
 
@@ -51,8 +50,7 @@ pub async fn create_meeting(
     let org = load_org(&state, b.org_id).await?;
     authorize(&user, Action::ManageMeetings, &org.path)?;
     // A party group meets as a group; every other meeting is a branch's (or a committee's).
-    let fits = (b.meeting_type == MeetingType::PartyGroupMeeting) == (org.kind == OrgKind::Group);
-    if !fits {
+    if !b.meeting_type.fits(org.kind) {
         return Err(ApiError::field("meeting_type", "meeting_type_not_for_org"));
     }
     let now = state.clock.now();

@@ -298,12 +298,7 @@ pub async fn close_meeting(
         .await?
         .ok_or(Error::NotFound)?;
     super::authorize(p, yunlian_domain::auth::Action::ManageMeetings, &path)?;
-    if meeting.status != MeetingStatus::Planned {
-        return Err(Error::Conflict("meeting_not_planned"));
-    }
-    if now < meeting.starts_at {
-        return Err(Error::Conflict("meeting_not_started"));
-    }
+    meeting.may_close(now)?;
     close_out(c, id, root, now).await
 }
 
@@ -354,9 +349,7 @@ pub async fn request_leave(
     if !p.sees(&path) {
         return Err(Error::NotFound);
     }
-    if meeting.status != MeetingStatus::Planned || now >= meeting.starts_at {
-        return Err(Error::Conflict("too_late_for_leave"));
-    }
+    LeaveRequest::may_request(&meeting, now)?;
     let (member, _) = db::members::get(c, p.member_id)
         .await?
         .ok_or(Error::NotFound)?;
@@ -388,16 +381,9 @@ pub async fn decide_leave(
     note: Option<String>,
     now: DateTime<Utc>,
 ) -> Result<LeaveRequest, Error> {
-    let (mut leave, org, path) = db::attendance::leave(c, id).await?.ok_or(Error::NotFound)?;
+    let (leave, org, path) = db::attendance::leave(c, id).await?.ok_or(Error::NotFound)?;
     super::authorize(p, yunlian_domain::auth::Action::ManageMeetings, &path)?;
-    leave.status = if approve {
-        LeaveStatus::Approved
-    } else {
-        LeaveStatus::Refused
-    };
-    leave.decided_by = Some(p.member_id);
-    leave.decided_at = Some(now);
-    leave.note = note;
+    let leave = leave.decide(approve, p.member_id, note, now)?;
     db::attendance::decide_leave(c, &leave, org).await?;
     Ok(leave)
 }

@@ -4,7 +4,7 @@
 use super::authorize;
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
-use yunlian_domain::attendance::{Meeting, MeetingPatch, MeetingStatus};
+use yunlian_domain::attendance::{Meeting, MeetingPatch};
 use yunlian_domain::auth::{Action, Principal};
 use yunlian_domain::Error;
 use yunlian_infra::db::{self, meetings::Lock, Conn};
@@ -37,15 +37,11 @@ pub async fn cancel(
     id: Uuid,
     now: DateTime<Utc>,
 ) -> Result<Meeting, Error> {
-    let (mut m, path, _) = db::meetings::lock(c, id, Lock::Update)
+    let (m, path, _) = db::meetings::lock(c, id, Lock::Update)
         .await?
         .ok_or(Error::NotFound)?;
     authorize(p, Action::ManageMeetings, &path)?;
-    if m.status != MeetingStatus::Planned {
-        return Err(Error::Conflict("meeting_not_planned"));
-    }
-    m.status = MeetingStatus::Cancelled;
-    m.updated_at = now;
+    let m = m.cancel(now)?;
     db::meetings::update(c, &m).await?;
     Ok(m)
 }

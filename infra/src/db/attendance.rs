@@ -12,6 +12,8 @@ use uuid::Uuid;
 use yunlian_domain::attendance::{
     FinalStatus, LeaveRequest, LeaveStatus, MeetingType, VideoEventKind,
 };
+use yunlian_domain::auth::{Role, COMMITTEE_ROLES};
+use yunlian_domain::member::Residence;
 use yunlian_domain::sync::{Entity, Scope};
 use yunlian_domain::Error;
 
@@ -217,7 +219,7 @@ pub async fn expected(
         on!(conn, |c| role_grants::table
             .inner_join(members::table)
             .filter(role_grants::org_id.eq(&o))
-            .filter(role_grants::role.eq_any(["secretary", "committee_member"]))
+            .filter(role_grants::role.eq_any(COMMITTEE_ROLES.map(Role::as_str)))
             .select((members::id, members::residence))
             .distinct()
             .load(c)
@@ -237,7 +239,7 @@ pub async fn expected(
     }
     .map_err(db_error)?;
     rows.into_iter()
-        .map(|(id, r)| Ok((uuid(&id)?, r == "migrant")))
+        .map(|(id, r)| Ok((uuid(&id)?, r == Residence::Migrant.as_str())))
         .collect()
 }
 
