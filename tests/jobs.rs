@@ -53,7 +53,7 @@ async fn two_runners_on_one_database_close_each_due_meeting_once() {
         async move {
             let cx = JobCx {
                 db: yunlian_infra::Db::connect(&url, 2).await.expect("db"),
-                bus: yunlian_infra::events::Bus::memory(16),
+                bus: yunlian_infra::bus::Bus::memory(16),
                 clock: clock as Arc<dyn Clock>,
                 close_grace: TimeDelta::minutes(30),
                 settings: Default::default(),

@@ -585,7 +585,7 @@ async fn outbox_events_wait_while_the_bus_is_down_and_go_out_once_when_it_is_bac
         assert!(rolled_back.is_err());
 
         let bus = FlakyBus::default();
-        let down = yunlian_infra::events::relay(&db, &bus, now).await;
+        let down = yunlian_infra::bus::relay(&db, &bus, now).await;
         assert!(matches!(down, Err(Error::Unavailable(_))), "{down:?}");
         let left = db
             .read(|mut c| {
@@ -605,7 +605,7 @@ async fn outbox_events_wait_while_the_bus_is_down_and_go_out_once_when_it_is_bac
             relays.push(tokio::spawn(async move {
                 let mut total = 0;
                 loop {
-                    match yunlian_infra::events::relay(&db, &bus, now)
+                    match yunlian_infra::bus::relay(&db, &bus, now)
                         .await
                         .expect("relay")
                     {
@@ -626,14 +626,14 @@ async fn outbox_events_wait_while_the_bus_is_down_and_go_out_once_when_it_is_bac
         written.sort();
         assert_eq!(seen, written, "exactly the committed events");
         assert_eq!(
-            yunlian_infra::events::relay(&db, &bus, now)
+            yunlian_infra::bus::relay(&db, &bus, now)
                 .await
                 .expect("relay"),
             0
         );
 
         // The in-process bus (no Redis): a subscriber gets the next committed events in order.
-        let memory = yunlian_infra::events::Bus::memory(16);
+        let memory = yunlian_infra::bus::Bus::memory(16);
         let mut rx = memory.subscribe().expect("in-process");
         let mut next = Vec::new();
         for i in 0..3 {
@@ -641,7 +641,7 @@ async fn outbox_events_wait_while_the_bus_is_down_and_go_out_once_when_it_is_bac
             next.push(id);
         }
         assert_eq!(
-            yunlian_infra::events::relay(&db, &memory, now)
+            yunlian_infra::bus::relay(&db, &memory, now)
                 .await
                 .expect("relay"),
             3
@@ -748,4 +748,73 @@ async fn a_consumer_handles_each_event_once_however_often_it_is_delivered() {
             .expect("consume");
         assert!(other);
     }
+}
+
+/// The two migration folders say the same thing: the same migrations, the same statements, up
+/// to the dialect differences listed here.
+#[test]
+fn the_postgres_and_sqlite_migrations_agree_up_to_dialect() {
+    /// (PostgreSQL's spelling, SQLite's): `text_pattern_ops` lets a LIKE 'prefix%' use the
+    /// index under any collation; SQLite's LIKE needs no operator class.
+    const DIALECT: &[(&str, &str)] = &[("(path text_pattern_ops)", "(path)")];
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("infra/migrations");
+    let names = |d: &str| {
+        let mut v: Vec<String> = std::fs::read_dir(root.join(d))
+            .expect("migrations")
+            .filter_map(|e| e.ok().map(|e| e.file_name().to_string_lossy().to_string()))
+            .collect();
+        v.sort();
+        v
+    };
+    assert_eq!(names("postgres"), names("sqlite"));
+    for name in names("postgres") {
+        for file in ["up.sql", "down.sql"] {
+            let read = |d: &str| {
+                std::fs::read_to_string(root.join(d).join(&name).join(file))
+                    .unwrap_or_else(|e| panic!("{d}/{name}/{file}: {e}"))
+            };
+            let mut pg = read("postgres");
+            for (p, s) in DIALECT {
+                pg = pg.replace(p, s);
+            }
+            assert_eq!(pg, read("sqlite"), "{name}/{file}");
+        }
+    }
+}
+
+/// Every migration can be undone and done again on SQLite: down to nothing and up to the same
+/// schema.
+#[test]
+fn the_sqlite_migrations_go_up_down_and_up_again() {
+    use diesel::{Connection, SqliteConnection};
+    use diesel_migrations::{FileBasedMigrations, MigrationHarness};
+    let path = crate::helpers::temp_dir().join("updown.db");
+    let mut c = SqliteConnection::establish(&path.display().to_string()).expect("sqlite");
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("infra/migrations/sqlite");
+    let migrations = FileBasedMigrations::from_path(&dir).expect("migrations");
+    let schema = |c: &mut SqliteConnection| {
+        use diesel::RunQueryDsl;
+        #[derive(diesel::QueryableByName)]
+        struct Sql {
+            #[diesel(sql_type = diesel::sql_types::Text)]
+            sql: String,
+        }
+        let mut rows: Vec<String> = diesel::sql_query(
+            "SELECT sql FROM sqlite_master WHERE sql IS NOT NULL AND name NOT LIKE '__diesel%' ORDER BY name",
+        )
+        .load::<Sql>(c)
+        .expect("schema")
+        .into_iter()
+        .map(|r| r.sql)
+        .collect();
+        rows.sort();
+        rows
+    };
+    c.run_pending_migrations(migrations.clone()).expect("up");
+    let first = schema(&mut c);
+    assert!(first.len() > 10);
+    c.revert_all_migrations(migrations.clone()).expect("down");
+    assert!(schema(&mut c).is_empty(), "{:?}", schema(&mut c));
+    c.run_pending_migrations(migrations).expect("up again");
+    assert_eq!(schema(&mut c), first);
 }

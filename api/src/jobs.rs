@@ -8,8 +8,8 @@ use std::time::Duration;
 use uuid::Uuid;
 use yunlian_domain::ports::Clock;
 use yunlian_domain::Error;
+use yunlian_infra::bus::Bus;
 use yunlian_infra::db::{self, ScopedFutureExt};
-use yunlian_infra::events::Bus;
 use yunlian_infra::Db;
 
 /// What jobs run with.
@@ -89,7 +89,7 @@ async fn purge_tombstones(cx: &JobCx) -> Result<usize, Error> {
 async fn relay(cx: &JobCx) -> Result<usize, Error> {
     let mut total = 0;
     loop {
-        let n = yunlian_infra::events::relay(&cx.db, &cx.bus, cx.clock.now()).await?;
+        let n = yunlian_infra::bus::relay(&cx.db, &cx.bus, cx.clock.now()).await?;
         total += n;
         if n == 0 {
             return Ok(total);

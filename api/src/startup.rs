@@ -18,10 +18,10 @@ use yunlian_domain::member::{Member, MemberFields, MemberStatus, Phone, Residenc
 use yunlian_domain::org::{self, Org, OrgKind};
 use yunlian_domain::ports::Clock;
 use yunlian_domain::Error;
+use yunlian_infra::bus::Bus;
 use yunlian_infra::db::{self, roles::RoleGrant, ScopedFutureExt};
-use yunlian_infra::events::Bus;
 use yunlian_infra::ratelimit::{Backend, Limiter, MemoryLimiter, RedisLimiter};
-use yunlian_infra::redis_bus::Redis;
+use yunlian_infra::redis::Redis;
 use yunlian_infra::{password, Db, SystemClock};
 
 pub struct Application {

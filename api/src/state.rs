@@ -5,9 +5,9 @@ use crate::auth::JwtKeys;
 use crate::config::Config;
 use std::sync::Arc;
 use yunlian_domain::ports::Clock;
-use yunlian_infra::events::Bus;
+use yunlian_infra::bus::Bus;
 use yunlian_infra::ratelimit::Limiter;
-use yunlian_infra::redis_bus::Redis;
+use yunlian_infra::redis::Redis;
 use yunlian_infra::Db;
 
 pub struct AppState {

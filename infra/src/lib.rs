@@ -1,11 +1,13 @@
 //! Yunlian's ports made real: diesel repositories on PostgreSQL and SQLite from one code path,
 //! embedded migrations, Redis, password hashing and the system clock.
 
+/// The bus committed domain events leave the outbox for (a Redis stream, or in-process).
+pub mod bus;
 pub mod db;
-pub mod events;
 pub mod password;
 pub mod ratelimit;
-pub mod redis_bus;
+/// The Redis client, behind a circuit breaker.
+pub mod redis;
 
 pub use db::Db;
 

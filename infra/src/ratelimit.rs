@@ -1,6 +1,6 @@
 //! Fixed-window attempt counters: in-process for a single server, Redis for replicas.
 
-use crate::redis_bus::Redis;
+use crate::redis::Redis;
 use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};

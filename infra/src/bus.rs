@@ -4,7 +4,7 @@
 //! (a crash between publishing and marking republishes); consumers drop repeats by event id.
 
 use crate::db::{self, Db, ScopedFutureExt};
-use crate::redis_bus::Redis;
+use crate::redis::Redis;
 use chrono::{DateTime, Utc};
 use tokio::sync::broadcast;
 use yunlian_domain::ports::{EventBus, OutboxEvent};
