@@ -181,14 +181,16 @@ fn record(
 /// with other such changes while it is planned, exclusive once it is held (the change then
 /// recomputes the final statuses). A close-out holds it exclusively, so it never misses a change
 /// that committed before it, and a change that commits after it finds the meeting held and
-/// recomputes. A meeting closed between the first read and the shared lock is a lost race: the
-/// transaction runs again and takes the exclusive lock.
+/// recomputes. The mode is chosen from a look at the status first: taking the exclusive lock
+/// over a shared one would deadlock two late uploads of one held meeting (and PostgreSQL takes
+/// a second to see it). A meeting closed between the look and the shared lock is a lost race:
+/// the transaction runs again.
 pub async fn lock_for_attendance(
     c: &mut Conn<'_>,
     id: Uuid,
 ) -> Result<(Meeting, String, Vec<u8>), Error> {
-    let (seen, _, _) = db::meetings::get(c, id).await?.ok_or(Error::NotFound)?;
-    let how = if seen.status == MeetingStatus::Held {
+    let seen = db::meetings::status(c, id).await?.ok_or(Error::NotFound)?;
+    let how = if seen == MeetingStatus::Held {
         Lock::Update
     } else {
         Lock::Share

@@ -156,6 +156,19 @@ pub async fn get(
     .transpose()
 }
 
+/// A meeting's status alone (one indexed column, no join).
+pub async fn status(conn: &mut Conn<'_>, id: Uuid) -> Result<Option<MeetingStatus>, Error> {
+    let s: Option<String> = on!(conn, |c| meetings::table
+        .find(id.to_string())
+        .select(meetings::status)
+        .first(c)
+        .await
+        .optional())
+    .map_err(db_error)?;
+    s.map(|s| enum_parse::<MeetingStatus>("status", &s))
+        .transpose()
+}
+
 /// How [`lock`] holds a meeting row until the transaction ends.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Lock {
