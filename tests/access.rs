@@ -2,9 +2,9 @@
 //! their roles, party groups have leaders, video rooms belong to their meeting, and probes learn
 //! nothing.
 
-use crate::attendance::KeyPhone;
+use crate::helpers::branch_with_members;
+use crate::helpers::KeyPhone;
 use crate::helpers::{spawn_app, spawn_app_with, TestApp};
-use crate::sync::branch_with_members;
 use reqwest::StatusCode;
 use serde_json::json;
 use std::collections::HashMap;
@@ -208,7 +208,7 @@ async fn probes_of_stats_and_repeated_clock_ins_learn_nothing() {
     let phone = KeyPhone::register(&app, &token, &me, 7).await;
     let starts = chrono::Utc::now() + chrono::TimeDelta::minutes(5);
     let meeting = app.plan_party_day(&sec, &branch, starts).await;
-    let code = crate::attendance::code_at(&app, &sec, &meeting, chrono::Utc::now()).await;
+    let code = crate::helpers::code_at(&app, &sec, &meeting, chrono::Utc::now()).await;
     let ev = phone.evidence(&meeting, &code, chrono::Utc::now(), None);
     let path = format!("/v1/meetings/{meeting}/clock-in");
     assert_eq!(
@@ -228,7 +228,7 @@ async fn probes_of_stats_and_repeated_clock_ins_learn_nothing() {
 
 #[tokio::test]
 async fn video_rooms_belong_to_their_meeting_and_close_with_it() {
-    use crate::closeout::{LK_KEY as KEY, LK_SECRET as SECRET};
+    use crate::helpers::{LK_KEY as KEY, LK_SECRET as SECRET};
     let app = spawn_app_with(HashMap::from([
         (
             "YUNLIAN_LIVEKIT_URL",
@@ -296,7 +296,7 @@ async fn video_rooms_belong_to_their_meeting_and_close_with_it() {
     // Branch B's member in A's room leaves no attendance in A.
     let body = json!({"event": "participant_joined", "id": "EV_b", "createdAt": starts.timestamp() + 60,
                       "room": {"name": room}, "participant": {"identity": members_b[0].0}});
-    let r = crate::closeout::webhook(&app, &body, SECRET).await;
+    let r = crate::helpers::webhook(&app, &body, SECRET).await;
     assert_eq!(
         r.body,
         json!({"recorded": false, "reason": "participant_not_expected"})
@@ -330,7 +330,7 @@ async fn a_member_sees_their_own_attendance_listed_and_synced() {
     let phone = KeyPhone::register(&app, &token, &me, 31).await;
     let starts = chrono::Utc::now() - chrono::TimeDelta::minutes(5);
     let meeting = app.plan_party_day(&sec, &branch, starts).await;
-    let code = crate::attendance::code_at(&app, &sec, &meeting, chrono::Utc::now()).await;
+    let code = crate::helpers::code_at(&app, &sec, &meeting, chrono::Utc::now()).await;
     let ev = phone.evidence(&meeting, &code, chrono::Utc::now(), None);
     let r = app
         .post(&format!("/v1/meetings/{meeting}/clock-in"), &token, ev)
@@ -367,7 +367,7 @@ async fn a_member_sees_their_own_attendance_listed_and_synced() {
         (Some("absent"), &json!(null))
     );
     // The phone holds the same row in its own scope.
-    let mut p = crate::sync::Phone::new(token.clone());
+    let mut p = crate::helpers::Phone::new(token.clone());
     p.pull_all(&app, 100).await;
     let row = &p.rows[&format!("member:{me}")][&format!("attendance/{meeting}")];
     assert_eq!(row, item);

@@ -1,22 +1,11 @@
 //! Attendance: phones registered by their device keys.
 
-use crate::helpers::spawn_app;
-use crate::sync::{branch_with_members, Phone};
+use crate::helpers::{branch_with_members, code_at, phone_key, spawn_app, KeyPhone, Phone};
 use base64::Engine as _;
-use p256::ecdsa::SigningKey;
 use reqwest::StatusCode;
 use serde_json::json;
 
 /// A phone's hardware key: P-256, public half as uncompressed SEC1 in base64.
-pub fn phone_key(seed: u8) -> (SigningKey, String) {
-    let sk = SigningKey::from_slice(&[seed.max(1); 32]).expect("key");
-    let pk = sk.verifying_key().to_encoded_point(false);
-    (
-        sk,
-        base64::engine::general_purpose::STANDARD.encode(pk.as_bytes()),
-    )
-}
-
 #[tokio::test]
 async fn members_register_and_revoke_their_phones_within_their_subtree() {
     let app = spawn_app().await;
@@ -319,87 +308,6 @@ fn urlencode(t: chrono::DateTime<chrono::Utc>) -> String {
     t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
         .replace(':', "%3A")
         .replace('+', "%2B")
-}
-
-/// A phone with a registered P-256 key, able to sign clock-in evidence.
-pub struct KeyPhone {
-    pub token: String,
-    pub member_id: String,
-    pub device_id: String,
-    pub key: SigningKey,
-}
-
-impl KeyPhone {
-    pub async fn register(
-        app: &crate::helpers::TestApp,
-        token: &str,
-        member_id: &str,
-        seed: u8,
-    ) -> KeyPhone {
-        let (key, public) = phone_key(seed);
-        let r = app
-            .post(
-                "/v1/devices",
-                token,
-                json!({"algorithm": "p256", "public_key": public, "unlock": "face"}),
-            )
-            .await;
-        assert_eq!(r.status, StatusCode::CREATED, "{:?}", r.body);
-        KeyPhone {
-            token: token.to_string(),
-            member_id: member_id.to_string(),
-            device_id: r.id(),
-            key,
-        }
-    }
-
-    /// The evidence body, signed over the canonical encoding.
-    pub fn evidence(
-        &self,
-        meeting: &str,
-        code: &str,
-        at: chrono::DateTime<chrono::Utc>,
-        loc: Option<(f64, f64, f64)>,
-    ) -> serde_json::Value {
-        use p256::ecdsa::{signature::Signer, Signature};
-        let ev = yunlian_domain::attendance::ClockInEvidence {
-            meeting_id: meeting.parse().expect("uuid"),
-            member_id: self.member_id.parse().expect("uuid"),
-            device_id: self.device_id.parse().expect("uuid"),
-            code: code.to_string(),
-            event_time: at,
-            location: loc.map(
-                |(lat, lng, accuracy_m)| yunlian_domain::attendance::Location {
-                    lat,
-                    lng,
-                    accuracy_m,
-                },
-            ),
-        };
-        let sig: Signature = self.key.sign(&ev.canonical());
-        let mut body = json!({
-            "device_id": self.device_id, "code": code, "device_time": at,
-            "signature": base64::engine::general_purpose::STANDARD.encode(sig.to_der().as_bytes()),
-        });
-        if let Some((lat, lng, acc)) = loc {
-            body["location"] = json!({"lat": lat, "lng": lng, "accuracy_m": acc});
-        }
-        body
-    }
-}
-
-/// The code the secretary's phone shows at `at`, computed from the synced secret.
-pub async fn code_at(
-    app: &crate::helpers::TestApp,
-    sec: &str,
-    meeting: &str,
-    at: chrono::DateTime<chrono::Utc>,
-) -> String {
-    let r = app.get(&format!("/v1/meetings/{meeting}/code"), sec).await;
-    let secret = base64::engine::general_purpose::STANDARD
-        .decode(r.body["secret_b64"].as_str().expect("secret"))
-        .expect("b64");
-    yunlian_domain::attendance::meeting_code(&secret, at)
 }
 
 const HALL: (f64, f64) = (30.889, 119.42);

@@ -2,9 +2,9 @@
 //! with its code, the same on both engines (U+0000 was a 500 on PostgreSQL only), and nothing
 //! is written.
 
-use crate::attendance::KeyPhone;
+use crate::helpers::branch_with_members;
+use crate::helpers::KeyPhone;
 use crate::helpers::{spawn_app_with, Res, TestApp};
-use crate::sync::branch_with_members;
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 use std::collections::HashMap;
@@ -119,8 +119,8 @@ async fn every_text_field_and_numeric_argument_refuses_bad_input_with_a_code() {
         ("meeting minutes NUL", Method::PATCH, format!("/v1/meetings/{meeting}"), Some(&sec), json!({"minutes": NUL}), invalid("minutes", "control_character")),
         ("leave reason NUL", Method::POST, format!("/v1/meetings/{meeting}/leave"), Some(&sec), json!({"reason": NUL}), invalid("reason", "control_character")),
         ("leave note NUL", Method::POST, format!("/v1/leave-requests/{leave}/decision"), Some(&sec), json!({"approve": true, "note": NUL}), invalid("note", "control_character")),
-        ("device label NUL", Method::POST, "/v1/devices".into(), Some(&token), json!({"algorithm": "p256", "public_key": crate::attendance::phone_key(13).1, "unlock": "face", "label": NUL}), invalid("label", "control_character")),
-        ("device label huge", Method::POST, "/v1/devices".into(), Some(&token), json!({"algorithm": "p256", "public_key": crate::attendance::phone_key(12).1, "unlock": "face", "label": "x".repeat(300_000)}), invalid("label", "too_long")),
+        ("device label NUL", Method::POST, "/v1/devices".into(), Some(&token), json!({"algorithm": "p256", "public_key": crate::helpers::phone_key(13).1, "unlock": "face", "label": NUL}), invalid("label", "control_character")),
+        ("device label huge", Method::POST, "/v1/devices".into(), Some(&token), json!({"algorithm": "p256", "public_key": crate::helpers::phone_key(12).1, "unlock": "face", "label": "x".repeat(300_000)}), invalid("label", "too_long")),
         ("device key huge", Method::POST, "/v1/devices".into(), Some(&token), json!({"algorithm": "p256", "public_key": "A".repeat(300_000), "unlock": "face"}), invalid("public_key", "too_long")),
         ("clock-in code huge", Method::POST, format!("/v1/meetings/{meeting}/clock-in"), Some(&token), ev, invalid("code", "too_long")),
         ("clock-in signature huge", Method::POST, format!("/v1/meetings/{meeting}/clock-in"), Some(&token), ev_sig, invalid("signature", "too_long")),

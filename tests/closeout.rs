@@ -2,68 +2,18 @@
 //! them offline, syncing the next day), 4 by video (one leaving after ten minutes), 2 excused and
 //! the rest absent closes with exactly those statuses. Time is walked by hand on a fixed clock.
 
-use crate::attendance::KeyPhone;
-use crate::helpers::{spawn_app_on, TestApp};
-use crate::sync::branch_with_members;
+use crate::helpers::{
+    branch_with_members, participant, spawn_video_app, webhook, KeyPhone, LK_KEY, LK_SECRET,
+};
 use base64::Engine as _;
 use chrono::{DateTime, TimeDelta, Utc};
 use reqwest::StatusCode;
 use serde_json::{json, Value};
-use sha2::{Digest, Sha256};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use yunlian_domain::ports::FixedClock;
 
-pub const LK_KEY: &str = "APIyunlian";
-pub const LK_SECRET: &str = "livekit-secret-of-the-county-0123456789";
 const HALL: (f64, f64) = (30.889, 119.42);
-
-/// Posts a webhook signed as LiveKit signs it.
-pub async fn webhook(app: &TestApp, body: &Value, secret: &str) -> crate::helpers::Res {
-    let raw = body.to_string();
-    let sha = base64::engine::general_purpose::STANDARD.encode(Sha256::digest(raw.as_bytes()));
-    let claims = json!({"iss": LK_KEY, "sha256": sha, "exp": 4_000_000_000i64, "nbf": 0});
-    let jwt = jsonwebtoken::encode(
-        &jsonwebtoken::Header::default(),
-        &claims,
-        &jsonwebtoken::EncodingKey::from_secret(secret.as_bytes()),
-    )
-    .expect("sign");
-    let res = app
-        .client
-        .post(format!("{}/v1/video/webhook", app.base))
-        .header("authorization", jwt)
-        .header("content-type", "application/webhook+json")
-        .body(raw)
-        .send()
-        .await
-        .expect("sent");
-    TestApp::read(res).await
-}
-
-pub fn participant(event: &str, id: &str, room: &str, member: &str, at: DateTime<Utc>) -> Value {
-    json!({"event": event, "id": id, "createdAt": at.timestamp(),
-           "room": {"name": room, "sid": "RM_1"}, "participant": {"identity": member, "sid": format!("PA_{member}")}})
-}
-
-/// A server with LiveKit configured, its time on `clock`, access tokens living `token_secs`,
-/// and the outbox relayed every 50 ms.
-pub async fn spawn_video_app(clock: Arc<FixedClock>, token_secs: u64) -> TestApp {
-    spawn_app_on(
-        HashMap::from([
-            (
-                "YUNLIAN_LIVEKIT_URL",
-                "wss://video.county.example".to_string(),
-            ),
-            ("YUNLIAN_LIVEKIT_API_KEY", LK_KEY.to_string()),
-            ("YUNLIAN_LIVEKIT_API_SECRET", LK_SECRET.to_string()),
-            ("YUNLIAN_ACCESS_TOKEN_TTL_SECS", token_secs.to_string()),
-            ("YUNLIAN_OUTBOX_RELAY_MS", "50".to_string()),
-        ]),
-        clock,
-    )
-    .await
-}
 
 fn counts(attendance: &Value) -> BTreeMap<String, usize> {
     let mut c = BTreeMap::new();

@@ -3,8 +3,8 @@
 //! answers must match them (ids and times are compared by role, not by value). A change to the
 //! wire shapes shows up here first. `GOLDEN_WRITE=1` rewrites the file from the server.
 
+use crate::helpers::branch_with_members;
 use crate::helpers::{spawn_app, TestApp};
-use crate::sync::branch_with_members;
 use serde_json::{json, Value};
 use std::collections::HashMap;
 use uuid::Uuid;

@@ -1,8 +1,8 @@
 //! Jobs: the table names every job once, and a job that runs once across replicas does: two
 //! runners on one database close each due meeting exactly once.
 
+use crate::helpers::branch_with_members;
 use crate::helpers::spawn_app_on;
-use crate::sync::branch_with_members;
 use chrono::{DateTime, TimeDelta, Utc};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;

@@ -7,7 +7,7 @@
 
 #[path = "contract_check.rs"]
 mod contract_check;
-#[path = "helpers.rs"]
+#[path = "helpers/mod.rs"]
 #[allow(dead_code, unused_imports)]
 mod helpers;
 #[path = "rosters.rs"]

@@ -3,10 +3,10 @@
 //! against member edits, two members claiming one new client id, and a meeting's close-out
 //! against a late clock-in, a late video webhook and a second close.
 
-use crate::attendance::KeyPhone;
-use crate::closeout::{participant, webhook, LK_SECRET};
+use crate::helpers::branch_with_members;
+use crate::helpers::KeyPhone;
+use crate::helpers::{participant, webhook, LK_SECRET};
 use crate::helpers::{race_rounds, seed, spawn_app};
-use crate::sync::branch_with_members;
 use chrono::{DateTime, TimeDelta, Utc};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -103,7 +103,7 @@ async fn clock_ins_racing_member_edits_answer_no_500_and_no_deadlock() {
             .await;
         assert_eq!(r.status, StatusCode::CREATED, "{:?}", r.body);
         let meeting = r.id();
-        let code = crate::attendance::code_at(&app, &sec, &meeting, Utc::now()).await;
+        let code = crate::helpers::code_at(&app, &sec, &meeting, Utc::now()).await;
         let mut tasks = Vec::new();
         for p in &phones {
             let ev = p.evidence(&meeting, &code, Utc::now(), None);
@@ -222,7 +222,7 @@ async fn a_close_out_racing_a_late_clock_in_a_late_webhook_and_a_second_close_le
     let mut rng = StdRng::seed_from_u64(seed);
     let t0: DateTime<Utc> = "2026-11-22T08:00:00Z".parse().expect("time");
     let clock = Arc::new(FixedClock::at(t0));
-    let app = crate::closeout::spawn_video_app(clock.clone(), 100_000_000).await;
+    let app = crate::helpers::spawn_video_app(clock.clone(), 100_000_000).await;
     let admin = app.admin().await;
     // The secretary (absent: never clocks in), a member who clocked in late offline, a migrant
     // member on video, and one who never came.
@@ -247,7 +247,7 @@ async fn a_close_out_racing_a_late_clock_in_a_late_webhook_and_a_second_close_le
         let meeting = r.id();
         let room = r.body["video_room"].as_str().expect("room").to_string();
         let made = starts + TimeDelta::minutes(20);
-        let code = crate::attendance::code_at(&app, &sec, &meeting, made).await;
+        let code = crate::helpers::code_at(&app, &sec, &meeting, made).await;
         let ev = late.evidence(&meeting, &code, made, None);
         // The meeting is over; nothing of the late member or the video member has arrived yet.
         clock.advance(TimeDelta::hours(2) + TimeDelta::minutes(15));

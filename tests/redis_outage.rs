@@ -3,9 +3,9 @@
 //! degraded, and the events of the outage reach the stream once Redis is back.
 //! Runs on the PostgreSQL + Redis pass, with a Redis server of its own that it can kill.
 
-use crate::attendance::KeyPhone;
+use crate::helpers::KeyPhone;
+use crate::helpers::{branch_with_members, Phone};
 use crate::helpers::{spawn_app_with, ADMIN_PHONE};
-use crate::sync::{branch_with_members, Phone};
 use reqwest::StatusCode;
 use serde_json::json;
 use std::collections::HashMap;
@@ -147,7 +147,7 @@ async fn with_redis_killed_logins_pushes_pulls_and_clock_ins_go_on_and_readiness
     let key = KeyPhone::register(&app, &token, &members[0].0, 21).await;
     let starts = chrono::Utc::now() - chrono::TimeDelta::minutes(1);
     let meeting = app.plan_party_day(&sec, &branch, starts).await;
-    let code = crate::attendance::code_at(&app, &sec, &meeting, chrono::Utc::now()).await;
+    let code = crate::helpers::code_at(&app, &sec, &meeting, chrono::Utc::now()).await;
     let ev = key.evidence(&meeting, &code, chrono::Utc::now(), None);
     let r = app
         .post(&format!("/v1/meetings/{meeting}/clock-in"), &token, ev)

@@ -1,8 +1,8 @@
 //! Township settings: the nearest org that sets a value wins, changes are versioned, only
 //! township admins make them, and the use cases follow them.
 
-use crate::closeout::{participant, spawn_video_app, webhook, LK_SECRET};
-use crate::sync::branch_with_members;
+use crate::helpers::branch_with_members;
+use crate::helpers::{participant, spawn_video_app, webhook, LK_SECRET};
 use chrono::{DateTime, TimeDelta, Utc};
 use reqwest::{Method, StatusCode};
 use serde_json::json;

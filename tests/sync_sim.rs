@@ -7,8 +7,8 @@
 //! cursors never go backwards. Rerun a failure with `SIM_SEED=<seed>`; `SIM_STEPS` sets the
 //! length.
 
+use crate::helpers::{branch_with_members, Phone};
 use crate::helpers::{spawn_app, TestApp};
-use crate::sync::{branch_with_members, Phone};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use reqwest::StatusCode;

@@ -16,6 +16,11 @@ pub const ADMIN_PASSWORD: &str = "admin2026pass";
 
 pub use crate::rosters::roster_csv;
 
+mod phones;
+mod world;
+pub use phones::*;
+pub use world::*;
+
 pub struct TestApp {
     pub base: String,
     pub client: reqwest::Client,
