@@ -3,13 +3,14 @@
 //! the rest absent closes with exactly those statuses. Time is walked by hand on a fixed clock.
 
 use crate::helpers::{
-    branch_with_members, participant, spawn_video_app, webhook, KeyPhone, LK_KEY, LK_SECRET,
+    branch_with_members, final_statuses, participant, spawn_video_app, webhook, KeyPhone, LK_KEY,
+    LK_SECRET,
 };
 use base64::Engine as _;
 use chrono::{DateTime, TimeDelta, Utc};
 use reqwest::StatusCode;
 use serde_json::{json, Value};
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use yunlian_domain::ports::FixedClock;
 
@@ -268,17 +269,7 @@ async fn a_meeting_of_thirty_closes_with_exactly_the_statuses_of_what_happened()
         .get(&format!("/v1/meetings/{meeting}/attendance"), &sec_now)
         .await;
     assert_eq!(counts(&att.body["attendance"]), expect(18, 2, 3, 2, 5));
-    let by_member: HashMap<String, String> = att.body["attendance"]
-        .as_array()
-        .expect("attendance")
-        .iter()
-        .map(|a| {
-            (
-                a["member_id"].as_str().unwrap_or("").to_string(),
-                a["status"].as_str().unwrap_or("").to_string(),
-            )
-        })
-        .collect();
+    let by_member = final_statuses(&att.body);
     assert_eq!(
         by_member[quitter], "absent",
         "ten minutes of video is not two thirds"
@@ -319,7 +310,7 @@ async fn a_meeting_of_thirty_closes_with_exactly_the_statuses_of_what_happened()
     );
     let ids: std::collections::HashSet<_> = finals.iter().map(|e| e.id).collect();
     assert_eq!(ids.len(), 35, "each event once");
-    let mut replayed: HashMap<String, String> = HashMap::new();
+    let mut replayed: BTreeMap<String, String> = BTreeMap::new();
     for e in &finals {
         let member = e.payload["member_id"].as_str().expect("member").to_string();
         let previous =

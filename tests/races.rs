@@ -321,17 +321,7 @@ async fn a_close_out_racing_a_late_clock_in_a_late_webhook_and_a_second_close_le
         let att = app
             .get(&format!("/v1/meetings/{meeting}/attendance"), &sec)
             .await;
-        let status: BTreeMap<String, String> = att.body["attendance"]
-            .as_array()
-            .expect("attendance")
-            .iter()
-            .map(|a| {
-                (
-                    a["member_id"].as_str().unwrap_or("").to_string(),
-                    a["status"].as_str().unwrap_or("").to_string(),
-                )
-            })
-            .collect();
+        let status = crate::helpers::final_statuses(&att.body);
         assert_eq!(status.len(), 4, "seed {seed}: {status:?}");
         assert_eq!(status[&members[0].0], "late", "seed {seed}: round {round}");
         assert_eq!(status[&video], "video", "seed {seed}: round {round}");

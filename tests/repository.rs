@@ -387,33 +387,10 @@ async fn purged_tombstones_raise_the_floor_so_old_cursors_reset() {
         let s = scope.clone();
         db.write(move |mut c| {
             async move {
-                db::sync::record(
-                    &mut c,
-                    std::slice::from_ref(&s),
-                    Entity::Member,
-                    gone,
-                    false,
-                    long_ago,
-                )
-                .await?;
-                db::sync::record(
-                    &mut c,
-                    std::slice::from_ref(&s),
-                    Entity::Member,
-                    kept,
-                    false,
-                    long_ago,
-                )
-                .await?;
-                db::sync::record(
-                    &mut c,
-                    std::slice::from_ref(&s),
-                    Entity::Member,
-                    gone,
-                    true,
-                    long_ago,
-                )
-                .await?;
+                let scopes = std::slice::from_ref(&s);
+                for (id, deleted) in [(gone, false), (kept, false), (gone, true)] {
+                    db::sync::record(&mut c, scopes, Entity::Member, id, deleted, long_ago).await?;
+                }
                 Ok(())
             }
             .scope_boxed()

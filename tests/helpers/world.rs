@@ -84,6 +84,21 @@ pub async fn spawn_video_app(clock: Arc<FixedClock>, token_secs: u64) -> TestApp
     .await
 }
 
+/// member id → final status, from a meeting's attendance as the committee reads it.
+pub fn final_statuses(attendance: &Value) -> std::collections::BTreeMap<String, String> {
+    attendance["attendance"]
+        .as_array()
+        .expect("attendance")
+        .iter()
+        .map(|a| {
+            (
+                a["member_id"].as_str().unwrap_or("").to_string(),
+                a["status"].as_str().unwrap_or("").to_string(),
+            )
+        })
+        .collect()
+}
+
 /// Posts a webhook signed as LiveKit signs it.
 pub async fn webhook(app: &TestApp, body: &Value, secret: &str) -> crate::helpers::Res {
     let raw = body.to_string();
