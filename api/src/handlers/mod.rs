@@ -96,13 +96,7 @@ pub fn limit(l: Option<i64>) -> Result<i64, ApiError> {
 /// Authorise `action` on the org at `path`: 404 when the caller cannot see the org at all (its
 /// existence does not leak to a sibling branch), 403 when they see it but lack the role.
 pub fn authorize(p: &Principal, action: Action, path: &str) -> Result<(), ApiError> {
-    if p.can(action, path) {
-        Ok(())
-    } else if p.sees(path) {
-        Err(ApiError::forbidden())
-    } else {
-        Err(ApiError::not_found())
-    }
+    crate::ops::authorize(p, action, path).map_err(ApiError::from)
 }
 
 /// For PATCH bodies: absent → `None`, `null` → `Some(None)`, a value → `Some(Some(v))`.
