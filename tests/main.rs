@@ -15,6 +15,7 @@ mod contract_check;
 mod foundation;
 mod golden;
 mod jobs;
+mod moments;
 mod races;
 mod redis_outage;
 mod repository;

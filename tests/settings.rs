@@ -72,7 +72,8 @@ async fn a_townships_settings_reach_its_branches_and_their_meetings() {
     assert_eq!(
         s["effective"],
         json!({"checkin_opens_before_min": 45, "checkin_on_time_after_min": 15,
-               "video_present_share": "1/2", "video_token_grace_minutes": 30})
+               "video_present_share": "1/2", "video_token_grace_minutes": 30,
+               "case_due_days_need": 7, "case_due_days_suggestion": 15, "case_due_soon_hours": 48})
     );
 
     // A meeting planned without its own window takes the branch's.

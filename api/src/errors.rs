@@ -393,6 +393,68 @@ pub fn message(code: &str, lang: Lang) -> &'static str {
             "党员须编入支部或党委",
             "Members belong to a branch or committee",
         ),
+        "post_closed" => ("该话题已关闭", "The topic is closed"),
+        "feedback_closed" => (
+            "该话题的意见征集已截止",
+            "The topic no longer takes comments",
+        ),
+        "comment_hidden" => ("该评论已被隐藏", "The comment is hidden"),
+        "not_in_audience" => (
+            "该话题只征集指定党小组的意见",
+            "The topic asks only some party groups",
+        ),
+        "report_decided" => ("该举报已处理", "The report was already decided"),
+        "already_hidden" => ("该评论已被隐藏", "The comment is already hidden"),
+        "already_reported" => ("您已举报过该评论", "You have already reported this comment"),
+        "household_limit_reached" => (
+            "一名党员中心户最多联系10户",
+            "A central household member relays for at most ten households",
+        ),
+        "not_central_household" => (
+            "该党员不是本支部的党员中心户",
+            "That member is not a central household member of this branch",
+        ),
+        "household_not_found" => ("本支部没有该农户", "No such household in this branch"),
+        "org_not_a_branch" => ("话题须发布在党支部", "Topics are posted on a branch"),
+        "too_many_images" => ("图片最多9张", "At most nine images"),
+        "duplicate_image" => ("图片重复", "An image is listed twice"),
+        "image_not_found" => (
+            "图片不存在或已用于其他话题",
+            "No such image, or it belongs to another topic",
+        ),
+        "in_the_past" => ("时间已过", "The time has passed"),
+        "too_far_ahead" => ("时间太远", "The time is too far ahead"),
+        "groups_need_commenters_groups" => (
+            "指定党小组时评论范围须为党小组",
+            "Groups are named only when the commenters are groups",
+        ),
+        "period_empty" => (
+            "统计区间的结束须晚于开始",
+            "The period must end after it starts",
+        ),
+        "case_not_found" => ("该办件不存在", "No such case"),
+        "case_closed" => ("该办件已办结", "The case is closed"),
+        "case_already_assigned" => ("该办件已受理交办", "The case is already assigned"),
+        "case_not_assigned" => ("该办件尚未交办", "The case is not assigned yet"),
+        "case_already_transferred" => (
+            "该办件已转交乡镇",
+            "The case was already transferred to the township",
+        ),
+        "case_not_overdue" => ("该办件未超期", "The case is not overdue"),
+        "merge_into_self" => ("不能与自身合并", "A case cannot be merged into itself"),
+        "merge_other_branch" => (
+            "只能合并同一支部的办件",
+            "Only cases of one branch can be merged",
+        ),
+        "merge_target_closed" => (
+            "目标办件已合并或已不予办理",
+            "The surviving case is merged or declined",
+        ),
+        "assignee_not_on_committee" => (
+            "承办人须为承办组织的委员",
+            "The assignee must sit on the handling committee",
+        ),
+        "no_township_above" => ("上级没有乡镇党委", "There is no township committee above"),
         _ => ("请求失败", "Request failed"),
     };
     match lang {

@@ -62,6 +62,12 @@ jobs! {
     "close_out"       every |_| Duration::from_secs(60),   Once       => close_out;
     "sync_tombstones" every |_| Duration::from_secs(3600), Once       => purge_tombstones;
     "outbox_relay"    every |cx| cx.relay_every,           Everywhere => relay;
+    "case_overdue"    every |_| Duration::from_secs(60),   Once       => case_overdue;
+}
+
+/// Assigned cases past their due time are marked overdue once, each with its event.
+async fn case_overdue(cx: &JobCx) -> Result<usize, Error> {
+    crate::ops::cases::mark_overdue(&cx.db, cx.clock.now(), cx.settings).await
 }
 
 /// Planned meetings that ended more than the grace period ago are closed.

@@ -44,6 +44,7 @@ macro_rules! mutations {
 mutations! {
     "member.update_whereabouts.v1" => update_whereabouts;
     "attendance.clock_in.v1"       => clock_in;
+    "moments.comment.v1"           => comment;
 }
 
 #[derive(Deserialize)]
@@ -83,4 +84,13 @@ async fn clock_in(c: &mut Conn<'_>, cx: Cx<'_>, a: &Value) -> Result<Value, Erro
     };
     let ci = ops::attendance::clock_in(c, cx.principal, a.meeting_id, &a.evidence, j).await?;
     serde_json::to_value(ci).map_err(|e| Error::Internal(e.to_string()))
+}
+
+/// A comment written offline (in a village hall without signal), taken once when it arrives.
+/// The topic's deadline is judged at the time the phone made it, as a clock-in is.
+async fn comment(c: &mut Conn<'_>, cx: Cx<'_>, a: &Value) -> Result<Value, Error> {
+    let a: ops::moments::NewComment = args(a)?;
+    let written = cx.event_time.at.min(cx.now);
+    let (cm, case) = ops::moments::comment(c, cx.principal, &a, written).await?;
+    Ok(json!({"comment_id": cm.id, "case_id": case.map(|k| k.id)}))
 }

@@ -2,7 +2,8 @@
 //! it against openapi.yaml (method, path and operationId), so the two cannot drift apart.
 
 use crate::handlers::{
-    attendance, auth, devices, health, meetings, members, orgs, roles, settings, sync, video,
+    attendance, auth, cases, devices, health, meetings, members, moments, orgs, roles, settings,
+    sync, video,
 };
 use actix_web::web;
 
@@ -56,6 +57,32 @@ routes! {
     post   "/v1/video/webhook"                    "videoWebhook"         => video::video_webhook;
     get    "/v1/attendance/stats"                 "getAttendanceStats"   => attendance::get_attendance_stats;
     get    "/v1/me/attendance"                    "listMyAttendance"     => attendance::list_my_attendance;
+    post   "/v1/posts"                         "createPost"          => moments::create_post;
+    get    "/v1/posts"                         "listPosts"           => moments::list_posts;
+    get    "/v1/posts/{post_id}"               "getPost"             => moments::get_post;
+    patch  "/v1/posts/{post_id}"               "updatePost"          => moments::update_post;
+    post   "/v1/posts/{post_id}/close"         "closePost"           => moments::close_post;
+    post   "/v1/posts/{post_id}/like"          "likePost"            => moments::like;
+    delete "/v1/posts/{post_id}/like"          "unlikePost"          => moments::unlike;
+    post   "/v1/posts/{post_id}/comments"      "createComment"       => moments::create_comment;
+    get    "/v1/posts/{post_id}/comments"      "listComments"        => moments::list_comments;
+    post   "/v1/comments/{comment_id}/like"    "likeComment"         => moments::like_a_comment;
+    delete "/v1/comments/{comment_id}/like"    "unlikeComment"       => moments::unlike_a_comment;
+    post   "/v1/comments/{comment_id}/reports" "reportComment"       => moments::report_comment;
+    post   "/v1/comments/{comment_id}/hide"    "hideComment"         => moments::hide_comment;
+    get    "/v1/reports"                       "listReports"         => moments::list_reports;
+    post   "/v1/reports/{report_id}/dismiss"   "dismissReport"       => moments::dismiss_report;
+    post   "/v1/households"                    "createHousehold"     => moments::create_household;
+    get    "/v1/households"                    "listHouseholds"      => moments::list_households;
+    get    "/v1/cases"                         "listCases"           => cases::list_cases;
+    get    "/v1/cases/stats"                   "getCaseStats"        => cases::get_case_stats;
+    get    "/v1/cases/{case_id}"               "getCase"             => cases::get_case;
+    post   "/v1/cases/{case_id}/accept"        "acceptCase"          => cases::accept_case;
+    post   "/v1/cases/{case_id}/assign"        "assignCase"          => cases::assign_case;
+    post   "/v1/cases/{case_id}/resolve"       "resolveCase"         => cases::resolve_case;
+    post   "/v1/cases/{case_id}/decline"       "declineCase"         => cases::decline_case;
+    post   "/v1/cases/{case_id}/transfer"      "transferCase"        => cases::transfer_case;
+    post   "/v1/cases/{case_id}/merge"         "mergeCases"          => cases::merge_cases;
     post   "/v1/devices"                       "registerDevice"      => devices::register_device;
     get    "/v1/devices"                       "listDevices"         => devices::list_devices;
     post   "/v1/devices/{device_id}/revoke"    "revokeDevice"        => devices::revoke_device;

@@ -98,6 +98,11 @@ pub enum Action {
     ManageMeetings,
     /// Change the settings of an org (and so of its subtree): township admins only.
     ManageSettings,
+    /// Post, edit, close and pin topics on the board; keep the households; sort, assign and
+    /// close cases; see the board's figures: the committee (and admins above).
+    ManageBoard,
+    /// Hide a reported comment or dismiss the report: the secretary (and admins above).
+    Moderate,
 }
 
 impl Principal {
@@ -114,10 +119,10 @@ impl Principal {
         match action {
             Action::ReadOrg => roles.next().is_some(),
             Action::ManageSettings => roles.any(|r| r == Role::TownshipAdmin),
-            Action::ManageOrg | Action::ManageMembers => {
+            Action::ManageOrg | Action::ManageMembers | Action::Moderate => {
                 roles.any(|r| matches!(r, Role::TownshipAdmin | Role::Secretary))
             }
-            Action::ManageMeetings => roles.any(|r| {
+            Action::ManageMeetings | Action::ManageBoard => roles.any(|r| {
                 matches!(
                     r,
                     Role::TownshipAdmin | Role::Secretary | Role::CommitteeMember

@@ -64,4 +64,10 @@ impl Error {
     }
 }
 
+impl From<FieldError> for Error {
+    fn from(e: FieldError) -> Self {
+        Error::Invalid(vec![e])
+    }
+}
+
 pub type Result<T, E = Error> = std::result::Result<T, E>;

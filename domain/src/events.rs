@@ -4,6 +4,7 @@
 
 use crate::attendance::{FinalStatus, MeetingType};
 use crate::auth::Role;
+use crate::moments::{CaseState, Category};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
@@ -32,10 +33,42 @@ pub struct RoleEnded {
     pub reason: String,
 }
 
+/// A case moved: accepted, reassigned, resolved, declined, transferred, merged. Points score
+/// acceptance and resolution of a relayed suggestion; warnings follow the rest.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CaseTransitioned {
+    pub case_id: Uuid,
+    pub org_id: Uuid,
+    pub handler_org_id: Uuid,
+    /// The member who relayed it (the one points credit).
+    pub author_id: Uuid,
+    pub category: Category,
+    /// `accepted`, `reassigned`, `resolved`, `declined`, `transferred`, `merged`.
+    pub action: String,
+    pub state: CaseState,
+    pub actor_id: Option<Uuid>,
+    pub assignee_id: Option<Uuid>,
+    pub due_at: Option<DateTime<Utc>>,
+    pub at: DateTime<Utc>,
+}
+
+/// An assigned case passed its due time unresolved (the overdue job's mark).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CaseOverdue {
+    pub case_id: Uuid,
+    pub org_id: Uuid,
+    pub handler_org_id: Uuid,
+    pub assignee_id: Option<Uuid>,
+    pub due_at: DateTime<Utc>,
+    pub at: DateTime<Utc>,
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub enum DomainEvent {
     FinalStatusSet(FinalStatusSet),
     RoleEnded(RoleEnded),
+    CaseTransitioned(CaseTransitioned),
+    CaseOverdue(CaseOverdue),
 }
 
 macro_rules! topics {
@@ -75,6 +108,8 @@ macro_rules! topics {
 topics! {
     FinalStatusSet => "attendance.final_status", "meeting", meeting_id;
     RoleEnded      => "role.ended",              "member",  member_id;
+    CaseTransitioned => "case.transitioned",     "case",    case_id;
+    CaseOverdue    => "case.overdue",            "case",    case_id;
 }
 
 #[cfg(test)]
@@ -97,6 +132,14 @@ mod tests {
         assert_eq!(e.payload()["previous"], "absent");
         assert_eq!(DomainEvent::parse(e.topic(), &e.payload()), Some(e.clone()));
         assert_eq!(DomainEvent::parse("nothing.known", &e.payload()), None);
-        assert_eq!(TOPICS, &["attendance.final_status", "role.ended"]);
+        assert_eq!(
+            TOPICS,
+            &[
+                "attendance.final_status",
+                "role.ended",
+                "case.transitioned",
+                "case.overdue"
+            ]
+        );
     }
 }

@@ -6,6 +6,7 @@ pub mod auth;
 pub mod error;
 pub mod events;
 pub mod member;
+pub mod moments;
 pub mod org;
 pub mod ports;
 pub mod roster;

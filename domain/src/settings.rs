@@ -56,6 +56,12 @@ pub struct Settings {
     pub video_present_share: Share,
     /// A video room token stops working this long after its meeting's end (30).
     pub video_token_grace_minutes: i64,
+    /// An accepted life need (生活需求) is due this many days later (7).
+    pub case_due_days_need: i64,
+    /// ... and a suggestion (意见建议) this many (15).
+    pub case_due_days_suggestion: i64,
+    /// A case due within this many hours is "due soon" (48).
+    pub case_due_soon_hours: i64,
 }
 
 impl Default for Settings {
@@ -66,6 +72,9 @@ impl Default for Settings {
             checkin_on_time_after_min: 15,
             video_present_share: Share { num: 2, den: 3 },
             video_token_grace_minutes: 30,
+            case_due_days_need: 7,
+            case_due_days_suggestion: 15,
+            case_due_soon_hours: 48,
         }
     }
 }
@@ -82,6 +91,12 @@ pub struct Overrides {
     pub video_present_share: Option<Share>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub video_token_grace_minutes: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub case_due_days_need: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub case_due_days_suggestion: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub case_due_soon_hours: Option<i64>,
 }
 
 impl Overrides {
@@ -108,6 +123,18 @@ impl Overrides {
             self.video_token_grace_minutes,
             24 * 60,
         );
+        let mut positive = |field: &str, v: Option<i64>, max: i64| {
+            if v.is_some_and(|v| !(1..=max).contains(&v)) {
+                errs.push(FieldError::new(field, "out_of_range"));
+            }
+        };
+        positive("case_due_days_need", self.case_due_days_need, 365);
+        positive(
+            "case_due_days_suggestion",
+            self.case_due_days_suggestion,
+            365,
+        );
+        positive("case_due_soon_hours", self.case_due_soon_hours, 24 * 30);
         if errs.is_empty() {
             Ok(())
         } else {
@@ -130,6 +157,11 @@ pub fn resolve(root: Settings, chain: &[Overrides]) -> Settings {
         video_token_grace_minutes: o
             .video_token_grace_minutes
             .unwrap_or(s.video_token_grace_minutes),
+        case_due_days_need: o.case_due_days_need.unwrap_or(s.case_due_days_need),
+        case_due_days_suggestion: o
+            .case_due_days_suggestion
+            .unwrap_or(s.case_due_days_suggestion),
+        case_due_soon_hours: o.case_due_soon_hours.unwrap_or(s.case_due_soon_hours),
     })
 }
 

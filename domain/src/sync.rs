@@ -36,10 +36,21 @@ pub enum Entity {
     Leave,
     /// A member's final status at a held meeting, in their own scope, keyed by the meeting.
     Attendance,
+    /// A topic on the branch board, in the branch's scope.
+    Post,
+    /// A comment, in the branch's scope (a hidden one without its text).
+    Comment,
+    /// A member's own comment, in their scope: a hidden one with its text and why.
+    MyComment,
+    /// A case: in the handling committee's scope, and in the scope of each member who
+    /// relayed it (or a duplicate merged into it).
+    Case,
+    /// A household of the branch, in the branch's scope (members relay for them).
+    Household,
 }
 
 impl Entity {
-    pub const ALL: [Entity; 8] = [
+    pub const ALL: [Entity; 13] = [
         Entity::Org,
         Entity::Member,
         Entity::Device,
@@ -48,6 +59,11 @@ impl Entity {
         Entity::ClockIn,
         Entity::Leave,
         Entity::Attendance,
+        Entity::Post,
+        Entity::Comment,
+        Entity::MyComment,
+        Entity::Case,
+        Entity::Household,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -60,6 +76,11 @@ impl Entity {
             Entity::ClockIn => "clock_in",
             Entity::Leave => "leave",
             Entity::Attendance => "attendance",
+            Entity::Post => "post",
+            Entity::Comment => "comment",
+            Entity::MyComment => "my_comment",
+            Entity::Case => "case",
+            Entity::Household => "household",
         }
     }
 

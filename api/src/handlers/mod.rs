@@ -2,10 +2,12 @@
 
 pub mod attendance;
 pub mod auth;
+pub mod cases;
 pub mod devices;
 pub mod health;
 pub mod meetings;
 pub mod members;
+pub mod moments;
 pub mod orgs;
 pub mod roles;
 pub mod settings;

@@ -3,8 +3,10 @@
 //! and jobs call them alike; none calls another entry point.
 
 pub mod attendance;
+pub mod cases;
 pub mod meetings;
 pub mod members;
+pub mod moments;
 pub mod settings;
 pub mod video;
 

@@ -5,11 +5,13 @@
 //! compiles the body against both backends. The few per-dialect differences live here.
 
 pub mod attendance;
+pub mod cases;
 pub mod clock_ins;
 pub mod devices;
 pub mod leases;
 pub mod meetings;
 pub mod members;
+pub mod moments;
 pub mod orgs;
 pub mod outbox;
 pub mod roles;

@@ -271,3 +271,141 @@ diesel::allow_tables_to_appear_in_same_query!(leave_requests, meetings);
 diesel::allow_tables_to_appear_in_same_query!(leave_requests, orgs);
 diesel::joinable!(leave_requests -> meetings (meeting_id));
 diesel::joinable!(meeting_attendance -> meetings (meeting_id));
+
+diesel::table! {
+    households (id) {
+        id -> Text,
+        org_id -> Text,
+        name -> Text,
+        address -> Nullable<Text>,
+        central_member_id -> Nullable<Text>,
+        created_by -> Text,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    images (id) {
+        id -> Text,
+        org_id -> Text,
+        uploaded_by -> Text,
+        content_type -> Text,
+        width -> BigInt,
+        height -> BigInt,
+        bytes -> BigInt,
+        post_id -> Nullable<Text>,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    posts (id) {
+        id -> Text,
+        org_id -> Text,
+        title -> Text,
+        body -> Text,
+        image_ids -> Text,
+        feedback_until -> Timestamp,
+        commenters -> Text,
+        group_ids -> Text,
+        pinned -> Bool,
+        closed_at -> Nullable<Timestamp>,
+        created_by -> Text,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+        comment_count -> BigInt,
+        like_count -> BigInt,
+    }
+}
+
+diesel::table! {
+    comments (id) {
+        id -> Text,
+        post_id -> Text,
+        org_id -> Text,
+        author_id -> Text,
+        body -> Text,
+        category -> Text,
+        household_id -> Nullable<Text>,
+        case_id -> Nullable<Text>,
+        like_count -> BigInt,
+        hidden_reason -> Nullable<Text>,
+        hidden_by -> Nullable<Text>,
+        hidden_at -> Nullable<Timestamp>,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    post_likes (post_id, member_id) {
+        post_id -> Text,
+        member_id -> Text,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    comment_likes (comment_id, member_id) {
+        comment_id -> Text,
+        member_id -> Text,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    comment_reports (id) {
+        id -> Text,
+        comment_id -> Text,
+        org_id -> Text,
+        reporter_id -> Text,
+        reason -> Text,
+        state -> Text,
+        decided_by -> Nullable<Text>,
+        decided_at -> Nullable<Timestamp>,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    cases (id) {
+        id -> Text,
+        org_id -> Text,
+        handler_org_id -> Text,
+        post_id -> Text,
+        comment_id -> Text,
+        author_id -> Text,
+        household_id -> Nullable<Text>,
+        category -> Text,
+        body -> Text,
+        state -> Text,
+        assignee_id -> Nullable<Text>,
+        due_at -> Nullable<Timestamp>,
+        overdue_at -> Nullable<Timestamp>,
+        reply -> Nullable<Text>,
+        decline_reason -> Nullable<Text>,
+        merged_into -> Nullable<Text>,
+        transferred_at -> Nullable<Timestamp>,
+        closed_at -> Nullable<Timestamp>,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    case_steps (id) {
+        id -> Text,
+        case_id -> Text,
+        action -> Text,
+        actor_id -> Nullable<Text>,
+        at -> Timestamp,
+        note -> Nullable<Text>,
+    }
+}
+
+diesel::allow_tables_to_appear_in_same_query!(posts, orgs);
+diesel::allow_tables_to_appear_in_same_query!(comments, orgs);
+diesel::allow_tables_to_appear_in_same_query!(comments, posts);
+diesel::allow_tables_to_appear_in_same_query!(cases, orgs);
+diesel::allow_tables_to_appear_in_same_query!(households, orgs);
+diesel::allow_tables_to_appear_in_same_query!(comment_reports, orgs);
+diesel::allow_tables_to_appear_in_same_query!(images, orgs);

@@ -3,7 +3,9 @@
 //! and imports none of them.
 
 use super::schema::orgs as orgs_table;
-use super::{attendance, clock_ins, db_error, devices, meetings, members, orgs, Conn};
+use super::{
+    attendance, cases, clock_ins, db_error, devices, meetings, members, moments, orgs, Conn,
+};
 use crate::on;
 use diesel::prelude::*;
 use diesel_async::RunQueryDsl;
@@ -70,6 +72,33 @@ pub async fn rows(
             let limit = keys.len() as i64;
             for a in attendance::of_member(conn, *member, Some(&keys), None, limit).await? {
                 out.insert(a.meeting_id, json(&a)?);
+            }
+        }
+        Entity::Post => {
+            for p in moments::posts_by_ids(conn, &keys).await? {
+                out.insert(p.id, json(&p)?);
+            }
+        }
+        // The branch's board: a hidden comment keeps its place without its text.
+        Entity::Comment => {
+            for c in moments::comments_by_ids(conn, &keys).await? {
+                out.insert(c.id, json(&c.as_seen_by_others())?);
+            }
+        }
+        // The author's own copy: a hidden comment with its text and why.
+        Entity::MyComment => {
+            for c in moments::comments_by_ids(conn, &keys).await? {
+                out.insert(c.id, json(&c)?);
+            }
+        }
+        Entity::Case => {
+            for c in cases::by_ids(conn, &keys).await? {
+                out.insert(c.id, json(&c)?);
+            }
+        }
+        Entity::Household => {
+            for h in moments::households_by_ids(conn, &keys).await? {
+                out.insert(h.id, json(&h)?);
             }
         }
         Entity::MeetingSecret => {

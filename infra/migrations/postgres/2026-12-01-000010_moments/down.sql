@@ -1,0 +1,9 @@
+DROP TABLE case_steps;
+DROP TABLE cases;
+DROP TABLE comment_reports;
+DROP TABLE comment_likes;
+DROP TABLE post_likes;
+DROP TABLE comments;
+DROP TABLE posts;
+DROP TABLE images;
+DROP TABLE households;
