@@ -98,3 +98,91 @@ async fn two_runners_on_one_database_close_each_due_meeting_once() {
         assert_eq!(r.body["status"], "held");
     }
 }
+
+/// Two replicas' overdue jobs mark each case past due once, with one `case.overdue` event; a
+/// case resolved in time is never marked.
+#[tokio::test]
+async fn two_runners_mark_each_overdue_case_once() {
+    let t0: DateTime<Utc> = "2026-12-01T08:00:00Z".parse().expect("time");
+    let clock = Arc::new(FixedClock::at(t0));
+    let ttl = ("YUNLIAN_ACCESS_TOKEN_TTL_SECS", "10000000".to_string());
+    let app = spawn_app_on(HashMap::from([ttl]), clock.clone()).await;
+    let admin = app.admin().await;
+    let (branch, sec, members) =
+        branch_with_members(&app, &admin, "超期村党支部", 13996000000, 2).await;
+    let post = crate::moments::post_topic(&app, &sec, &branch, t0 + TimeDelta::days(3)).await;
+    let sec_id = app.get("/v1/me", &sec).await.body["id"]
+        .as_str()
+        .expect("id")
+        .to_string();
+    let mut cases = Vec::new();
+    for i in 0..6 {
+        let body = serde_json::json!({"body": format!("需求{i}"), "category": "life_need"});
+        let r = app
+            .post(&format!("/v1/posts/{post}/comments"), &members[0].1, body)
+            .await;
+        let case = r.body["case_id"].as_str().expect("case").to_string();
+        let a = serde_json::json!({"assignee_id": sec_id});
+        assert_eq!(
+            app.post(&format!("/v1/cases/{case}/accept"), &sec, a)
+                .await
+                .status,
+            200
+        );
+        cases.push(case);
+    }
+    // One is resolved in time; the other five pass their seven days.
+    let reply = serde_json::json!({"reply": "已解决"});
+    let r = app
+        .post(&format!("/v1/cases/{}/resolve", cases[0]), &sec, reply)
+        .await;
+    assert_eq!(r.status, 200);
+    clock.advance(TimeDelta::days(8));
+    let runner = |holder: &'static str| {
+        let (url, clock) = (app.database_url.clone(), clock.clone());
+        async move {
+            let cx = JobCx {
+                db: yunlian_infra::Db::connect(&url, 2).await.expect("db"),
+                bus: yunlian_infra::bus::Bus::memory(16),
+                clock: clock as Arc<dyn Clock>,
+                close_grace: TimeDelta::minutes(30),
+                settings: Default::default(),
+                tombstone_days: 180,
+                relay_every: std::time::Duration::from_secs(1),
+            };
+            let mut marked = 0;
+            for _ in 0..10 {
+                marked += run_once("case_overdue", &cx, holder)
+                    .await
+                    .expect("round")
+                    .unwrap_or(0);
+            }
+            marked
+        }
+    };
+    let (a, b) = tokio::join!(runner("replica-a"), runner("replica-b"));
+    assert_eq!(a + b, 5, "marked by a: {a}, by b: {b}");
+    let store = yunlian_infra::Db::connect(&app.database_url, 1)
+        .await
+        .expect("db");
+    let events = store
+        .read(|mut c| async move { db::outbox::all(&mut c).await }.scope_boxed())
+        .await
+        .expect("outbox");
+    let mut per: BTreeMap<String, usize> = BTreeMap::new();
+    for e in events.iter().filter(|e| e.topic == "case.overdue") {
+        *per.entry(e.payload["case_id"].as_str().unwrap_or("").to_string())
+            .or_default() += 1;
+    }
+    let want: BTreeMap<String, usize> = cases[1..].iter().map(|c| (c.clone(), 1)).collect();
+    assert_eq!(per, want);
+    let c = app.get(&format!("/v1/cases/{}", cases[1]), &sec).await.body;
+    assert!(c["overdue_at"].is_string());
+    assert_eq!(
+        c["history"]
+            .as_array()
+            .and_then(|h| h.last())
+            .map(|s| s["action"].clone()),
+        Some("overdue".into())
+    );
+}

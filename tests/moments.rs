@@ -10,11 +10,12 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use yunlian_domain::ports::FixedClock;
 
-/// A server on a clock the test walks (access tokens live long enough for a walked month).
+/// A server on a clock the test walks (sessions and tokens live through a walked year).
 async fn board_app(t0: DateTime<Utc>) -> (TestApp, Arc<FixedClock>) {
     let clock = Arc::new(FixedClock::at(t0));
-    let ttl = ("YUNLIAN_ACCESS_TOKEN_TTL_SECS", (90 * 86400).to_string());
-    let app = spawn_app_on(HashMap::from([ttl]), clock.clone()).await;
+    let ttl = ("YUNLIAN_ACCESS_TOKEN_TTL_SECS", (400 * 86400).to_string());
+    let session = ("YUNLIAN_REFRESH_TOKEN_TTL_DAYS", "400".to_string());
+    let app = spawn_app_on(HashMap::from([ttl, session]), clock.clone()).await;
     (app, clock)
 }
 
@@ -202,7 +203,10 @@ async fn a_topic_gathers_forty_comments_and_its_twelve_cases_close_within_their_
     assert_eq!(reports[0]["state"], "upheld");
 
     // The committee accepts eleven and merges the twelfth (the same road) into the first.
-    let sec_id = app.get("/v1/me", &sec).await.body["id"].as_str().expect("id").to_string();
+    let sec_id = app.get("/v1/me", &sec).await.body["id"]
+        .as_str()
+        .expect("id")
+        .to_string();
     for i in 0..11_usize {
         let to = if i.is_multiple_of(2) {
             &committee_id
@@ -414,4 +418,454 @@ async fn a_topic_gathers_forty_comments_and_its_twelve_cases_close_within_their_
 pub fn enc(t: DateTime<Utc>) -> String {
     t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
         .replace('+', "%2B")
+}
+
+/// The seed's year (000: 60 topics, 2,000 comments, 326 suggestions, 209 life needs, 500
+/// closed), generated through the API from a seed, comes back exactly in the figures.
+#[tokio::test]
+async fn the_seed_year_generated_through_the_api_gives_its_figures_back() {
+    use futures_util::StreamExt;
+    use rand::seq::SliceRandom;
+    use rand::{Rng, SeedableRng};
+    let seed = crate::helpers::seed("SEED_YEAR_SEED", "seed_year");
+    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+    let t0: DateTime<Utc> = "2026-01-01T00:00:00Z".parse().expect("time");
+    let (app, clock) = board_app(t0).await;
+    let admin = app.admin().await;
+    let (branch, sec, members) =
+        branch_with_members(&app, &admin, "新杭镇示范村党支部", 13994000000, 20).await;
+    let mut categories: Vec<&str> = [
+        ("suggestion", 326),
+        ("life_need", 209),
+        ("other", 2000 - 326 - 209),
+    ]
+    .iter()
+    .flat_map(|(c, n)| std::iter::repeat_n(*c, *n))
+    .collect();
+    categories.shuffle(&mut rng);
+    for t in 0..60usize {
+        clock.advance(TimeDelta::days(6));
+        let post = post_topic(
+            &app,
+            &sec,
+            &branch,
+            yunlian_domain::ports::Clock::now(clock.as_ref()) + TimeDelta::days(5),
+        )
+        .await;
+        let writes: Vec<(String, Value)> = (t * 2000 / 60..(t + 1) * 2000 / 60)
+            .map(|i| {
+                let token = members[rng.random_range(0..members.len())].1.clone();
+                (
+                    token,
+                    json!({"body": format!("意见{i}"), "category": categories[i]}),
+                )
+            })
+            .collect();
+        let statuses: Vec<StatusCode> = futures_util::stream::iter(writes)
+            .map(|(token, body)| {
+                let (app, post) = (&app, &post);
+                async move {
+                    app.post(&format!("/v1/posts/{post}/comments"), &token, body)
+                        .await
+                        .status
+                }
+            })
+            .buffer_unordered(8)
+            .collect()
+            .await;
+        assert!(
+            statuses.iter().all(|s| *s == StatusCode::CREATED),
+            "{statuses:?}"
+        );
+    }
+    // Close 500 of the 535 cases: most resolved, some declined.
+    let mut cases: Vec<String> = app
+        .list_all(&format!("/v1/cases?org_id={branch}"), &sec)
+        .await
+        .iter()
+        .map(|c| c["id"].as_str().expect("id").to_string())
+        .collect();
+    assert_eq!(cases.len(), 535);
+    cases.shuffle(&mut rng);
+    let sec_id = app.get("/v1/me", &sec).await.body["id"]
+        .as_str()
+        .expect("id")
+        .to_string();
+    let closes: Vec<(String, bool)> = cases[..500]
+        .iter()
+        .map(|c| (c.clone(), rng.random_bool(0.9)))
+        .collect();
+    let outcomes: Vec<bool> = futures_util::stream::iter(closes)
+        .map(|(case, resolve)| {
+            let (app, sec, sec_id) = (&app, &sec, &sec_id);
+            async move {
+                if resolve {
+                    let a = app
+                        .post(
+                            &format!("/v1/cases/{case}/accept"),
+                            sec,
+                            json!({"assignee_id": sec_id}),
+                        )
+                        .await;
+                    let r = app
+                        .post(
+                            &format!("/v1/cases/{case}/resolve"),
+                            sec,
+                            json!({"reply": "已办结"}),
+                        )
+                        .await;
+                    a.status == StatusCode::OK && r.status == StatusCode::OK
+                } else {
+                    let d = app
+                        .post(
+                            &format!("/v1/cases/{case}/decline"),
+                            sec,
+                            json!({"reason": "不属实"}),
+                        )
+                        .await;
+                    d.status == StatusCode::OK
+                }
+            }
+        })
+        .buffer_unordered(8)
+        .collect()
+        .await;
+    assert!(outcomes.iter().all(|ok| *ok));
+    let (from, to) = (t0, t0 + TimeDelta::days(365));
+    let r = app
+        .get(
+            &format!(
+                "/v1/cases/stats?org_id={branch}&from={}&to={}",
+                enc(from),
+                enc(to)
+            ),
+            &admin,
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
+    let s = &r.body["stats"];
+    assert_eq!(
+        (
+            s["topics"].as_i64(),
+            s["comments"]["total"].as_i64(),
+            s["comments"]["suggestion"].as_i64(),
+            s["comments"]["life_need"].as_i64(),
+            s["closed"].as_i64(),
+            s["cases_opened"].as_i64()
+        ),
+        (
+            Some(60),
+            Some(2000),
+            Some(326),
+            Some(209),
+            Some(500),
+            Some(535)
+        ),
+        "seed {seed}"
+    );
+}
+
+/// Each wrong move on the board gets its stable code, and nothing is half-written or counted
+/// twice.
+#[tokio::test]
+async fn wrong_moves_on_the_board_are_refused_with_their_codes() {
+    let t0: DateTime<Utc> = "2026-12-01T08:00:00Z".parse().expect("time");
+    let (app, clock) = board_app(t0).await;
+    let admin = app.admin().await;
+    let (branch, sec, members) =
+        branch_with_members(&app, &admin, "甲村党支部", 13995000000, 3).await;
+    let (other_branch, other_sec, others) =
+        branch_with_members(&app, &admin, "乙村党支部", 13995100000, 1).await;
+    let (m0, t_m0) = members[0].clone();
+    let post = post_topic(&app, &sec, &branch, t0 + TimeDelta::days(3)).await;
+    let other_post = post_topic(&app, &other_sec, &other_branch, t0 + TimeDelta::days(3)).await;
+    let comment = |body: Value| {
+        let (app, post, t) = (&app, post.clone(), t_m0.clone());
+        async move {
+            app.post(&format!("/v1/posts/{post}/comments"), &t, body)
+                .await
+        }
+    };
+
+    // Text: over the limit, control characters, an empty body; a topic of nine images at most.
+    let long = "路".repeat(1001);
+    let r = comment(json!({"body": long, "category": "other"})).await;
+    assert_eq!(
+        (r.status, r.body["errors"][0]["code"].as_str()),
+        (StatusCode::UNPROCESSABLE_ENTITY, Some("too_long"))
+    );
+    let r = comment(json!({"body": "路灯\u{0007}坏了", "category": "other"})).await;
+    assert_eq!(r.body["errors"][0]["code"], "control_character");
+    let r = comment(json!({"body": "  ", "category": "suggestion"})).await;
+    assert_eq!(r.body["errors"][0]["code"], "required");
+    let ten: Vec<String> = (0..10).map(|_| uuid::Uuid::now_v7().to_string()).collect();
+    let r = app
+        .post("/v1/posts", &sec, json!({"org_id": branch, "title": "t", "body": "b", "image_ids": ten, "feedback_until": t0 + TimeDelta::days(1)}))
+        .await;
+    assert_eq!(r.body["errors"][0]["code"], "too_many_images");
+    let r = app
+        .post("/v1/posts", &sec, json!({"org_id": branch, "title": "t", "body": "b", "feedback_until": t0 - TimeDelta::days(1)}))
+        .await;
+    assert_eq!(r.body["errors"][0]["code"], "in_the_past");
+    let r = app.post("/v1/posts", &t_m0, json!({"org_id": branch, "title": "t", "body": "b", "feedback_until": t0 + TimeDelta::days(1)})).await;
+    assert_eq!(
+        r.status,
+        StatusCode::FORBIDDEN,
+        "a member does not post topics"
+    );
+
+    // Another branch's topic does not exist for this member.
+    let r = app
+        .post(
+            &format!("/v1/posts/{other_post}/comments"),
+            &t_m0,
+            json!({"body": "x", "category": "other"}),
+        )
+        .await;
+    assert_eq!((r.status, r.code()), (StatusCode::NOT_FOUND, "not_found"));
+    // Another branch's household is not this branch's.
+    let h = app
+        .post(
+            "/v1/households",
+            &other_sec,
+            json!({"org_id": other_branch, "name": "王家"}),
+        )
+        .await;
+    assert_eq!(h.status, StatusCode::CREATED, "{:?}", h.body);
+    let r = comment(json!({"body": "x", "category": "life_need", "household_id": h.id()})).await;
+    assert_eq!(r.body["errors"][0]["code"], "household_not_found");
+
+    // Likes: one per member, however often sent; undone once.
+    for _ in 0..3 {
+        let r = app
+            .post(&format!("/v1/posts/{post}/like"), &t_m0, json!({}))
+            .await;
+        assert_eq!(r.status, StatusCode::OK);
+    }
+    assert_eq!(
+        app.get(&format!("/v1/posts/{post}"), &sec).await.body["like_count"],
+        1
+    );
+    for _ in 0..2 {
+        app.delete(&format!("/v1/posts/{post}/like"), &t_m0).await;
+    }
+    assert_eq!(
+        app.get(&format!("/v1/posts/{post}"), &sec).await.body["like_count"],
+        0
+    );
+
+    // Two cases to move about.
+    let a = comment(json!({"body": "修路", "category": "suggestion"})).await;
+    let b = comment(json!({"body": "修路（同上）", "category": "suggestion"})).await;
+    let (case_a, case_b) = (
+        a.body["case_id"].as_str().expect("case").to_string(),
+        b.body["case_id"].as_str().expect("case").to_string(),
+    );
+    let on_other = app
+        .post(
+            &format!("/v1/posts/{other_post}/comments"),
+            &others[0].1,
+            json!({"body": "别村", "category": "life_need"}),
+        )
+        .await;
+    let case_other = on_other.body["case_id"].as_str().expect("case").to_string();
+    let code = |r: &crate::helpers::Res| (r.status, r.code().to_string());
+    let un = StatusCode::UNPROCESSABLE_ENTITY;
+    // Assign to a plain member: refused.
+    let r = app
+        .post(
+            &format!("/v1/cases/{case_a}/accept"),
+            &sec,
+            json!({"assignee_id": m0}),
+        )
+        .await;
+    assert_eq!(code(&r), (un, "assignee_not_on_committee".into()));
+    // Merge into itself, into another branch's case (seen by the township), or one unseen.
+    let r = app
+        .post(
+            &format!("/v1/cases/{case_a}/merge"),
+            &sec,
+            json!({"into": case_a}),
+        )
+        .await;
+    assert_eq!(code(&r), (un, "merge_into_self".into()));
+    let r = app
+        .post(
+            &format!("/v1/cases/{case_a}/merge"),
+            &admin,
+            json!({"into": case_other}),
+        )
+        .await;
+    assert_eq!(code(&r), (un, "merge_other_branch".into()));
+    let r = app
+        .post(
+            &format!("/v1/cases/{case_a}/merge"),
+            &sec,
+            json!({"into": case_other}),
+        )
+        .await;
+    assert_eq!(
+        r.body["errors"][0]["code"], "case_not_found",
+        "another branch's case is unseen"
+    );
+    // Resolve before accepting; resolve a declined case.
+    let r = app
+        .post(
+            &format!("/v1/cases/{case_b}/resolve"),
+            &sec,
+            json!({"reply": "好"}),
+        )
+        .await;
+    assert_eq!(code(&r), (StatusCode::CONFLICT, "case_not_assigned".into()));
+    act(
+        &app,
+        &sec,
+        &case_b,
+        "decline",
+        json!({"reason": "重复反映"}),
+    )
+    .await;
+    let r = app
+        .post(
+            &format!("/v1/cases/{case_b}/resolve"),
+            &sec,
+            json!({"reply": "好"}),
+        )
+        .await;
+    assert_eq!(code(&r), (StatusCode::CONFLICT, "case_closed".into()));
+    let r = app
+        .post(
+            &format!("/v1/cases/{case_a}/merge"),
+            &sec,
+            json!({"into": case_b}),
+        )
+        .await;
+    assert_eq!(code(&r), (un, "merge_target_closed".into()));
+    // A member neither moves cases nor hides comments; a member's case is theirs to see.
+    let r = app
+        .post(
+            &format!("/v1/cases/{case_a}/decline"),
+            &t_m0,
+            json!({"reason": "x"}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    assert_eq!(
+        app.get(&format!("/v1/cases/{case_a}"), &t_m0).await.status,
+        StatusCode::OK
+    );
+    assert_eq!(
+        app.get(&format!("/v1/cases/{case_a}"), &members[1].1)
+            .await
+            .status,
+        StatusCode::NOT_FOUND
+    );
+    let r = app
+        .post(
+            &format!("/v1/comments/{}/hide", a.id()),
+            &t_m0,
+            json!({"reason": "x"}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    // A second report of one comment by one member; a dismissed report decided twice.
+    let rep = app
+        .post(
+            &format!("/v1/comments/{}/reports", a.id()),
+            &members[1].1,
+            json!({"reason": "广告"}),
+        )
+        .await;
+    assert_eq!(rep.status, StatusCode::CREATED);
+    let r = app
+        .post(
+            &format!("/v1/comments/{}/reports", a.id()),
+            &members[1].1,
+            json!({"reason": "广告"}),
+        )
+        .await;
+    assert_eq!(code(&r), (StatusCode::CONFLICT, "already_reported".into()));
+    let d = app
+        .post(
+            &format!("/v1/reports/{}/dismiss", rep.id()),
+            &sec,
+            json!({}),
+        )
+        .await;
+    assert_eq!(d.body["state"], "dismissed");
+    let r = app
+        .post(
+            &format!("/v1/reports/{}/dismiss", rep.id()),
+            &sec,
+            json!({}),
+        )
+        .await;
+    assert_eq!(code(&r), (StatusCode::CONFLICT, "report_decided".into()));
+
+    // After the deadline, and on a closed topic: refused, and nothing was written.
+    clock.advance(TimeDelta::days(4));
+    let r = comment(json!({"body": "晚了", "category": "other"})).await;
+    assert_eq!(code(&r), (StatusCode::CONFLICT, "feedback_closed".into()));
+    let fresh = post_topic(&app, &sec, &branch, t0 + TimeDelta::days(30)).await;
+    assert_eq!(
+        app.post(&format!("/v1/posts/{fresh}/close"), &sec, json!({}))
+            .await
+            .status,
+        StatusCode::OK
+    );
+    let r = app
+        .post(
+            &format!("/v1/posts/{fresh}/comments"),
+            &t_m0,
+            json!({"body": "x", "category": "other"}),
+        )
+        .await;
+    assert_eq!(code(&r), (StatusCode::CONFLICT, "post_closed".into()));
+    let p = app.get(&format!("/v1/posts/{post}"), &sec).await;
+    assert_eq!(p.body["comment_count"], 2);
+    assert_eq!(
+        app.list_all(&format!("/v1/cases?org_id={branch}"), &sec)
+            .await
+            .len(),
+        2
+    );
+
+    // A central household member relays for ten households, not eleven.
+    let r = app
+        .patch(
+            &format!("/v1/members/{m0}"),
+            &sec,
+            json!({"central_household": true}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
+    for i in 0..10 {
+        let r = app
+            .post(
+                "/v1/households",
+                &sec,
+                json!({"org_id": branch, "name": format!("第{i}户"), "central_member_id": m0}),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::CREATED);
+    }
+    let r = app
+        .post(
+            "/v1/households",
+            &sec,
+            json!({"org_id": branch, "name": "第十一户", "central_member_id": m0}),
+        )
+        .await;
+    assert_eq!(
+        code(&r),
+        (StatusCode::CONFLICT, "household_limit_reached".into())
+    );
+    let r = app
+        .post(
+            "/v1/households",
+            &sec,
+            json!({"org_id": branch, "name": "x", "central_member_id": members[1].0}),
+        )
+        .await;
+    assert_eq!(r.body["errors"][0]["code"], "not_central_household");
 }

@@ -193,6 +193,7 @@ impl From<CaseError> for crate::Error {
             // The request names something that cannot take part: the input is wrong.
             CaseError::MergeIntoSelf
             | CaseError::MergeOtherBranch
+            | CaseError::MergeTargetClosed
             | CaseError::AssigneeNotOnCommittee => crate::Error::Unprocessable(e.code()),
             // The case's state forbids it now: a conflict with what is stored.
             _ => crate::Error::Conflict(e.code()),
