@@ -14,6 +14,7 @@ mod contract;
 mod contract_check;
 mod foundation;
 mod golden;
+mod images;
 mod jobs;
 mod moments;
 mod races;

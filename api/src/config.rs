@@ -32,6 +32,8 @@ pub const KEYS: &[(&str, &str)] = &[
     ("YUNLIAN_LIVEKIT_URL", "(unset: no video)"),
     ("YUNLIAN_LIVEKIT_API_KEY", "(unset)"),
     ("YUNLIAN_LIVEKIT_API_SECRET", "(unset)"),
+    ("YUNLIAN_OBJECT_STORE", "(unset: $YUNLIAN_DATA_DIR/objects)"),
+    ("YUNLIAN_S3_ENDPOINT", "(unset: the bucket's AWS endpoint)"),
     ("YUNLIAN_WORKERS", "(number of cores)"),
     ("YUNLIAN_LOG_FORMAT", "text"),
     ("RUST_LOG", "info"),
@@ -63,6 +65,8 @@ pub struct Config {
     /// A video room token stops working this long after its meeting's end.
     pub video_token_grace_minutes: i64,
     pub livekit: Option<LiveKit>,
+    /// Where uploaded images are kept.
+    pub objects: yunlian_infra::objects::Location,
     pub workers: Option<usize>,
     pub log_json: bool,
 }
@@ -220,6 +224,24 @@ impl Config {
                 })
             }
         };
+        let objects = match get("YUNLIAN_OBJECT_STORE") {
+            None => yunlian_infra::objects::Location::Dir(data_dir.join("objects")),
+            Some(v) => match v.strip_prefix("s3://") {
+                Some(bucket) if !bucket.is_empty() => yunlian_infra::objects::Location::S3 {
+                    bucket: bucket.trim_end_matches('/').to_string(),
+                    endpoint: get("YUNLIAN_S3_ENDPOINT"),
+                },
+                _ if v.starts_with('/') || v.starts_with('.') => {
+                    yunlian_infra::objects::Location::Dir(PathBuf::from(v))
+                }
+                _ => {
+                    return Err(ConfigError::Invalid {
+                        key: "YUNLIAN_OBJECT_STORE",
+                        why: format!("s3://bucket or a directory path, not {v}"),
+                    })
+                }
+            },
+        };
         let admin_phone = get("YUNLIAN_ADMIN_PHONE");
         let admin_password = get("YUNLIAN_ADMIN_PASSWORD");
         if admin_phone.is_some() != admin_password.is_some() {
@@ -251,6 +273,7 @@ impl Config {
             video_present_share,
             video_token_grace_minutes: num("YUNLIAN_VIDEO_TOKEN_GRACE_MINUTES", 30)?,
             livekit,
+            objects,
             workers,
             log_json,
         })

@@ -393,6 +393,16 @@ pub fn message(code: &str, lang: Lang) -> &'static str {
             "党员须编入支部或党委",
             "Members belong to a branch or committee",
         ),
+        "not_an_image" => (
+            "上传的文件不是图片（支持 JPEG、PNG、WebP）",
+            "The upload is not an image (JPEG, PNG or WebP)",
+        ),
+        "image_too_large" => ("图片不能超过8MB", "An image is at most 8 MB"),
+        "image_too_many_pixels" => (
+            "图片像素过多（最多4000万像素，边长不超过10000）",
+            "The image has too many pixels (40 megapixels, 10,000 a side at most)",
+        ),
+        "malformed_body" => ("请求体读取失败", "The request body could not be read"),
         "post_closed" => ("该话题已关闭", "The topic is closed"),
         "feedback_closed" => (
             "该话题的意见征集已截止",

@@ -2,8 +2,8 @@
 //! it against openapi.yaml (method, path and operationId), so the two cannot drift apart.
 
 use crate::handlers::{
-    attendance, auth, cases, devices, health, meetings, members, moments, orgs, roles, settings,
-    sync, video,
+    attendance, auth, cases, devices, health, images, meetings, members, moments, orgs, roles,
+    settings, sync, video,
 };
 use actix_web::web;
 
@@ -72,6 +72,8 @@ routes! {
     post   "/v1/comments/{comment_id}/hide"    "hideComment"         => moments::hide_comment;
     get    "/v1/reports"                       "listReports"         => moments::list_reports;
     post   "/v1/reports/{report_id}/dismiss"   "dismissReport"       => moments::dismiss_report;
+    post   "/v1/images"                        "uploadImage"         => images::upload_image;
+    get    "/v1/images/{image_id}"             "getImage"            => images::get_image;
     post   "/v1/households"                    "createHousehold"     => moments::create_household;
     get    "/v1/households"                    "listHouseholds"      => moments::list_households;
     get    "/v1/cases"                         "listCases"           => cases::list_cases;

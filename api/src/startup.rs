@@ -98,6 +98,8 @@ impl Application {
             limiter,
             clock,
             jwt: JwtKeys::new(&secret),
+            objects: yunlian_infra::objects::Objects::open(&config.objects)
+                .map_err(StartError::Storage)?,
             config,
         });
         let mut server = HttpServer::new(move || {

@@ -19,4 +19,6 @@ pub struct AppState {
     pub clock: Arc<dyn Clock>,
     pub jwt: JwtKeys,
     pub config: Config,
+    /// Uploaded images (a directory, or an S3-compatible bucket).
+    pub objects: yunlian_infra::objects::Objects,
 }

@@ -4,6 +4,8 @@
 /// The bus committed domain events leave the outbox for (a Redis stream, or in-process).
 pub mod bus;
 pub mod db;
+pub mod images;
+pub mod objects;
 pub mod password;
 pub mod ratelimit;
 /// The Redis client, behind a circuit breaker.

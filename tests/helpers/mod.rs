@@ -13,6 +13,8 @@ use yunlian_api::startup::Application;
 
 pub const ADMIN_PHONE: &str = "13800000000";
 pub const ADMIN_PASSWORD: &str = "admin2026pass";
+/// The bucket `tests/s3/start.sh` creates.
+pub const S3_BUCKET: &str = "yunlian-test";
 
 pub use crate::rosters::roster_csv;
 
@@ -116,6 +118,12 @@ pub async fn spawn_app_on(
     if let Some((url, prefix)) = &redis {
         vars.insert("REDIS_URL".into(), url.clone());
         vars.insert("YUNLIAN_REDIS_PREFIX".into(), prefix.clone());
+    }
+    // Images through the S3 path when the suite has an S3-compatible store (`.ci/run` starts
+    // one); credentials come from the standard AWS_* variables.
+    if let Ok(endpoint) = std::env::var("TEST_S3_ENDPOINT") {
+        vars.insert("YUNLIAN_OBJECT_STORE".into(), format!("s3://{S3_BUCKET}"));
+        vars.insert("YUNLIAN_S3_ENDPOINT".into(), endpoint);
     }
     for (k, v) in extra {
         vars.insert(k.to_string(), v);

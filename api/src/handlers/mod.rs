@@ -5,6 +5,7 @@ pub mod auth;
 pub mod cases;
 pub mod devices;
 pub mod health;
+pub mod images;
 pub mod meetings;
 pub mod members;
 pub mod moments;
