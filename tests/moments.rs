@@ -563,6 +563,25 @@ async fn the_seed_year_generated_through_the_api_gives_its_figures_back() {
         ),
         "seed {seed}"
     );
+    // The township sees the same totals, and the branch's own line beside them.
+    let root = app.root_id(&admin).await;
+    let r = app
+        .get(
+            &format!(
+                "/v1/cases/stats?org_id={root}&from={}&to={}",
+                enc(from),
+                enc(to)
+            ),
+            &admin,
+        )
+        .await;
+    assert_eq!(r.body["stats"], *s);
+    let branches = r.body["branches"].as_array().expect("branches");
+    assert_eq!(branches.len(), 1);
+    assert_eq!(
+        (branches[0]["org_id"].as_str(), &branches[0]["stats"]),
+        (Some(branch.as_str()), s)
+    );
 }
 
 /// Each wrong move on the board gets its stable code, and nothing is half-written or counted

@@ -11,9 +11,10 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 use yunlian_domain::auth::Action;
 use yunlian_domain::moments::{
-    case_stats, search_word, Case, CaseState, CaseStep, Category, Period,
+    case_stats, search_word, BoardFacts, Case, CaseState, CaseStats, CaseStep, Category, Period,
 };
-use yunlian_infra::db::{self, cases::CaseFilter, cases::Due, ScopedFutureExt};
+use yunlian_domain::org::OrgKind;
+use yunlian_infra::db::{self, cases::CaseFilter, cases::Due, orgs::OrgFilter, ScopedFutureExt};
 
 /// A case with its history: who did what, and when.
 #[derive(Serialize)]
@@ -253,7 +254,16 @@ pub struct StatsQuery {
     to: DateTime<Utc>,
 }
 
-/// The board's figures for a branch, or a township and each of its branches.
+/// One branch's figures in a township's report.
+#[derive(Serialize)]
+struct BranchStats {
+    org_id: Uuid,
+    name: String,
+    stats: CaseStats,
+}
+
+/// The board's figures for a branch, or a township: its totals and each of its branches'
+/// (every branch, the quiet ones too: a township looks for the laggards).
 pub async fn get_case_stats(
     state: web::Data<AppState>,
     user: AuthUser,
@@ -269,16 +279,33 @@ pub async fn get_case_stats(
         from: q.from,
         to: q.to,
     };
-    let stats = state
+    let (stats, branches) = state
         .db
         .read(move |mut c| {
             async move {
-                let topics =
-                    db::moments::post_times(&mut c, &within, period.from, period.to).await?;
-                let comments =
-                    db::moments::comment_facts(&mut c, &within, period.from, period.to).await?;
-                let cases = db::cases::of_branches_within(&mut c, &within).await?;
-                Ok(case_stats(period, &topics, &comments, &cases, now))
+                let facts = BoardFacts {
+                    topics: db::moments::post_facts(&mut c, &within, period.from, period.to)
+                        .await?,
+                    comments: db::moments::comment_facts(&mut c, &within, period.from, period.to)
+                        .await?,
+                    cases: db::cases::of_branches_within(&mut c, &within).await?,
+                };
+                let f = OrgFilter {
+                    roots: vec![within],
+                    limit: 10_000,
+                    ..OrgFilter::default()
+                };
+                let branches: Vec<BranchStats> = db::orgs::list(&mut c, &f)
+                    .await?
+                    .into_iter()
+                    .filter(|o| matches!(o.kind, OrgKind::Branch | OrgKind::GeneralBranch))
+                    .map(|o| BranchStats {
+                        stats: case_stats(period, &facts.of_branch(o.id), now),
+                        org_id: o.id,
+                        name: o.name,
+                    })
+                    .collect();
+                Ok((case_stats(period, &facts, now), branches))
             }
             .scope_boxed()
         })
@@ -287,5 +314,6 @@ pub async fn get_case_stats(
         "from": q.from,
         "to": q.to,
         "stats": stats,
+        "branches": branches,
     })))
 }

@@ -3,6 +3,7 @@
 use super::{Case, CaseState, Category};
 use chrono::{DateTime, Utc};
 use serde::Serialize;
+use uuid::Uuid;
 
 /// A half-open period `[from, to)`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -45,20 +46,49 @@ pub struct CaseStats {
     pub median_hours_to_close: Option<f64>,
 }
 
-/// The figures of `period` from the topics' creation times, the comments' categories and
-/// times, and the cases.
-pub fn case_stats(
-    period: Period,
-    topics: &[DateTime<Utc>],
-    comments: &[(Category, DateTime<Utc>)],
-    cases: &[Case],
-    now: DateTime<Utc>,
-) -> CaseStats {
+/// What the figures are computed from: each topic's branch and time, each comment's branch,
+/// category and time, and the cases.
+#[derive(Debug, Clone, Default)]
+pub struct BoardFacts {
+    pub topics: Vec<(Uuid, DateTime<Utc>)>,
+    pub comments: Vec<(Uuid, Category, DateTime<Utc>)>,
+    pub cases: Vec<Case>,
+}
+
+impl BoardFacts {
+    /// The facts of one branch.
+    pub fn of_branch(&self, branch: Uuid) -> BoardFacts {
+        BoardFacts {
+            topics: self
+                .topics
+                .iter()
+                .filter(|t| t.0 == branch)
+                .copied()
+                .collect(),
+            comments: self
+                .comments
+                .iter()
+                .filter(|c| c.0 == branch)
+                .copied()
+                .collect(),
+            cases: self
+                .cases
+                .iter()
+                .filter(|c| c.org_id == branch)
+                .cloned()
+                .collect(),
+        }
+    }
+}
+
+/// The figures of `period` from `facts`.
+pub fn case_stats(period: Period, facts: &BoardFacts, now: DateTime<Utc>) -> CaseStats {
+    let (topics, comments, cases) = (&facts.topics, &facts.comments, &facts.cases);
     let mut s = CaseStats {
-        topics: topics.iter().filter(|t| period.holds(**t)).count() as i64,
+        topics: topics.iter().filter(|(_, t)| period.holds(*t)).count() as i64,
         ..CaseStats::default()
     };
-    for (cat, _) in comments.iter().filter(|(_, at)| period.holds(*at)) {
+    for (_, cat, _) in comments.iter().filter(|(_, _, at)| period.holds(*at)) {
         match cat {
             Category::Suggestion => s.comments.suggestion += 1,
             Category::LifeNeed => s.comments.life_need += 1,
@@ -117,7 +147,6 @@ mod tests {
     use super::*;
     use crate::moments::{open_case, transition, Assignee, CaseAction};
     use crate::settings::Settings;
-    use uuid::Uuid;
 
     fn at(h: i64) -> DateTime<Utc> {
         DateTime::from_timestamp(1_796_000_000 + h * 3600, 0).unwrap_or_default()
@@ -170,12 +199,22 @@ mod tests {
             from: at(0),
             to: at(24 * 30),
         };
-        let comments = [
-            (Category::LifeNeed, at(0)),
-            (Category::Other, at(3)),
-            (Category::Other, at(-3)),
-        ];
-        let st = case_stats(period, &[at(0), at(-1)], &comments, &cases, at(400));
+        let b = Uuid::nil();
+        let facts = BoardFacts {
+            topics: vec![(b, at(0)), (b, at(-1))],
+            comments: vec![
+                (b, Category::LifeNeed, at(0)),
+                (b, Category::Other, at(3)),
+                (b, Category::Other, at(-3)),
+            ],
+            cases: cases.to_vec(),
+        };
+        let st = case_stats(period, &facts, at(400));
+        assert_eq!(case_stats(period, &facts.of_branch(b), at(400)), st);
+        assert_eq!(
+            case_stats(period, &facts.of_branch(Uuid::now_v7()), at(400)).topics,
+            0
+        );
         assert_eq!(st.topics, 1);
         assert_eq!(
             (st.comments.life_need, st.comments.other, st.comments.total),

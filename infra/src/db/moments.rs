@@ -580,46 +580,55 @@ pub async fn liked_comments(
     rows.iter().map(|r| uuid(r)).collect()
 }
 
-/// The categories and times of the comments on the branches inside `within` in `[from, to)`.
+/// The branch, category and time of each comment on the branches inside `within` in
+/// `[from, to)`.
 pub async fn comment_facts(
     conn: &mut Conn<'_>,
     within: &str,
     from: DateTime<Utc>,
     to: DateTime<Utc>,
-) -> Result<Vec<(Category, DateTime<Utc>)>, Error> {
+) -> Result<Vec<(Uuid, Category, DateTime<Utc>)>, Error> {
     let within = format!("{within}%");
-    let rows: Vec<(String, chrono::NaiveDateTime)> = on!(conn, |c| comments::table
+    let rows: Vec<(String, String, chrono::NaiveDateTime)> = on!(conn, |c| comments::table
         .inner_join(orgs::table.on(orgs::id.eq(comments::org_id)))
         .filter(orgs::path.like(within))
         .filter(comments::created_at.ge(naive(from)))
         .filter(comments::created_at.lt(naive(to)))
-        .select((comments::category, comments::created_at))
+        .select((comments::org_id, comments::category, comments::created_at))
         .load(c)
         .await)
     .map_err(db_error)?;
     rows.into_iter()
-        .map(|(cat, at)| Ok((enum_parse::<Category>("category", &cat)?, utc(at))))
+        .map(|(org, cat, at)| {
+            Ok((
+                uuid(&org)?,
+                enum_parse::<Category>("category", &cat)?,
+                utc(at),
+            ))
+        })
         .collect()
 }
 
-/// The creation times of the topics inside `within` in `[from, to)`.
-pub async fn post_times(
+/// The branch and creation time of each topic inside `within` in `[from, to)`.
+pub async fn post_facts(
     conn: &mut Conn<'_>,
     within: &str,
     from: DateTime<Utc>,
     to: DateTime<Utc>,
-) -> Result<Vec<DateTime<Utc>>, Error> {
+) -> Result<Vec<(Uuid, DateTime<Utc>)>, Error> {
     let within = format!("{within}%");
-    let rows: Vec<chrono::NaiveDateTime> = on!(conn, |c| posts::table
+    let rows: Vec<(String, chrono::NaiveDateTime)> = on!(conn, |c| posts::table
         .inner_join(orgs::table.on(orgs::id.eq(posts::org_id)))
         .filter(orgs::path.like(within))
         .filter(posts::created_at.ge(naive(from)))
         .filter(posts::created_at.lt(naive(to)))
-        .select(posts::created_at)
+        .select((posts::org_id, posts::created_at))
         .load(c)
         .await)
     .map_err(db_error)?;
-    Ok(rows.into_iter().map(utc).collect())
+    rows.into_iter()
+        .map(|(org, at)| Ok((uuid(&org)?, utc(at))))
+        .collect()
 }
 
 #[derive(Queryable, Selectable, Insertable)]
