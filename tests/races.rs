@@ -366,3 +366,119 @@ async fn a_close_out_racing_a_late_clock_in_a_late_webhook_and_a_second_close_le
         }
     }
 }
+
+/// The board under concurrent writers, each round seeded: a comment racing the topic's close
+/// (a comment lands before the close or is refused, and the count matches the rows), two
+/// opposite merges of one pair of cases (one wins, the other is refused, neither deadlocks
+/// into a 503), and two members liking one comment at once (each like that lands counts).
+#[tokio::test]
+async fn comments_closes_merges_and_likes_on_one_board_never_cross() {
+    let seed = seed("RACE_SEED", "board races");
+    let mut rng = StdRng::seed_from_u64(seed);
+    let app = spawn_app().await;
+    let admin = app.admin().await;
+    let (branch, sec, members) =
+        branch_with_members(&app, &admin, "并发村党支部", 13972000000, 2).await;
+    let until = Utc::now() + TimeDelta::days(30);
+    let rounds = race_rounds(200, 40);
+    for round in 0..rounds {
+        let (d1, d2, d3) = (
+            rng.random_range(0..=1500),
+            rng.random_range(0..=1500),
+            rng.random_range(0..=1500),
+        );
+        let post = crate::moments::post_topic(&app, &sec, &branch, until).await;
+        let write =
+            |i: usize| json!({"body": format!("第{round}轮意见{i}"), "category": "suggestion"});
+        // Two comments open two cases before the races start.
+        let mut cases = Vec::new();
+        for i in 0..2 {
+            let r = app
+                .post(
+                    &format!("/v1/posts/{post}/comments"),
+                    &members[i].1,
+                    write(i),
+                )
+                .await;
+            assert_eq!(r.status, StatusCode::CREATED, "seed {seed}");
+            cases.push((
+                r.id(),
+                r.body["case_id"].as_str().expect("case").to_string(),
+            ));
+        }
+        let (a, b) = (cases[0].1.clone(), cases[1].1.clone());
+        let liked = cases[0].0.clone();
+        let (merge_ba, like) = (
+            format!("/v1/cases/{b}/merge"),
+            format!("/v1/comments/{liked}/like"),
+        );
+        let (late, closed, m1, m2, l1, l2) = tokio::join!(
+            async {
+                tokio::time::sleep(Duration::from_micros(d1)).await;
+                app.post(
+                    &format!("/v1/posts/{post}/comments"),
+                    &members[1].1,
+                    write(9),
+                )
+                .await
+            },
+            async {
+                tokio::time::sleep(Duration::from_micros(d2)).await;
+                app.post(&format!("/v1/posts/{post}/close"), &sec, json!({}))
+                    .await
+            },
+            async {
+                tokio::time::sleep(Duration::from_micros(d3)).await;
+                app.post(&format!("/v1/cases/{a}/merge"), &sec, json!({"into": b}))
+                    .await
+            },
+            app.post(&merge_ba, &sec, json!({"into": a})),
+            app.post(&like, &members[0].1, json!({})),
+            app.post(&like, &members[1].1, json!({})),
+        );
+        assert_eq!(closed.status, StatusCode::OK, "seed {seed}");
+        let landed = match (late.status, late.code()) {
+            // It committed before the close (the topic's row lock orders them), or it saw
+            // the topic closed.
+            (StatusCode::CREATED, _) => 1,
+            (StatusCode::CONFLICT, "post_closed") => 0,
+            other => panic!("seed {seed}: {other:?} {:?}", late.body),
+        };
+        let p = app.get(&format!("/v1/posts/{post}"), &sec).await;
+        let rows = app
+            .list_all(&format!("/v1/posts/{post}/comments"), &sec)
+            .await;
+        assert_eq!(
+            (p.body["comment_count"].as_u64(), rows.len()),
+            (Some(2 + landed), 2 + landed as usize),
+            "seed {seed}"
+        );
+        // Exactly one merge wins; the other is refused for a reason a person understands.
+        let wins = [&m1, &m2]
+            .iter()
+            .filter(|r| r.status == StatusCode::OK)
+            .count();
+        assert_eq!(wins, 1, "seed {seed}: {:?} / {:?}", m1.body, m2.body);
+        for r in [&m1, &m2].iter().filter(|r| r.status != StatusCode::OK) {
+            assert!(
+                matches!(r.code(), "merge_target_closed" | "case_closed"),
+                "seed {seed}: {:?}",
+                r.body
+            );
+        }
+        // A like lands while the topic is open, or sees it closed; every one that landed counts.
+        let mut likes = 0;
+        for l in [&l1, &l2] {
+            match (l.status, l.code()) {
+                (StatusCode::OK, _) => likes += 1,
+                (StatusCode::CONFLICT, "post_closed") => {}
+                other => panic!("seed {seed}: {other:?}"),
+            }
+        }
+        let c = rows
+            .iter()
+            .find(|c| c["id"] == liked.as_str())
+            .expect("liked comment");
+        assert_eq!(c["like_count"], likes, "seed {seed}");
+    }
+}
