@@ -392,13 +392,9 @@ async fn comments_closes_merges_and_likes_on_one_board_never_cross() {
             |i: usize| json!({"body": format!("第{round}轮意见{i}"), "category": "suggestion"});
         // Two comments open two cases before the races start.
         let mut cases = Vec::new();
-        for i in 0..2 {
+        for (i, (_, token)) in members.iter().enumerate().take(2) {
             let r = app
-                .post(
-                    &format!("/v1/posts/{post}/comments"),
-                    &members[i].1,
-                    write(i),
-                )
+                .post(&format!("/v1/posts/{post}/comments"), token, write(i))
                 .await;
             assert_eq!(r.status, StatusCode::CREATED, "seed {seed}");
             cases.push((

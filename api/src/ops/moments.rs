@@ -203,6 +203,8 @@ pub async fn comment(
         .await?
         .ok_or(Error::NotFound)?;
     authorize(p, Action::ReadOrg, &path)?;
+    // A phone's clock may lag: a comment is never older than its topic.
+    let now = now.max(post.created_at);
     let (me, _) = db::members::get(c, p.member_id)
         .await?
         .ok_or(Error::NotFound)?;
