@@ -179,6 +179,10 @@ pub async fn merge(
     };
     db::cases::touch(c, &target, &absorbed).await?;
     db::outbox::append(c, &event(&after, &step), now).await?;
+    let target = Case {
+        updated_at: now,
+        ..target
+    };
     Ok((after, target))
 }
 
