@@ -17,6 +17,7 @@ mod golden;
 mod images;
 mod jobs;
 mod moments;
+mod points;
 mod races;
 mod redis_outage;
 mod repository;

@@ -393,6 +393,28 @@ pub fn message(code: &str, lang: Lang) -> &'static str {
             "党员须编入支部或党委",
             "Members belong to a branch or committee",
         ),
+        "rules_version_mismatch" => (
+            "积分规则已被他人修改，请刷新后重试",
+            "The rules were changed meanwhile; reload and try again",
+        ),
+        "caps_contradict" => ("积分上限相互矛盾", "The caps contradict each other"),
+        "cap_on_a_deduction" => ("扣分项不设上限", "A deduction takes no cap"),
+        "must_deduct" => ("该项必须为扣分", "This rule must deduct"),
+        "invalid_period" => (
+            "期间格式应为 2026-12、2026-Q4 或 2026",
+            "A period is 2026-12, 2026-Q4 or 2026",
+        ),
+        "own_adjustment" => (
+            "录入人不能自己审核，须由另一名支委审核",
+            "Another committee member must post what you entered",
+        ),
+        "adjustment_decided" => (
+            "该积分调整已审核或已作废",
+            "The adjustment was already decided",
+        ),
+        "not_pending" => ("该积分记录无需审核", "That entry is not pending"),
+        "in_the_future" => ("时间不能晚于现在", "The time is in the future"),
+        "service_confirmed" => ("该志愿服务已确认", "The service was already confirmed"),
         "not_an_image" => (
             "上传的文件不是图片（支持 JPEG、PNG、WebP）",
             "The upload is not an image (JPEG, PNG or WebP)",

@@ -63,6 +63,23 @@ jobs! {
     "sync_tombstones" every |_| Duration::from_secs(3600), Once       => purge_tombstones;
     "outbox_relay"    every |cx| cx.relay_every,           Everywhere => relay;
     "case_overdue"    every |_| Duration::from_secs(60),   Once       => case_overdue;
+    "points"          every |cx| cx.relay_every,           Once       => points;
+    "points_expiry"   every |_| Duration::from_secs(3600), Once       => points_expiry;
+}
+
+/// The points consumer: scores every domain event of its topics not yet scored, in order.
+async fn points(cx: &JobCx) -> Result<usize, Error> {
+    crate::ops::points::consume(&cx.db, cx.clock.now()).await
+}
+
+/// Pending adjustments left undecided past their township's limit void themselves.
+async fn points_expiry(cx: &JobCx) -> Result<usize, Error> {
+    let now = cx.clock.now();
+    cx.db
+        .write(move |mut c| {
+            async move { crate::ops::points::expire(&mut c, now).await }.scope_boxed()
+        })
+        .await
 }
 
 /// Assigned cases past their due time are marked overdue once, each with its event.

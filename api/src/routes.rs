@@ -2,8 +2,8 @@
 //! it against openapi.yaml (method, path and operationId), so the two cannot drift apart.
 
 use crate::handlers::{
-    attendance, auth, cases, devices, health, images, meetings, members, moments, orgs, roles,
-    settings, sync, video,
+    attendance, auth, cases, devices, health, images, meetings, members, moments, orgs, points,
+    roles, settings, sync, video,
 };
 use actix_web::web;
 
@@ -85,6 +85,16 @@ routes! {
     post   "/v1/cases/{case_id}/decline"       "declineCase"         => cases::decline_case;
     post   "/v1/cases/{case_id}/transfer"      "transferCase"        => cases::transfer_case;
     post   "/v1/cases/{case_id}/merge"         "mergeCases"          => cases::merge_cases;
+    get    "/v1/orgs/{org_id}/points-rules"    "getPointsRules"      => points::get_points_rules;
+    put    "/v1/orgs/{org_id}/points-rules"    "updatePointsRules"   => points::update_points_rules;
+    get    "/v1/members/{member_id}/points"    "getMemberPoints"     => points::get_member_points;
+    get    "/v1/points/entries"                "listPointsEntries"   => points::list_points_entries;
+    post   "/v1/points/adjustments"            "createPointsAdjustment" => points::create_points_adjustment;
+    post   "/v1/points/adjustments/{entry_id}/post" "postPointsAdjustment" => points::post_points_adjustment;
+    post   "/v1/points/adjustments/{entry_id}/void" "voidPointsAdjustment" => points::void_points_adjustment;
+    get    "/v1/points/ranking"                "getRanking"          => points::get_ranking;
+    post   "/v1/volunteer-services"            "recordVolunteerService" => points::record_volunteer_service;
+    post   "/v1/volunteer-services/{service_id}/confirm" "confirmVolunteerService" => points::confirm_volunteer_service;
     post   "/v1/devices"                       "registerDevice"      => devices::register_device;
     get    "/v1/devices"                       "listDevices"         => devices::list_devices;
     post   "/v1/devices/{device_id}/revoke"    "revokeDevice"        => devices::revoke_device;

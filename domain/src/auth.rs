@@ -103,6 +103,8 @@ pub enum Action {
     ManageBoard,
     /// Hide a reported comment or dismiss the report: the secretary (and admins above).
     Moderate,
+    /// Enter, post and void points adjustments (violations, admonitions): the committee.
+    ManagePoints,
 }
 
 impl Principal {
@@ -122,7 +124,7 @@ impl Principal {
             Action::ManageOrg | Action::ManageMembers | Action::Moderate => {
                 roles.any(|r| matches!(r, Role::TownshipAdmin | Role::Secretary))
             }
-            Action::ManageMeetings | Action::ManageBoard => roles.any(|r| {
+            Action::ManageMeetings | Action::ManageBoard | Action::ManagePoints => roles.any(|r| {
                 matches!(
                     r,
                     Role::TownshipAdmin | Role::Secretary | Role::CommitteeMember

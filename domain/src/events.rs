@@ -63,12 +63,23 @@ pub struct CaseOverdue {
     pub at: DateTime<Utc>,
 }
 
+/// The secretary confirmed a member's volunteer service: it may score now.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct VolunteerConfirmed {
+    pub service_id: Uuid,
+    pub member_id: Uuid,
+    pub org_id: Uuid,
+    pub served_at: DateTime<Utc>,
+    pub confirmed_by: Uuid,
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub enum DomainEvent {
     FinalStatusSet(FinalStatusSet),
     RoleEnded(RoleEnded),
     CaseTransitioned(CaseTransitioned),
     CaseOverdue(CaseOverdue),
+    VolunteerConfirmed(VolunteerConfirmed),
 }
 
 macro_rules! topics {
@@ -110,6 +121,7 @@ topics! {
     RoleEnded      => "role.ended",              "member",  member_id;
     CaseTransitioned => "case.transitioned",     "case",    case_id;
     CaseOverdue    => "case.overdue",            "case",    case_id;
+    VolunteerConfirmed => "volunteer.confirmed", "member",  member_id;
 }
 
 #[cfg(test)]
@@ -138,7 +150,8 @@ mod tests {
                 "attendance.final_status",
                 "role.ended",
                 "case.transitioned",
-                "case.overdue"
+                "case.overdue",
+                "volunteer.confirmed"
             ]
         );
     }

@@ -8,6 +8,7 @@ pub mod events;
 pub mod member;
 pub mod moments;
 pub mod org;
+pub mod points;
 pub mod ports;
 pub mod roster;
 pub mod settings;

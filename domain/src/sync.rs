@@ -47,10 +47,12 @@ pub enum Entity {
     Case,
     /// A household of the branch, in the branch's scope (members relay for them).
     Household,
+    /// One of a member's points entries, in their own scope ("explain my points").
+    PointsEntry,
 }
 
 impl Entity {
-    pub const ALL: [Entity; 13] = [
+    pub const ALL: [Entity; 14] = [
         Entity::Org,
         Entity::Member,
         Entity::Device,
@@ -64,6 +66,7 @@ impl Entity {
         Entity::MyComment,
         Entity::Case,
         Entity::Household,
+        Entity::PointsEntry,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -81,6 +84,7 @@ impl Entity {
             Entity::MyComment => "my_comment",
             Entity::Case => "case",
             Entity::Household => "household",
+            Entity::PointsEntry => "points_entry",
         }
     }
 

@@ -10,6 +10,7 @@ pub mod meetings;
 pub mod members;
 pub mod moments;
 pub mod orgs;
+pub mod points;
 pub mod roles;
 pub mod settings;
 pub mod sync;

@@ -7,6 +7,7 @@ pub mod cases;
 pub mod meetings;
 pub mod members;
 pub mod moments;
+pub mod points;
 pub mod settings;
 pub mod video;
 

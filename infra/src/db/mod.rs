@@ -14,6 +14,7 @@ pub mod members;
 pub mod moments;
 pub mod orgs;
 pub mod outbox;
+pub mod points;
 pub mod roles;
 pub mod schema;
 pub mod sessions;

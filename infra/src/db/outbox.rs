@@ -153,3 +153,29 @@ pub async fn consume_once(
     .map_err(db_error)?;
     Ok(n == 1)
 }
+
+/// The oldest events of `topics` that `consumer` has not handled yet, at most `limit`, in the
+/// order they were written (a consumer that reads the outbox itself, under its lease, sees
+/// every change of a source in order).
+pub async fn unconsumed(
+    conn: &mut Conn<'_>,
+    consumer: &str,
+    topics: &[&str],
+    limit: i64,
+) -> Result<Vec<OutboxEvent>, Error> {
+    use super::schema::consumed;
+    let rows: Vec<OutboxRow> = on!(conn, |c| outbox::table
+        .filter(outbox::topic.eq_any(topics))
+        .filter(diesel::dsl::not(diesel::dsl::exists(
+            consumed::table
+                .filter(consumed::consumer.eq(consumer))
+                .filter(consumed::event_id.eq(outbox::id)),
+        )))
+        .select(OUTBOX_COLUMNS)
+        .order((outbox::created_at, outbox::id))
+        .limit(limit)
+        .load(c)
+        .await)
+    .map_err(db_error)?;
+    rows.into_iter().map(into_event).collect()
+}

@@ -409,3 +409,54 @@ diesel::allow_tables_to_appear_in_same_query!(cases, orgs);
 diesel::allow_tables_to_appear_in_same_query!(households, orgs);
 diesel::allow_tables_to_appear_in_same_query!(comment_reports, orgs);
 diesel::allow_tables_to_appear_in_same_query!(images, orgs);
+
+diesel::table! {
+    points_rules (org_id, version) {
+        org_id -> Text,
+        version -> BigInt,
+        rules -> Text,
+        created_by -> Nullable<Text>,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    points_entries (id) {
+        id -> Text,
+        member_id -> Text,
+        org_id -> Text,
+        delta -> BigInt,
+        rule -> Text,
+        rule_version -> Text,
+        source -> Text,
+        idem_key -> Text,
+        period -> Text,
+        day -> Text,
+        occurred_at -> Timestamp,
+        pending -> Bool,
+        resolves -> Nullable<Text>,
+        resolution -> Nullable<Text>,
+        reason -> Nullable<Text>,
+        created_by -> Nullable<Text>,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    volunteer_services (id) {
+        id -> Text,
+        member_id -> Text,
+        org_id -> Text,
+        title -> Text,
+        served_at -> Timestamp,
+        confirmed_by -> Nullable<Text>,
+        confirmed_at -> Nullable<Timestamp>,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::allow_tables_to_appear_in_same_query!(points_entries, orgs);
+diesel::allow_tables_to_appear_in_same_query!(points_entries, members);
+diesel::allow_tables_to_appear_in_same_query!(volunteer_services, orgs);
+
+diesel::allow_tables_to_appear_in_same_query!(outbox, consumed);

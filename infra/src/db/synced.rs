@@ -4,7 +4,7 @@
 
 use super::schema::orgs as orgs_table;
 use super::{
-    attendance, cases, clock_ins, db_error, devices, meetings, members, moments, orgs, Conn,
+    attendance, cases, clock_ins, db_error, devices, meetings, members, moments, orgs, points, Conn,
 };
 use crate::on;
 use diesel::prelude::*;
@@ -99,6 +99,11 @@ pub async fn rows(
         Entity::Household => {
             for h in moments::households_by_ids(conn, &keys).await? {
                 out.insert(h.id, json(&h)?);
+            }
+        }
+        Entity::PointsEntry => {
+            for e in points::by_ids(conn, &keys).await? {
+                out.insert(e.id, json(&e)?);
             }
         }
         Entity::MeetingSecret => {

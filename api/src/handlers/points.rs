@@ -1,0 +1,282 @@
+//! The points ledger: thin handlers over `ops::points`.
+
+use super::{created, decode_cursor, limit, page};
+use crate::auth::AuthUser;
+use crate::errors::ApiError;
+use crate::ops;
+use crate::state::AppState;
+use actix_web::{web, HttpResponse};
+use chrono::{DateTime, Utc};
+use serde::Deserialize;
+use uuid::Uuid;
+use yunlian_domain::auth::Action;
+use yunlian_domain::points::{Period, RuleKind, Rules};
+use yunlian_infra::db::{self, ScopedFutureExt};
+
+fn period(raw: &str) -> Result<Period, ApiError> {
+    Period::parse(raw).ok_or_else(|| ApiError::field("period", "invalid_period"))
+}
+
+pub async fn get_points_rules(
+    state: web::Data<AppState>,
+    user: AuthUser,
+    org: web::Path<Uuid>,
+) -> Result<HttpResponse, ApiError> {
+    let (p, org) = (user.0.clone(), org.into_inner());
+    let r = state
+        .db
+        .read(move |mut c| {
+            async move { ops::points::get_rules(&mut c, &p, org).await }.scope_boxed()
+        })
+        .await?;
+    Ok(HttpResponse::Ok().json(r))
+}
+
+#[derive(Deserialize, Clone)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateRules {
+    rules: Rules,
+    expected_version: i64,
+}
+
+pub async fn update_points_rules(
+    state: web::Data<AppState>,
+    user: AuthUser,
+    org: web::Path<Uuid>,
+    body: web::Json<UpdateRules>,
+) -> Result<HttpResponse, ApiError> {
+    let (p, org, now, b) = (
+        user.0.clone(),
+        org.into_inner(),
+        state.clock.now(),
+        body.into_inner(),
+    );
+    let r = state
+        .db
+        .write(move |mut c| {
+            let b = b.clone();
+            async move {
+                ops::points::update_rules(&mut c, &p, org, b.rules, b.expected_version, now).await
+            }
+            .scope_boxed()
+        })
+        .await?;
+    tracing::info!(org = %org, version = r.version, by = %user.member_id, "points rules changed");
+    Ok(HttpResponse::Ok().json(r))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PeriodQuery {
+    period: String,
+}
+
+pub async fn get_member_points(
+    state: web::Data<AppState>,
+    user: AuthUser,
+    member: web::Path<Uuid>,
+    q: crate::extract::Query<PeriodQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let period = period(&q.into_inner().period)?;
+    let (p, member) = (user.0.clone(), member.into_inner());
+    let r = state
+        .db
+        .read(move |mut c| {
+            async move { ops::points::member_points(&mut c, &p, member, period).await }
+                .scope_boxed()
+        })
+        .await?;
+    Ok(HttpResponse::Ok().json(r))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListEntriesQuery {
+    org_id: Uuid,
+    period: Option<String>,
+    pending: Option<bool>,
+    cursor: Option<String>,
+    limit: Option<i64>,
+}
+
+/// The entries of a branch (or a township), for its committee.
+pub async fn list_points_entries(
+    state: web::Data<AppState>,
+    user: AuthUser,
+    q: crate::extract::Query<ListEntriesQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let q = q.into_inner();
+    let limit = limit(q.limit)?;
+    let org = super::load_org(&state, q.org_id).await?;
+    super::authorize(&user, Action::ReadMembers, &org.path)?;
+    let f = db::points::EntryFilter {
+        within: Some(org.path),
+        months: q
+            .period
+            .as_deref()
+            .map(period)
+            .transpose()?
+            .map(Period::months)
+            .unwrap_or_default(),
+        pending: q.pending,
+        after: decode_cursor(q.cursor.as_deref())?,
+        limit: limit + 1,
+        ..Default::default()
+    };
+    let rows = state
+        .db
+        .read(move |mut c| async move { db::points::list(&mut c, &f).await }.scope_boxed())
+        .await?;
+    Ok(HttpResponse::Ok().json(page(rows, limit, |e| e.id)))
+}
+
+#[derive(Deserialize, Clone, Copy, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum AdjustmentKind {
+    Violation,
+    Admonition,
+}
+
+#[derive(Deserialize, Clone)]
+#[serde(deny_unknown_fields)]
+pub struct CreateAdjustment {
+    member_id: Uuid,
+    kind: AdjustmentKind,
+    delta: Option<i64>,
+    reason: String,
+}
+
+pub async fn create_points_adjustment(
+    state: web::Data<AppState>,
+    user: AuthUser,
+    body: web::Json<CreateAdjustment>,
+) -> Result<HttpResponse, ApiError> {
+    let (p, now, b) = (user.0.clone(), state.clock.now(), body.into_inner());
+    let kind = match b.kind {
+        AdjustmentKind::Violation => RuleKind::Violation,
+        AdjustmentKind::Admonition => RuleKind::Admonition,
+    };
+    let e = state
+        .db
+        .write(move |mut c| {
+            let b = b.clone();
+            async move {
+                ops::points::adjust(&mut c, &p, b.member_id, kind, b.delta, &b.reason, now).await
+            }
+            .scope_boxed()
+        })
+        .await?;
+    tracing::info!(entry = %e.id, member = %e.member_id, by = %user.member_id, "points adjustment entered");
+    Ok(created(&e))
+}
+
+async fn decide(
+    state: web::Data<AppState>,
+    user: AuthUser,
+    id: Uuid,
+    post: bool,
+) -> Result<HttpResponse, ApiError> {
+    let (p, now) = (user.0.clone(), state.clock.now());
+    let e = state
+        .db
+        .write(move |mut c| {
+            async move { ops::points::decide(&mut c, &p, id, post, now).await }.scope_boxed()
+        })
+        .await?;
+    Ok(HttpResponse::Ok().json(e))
+}
+
+pub async fn post_points_adjustment(
+    state: web::Data<AppState>,
+    user: AuthUser,
+    id: web::Path<Uuid>,
+) -> Result<HttpResponse, ApiError> {
+    decide(state, user, id.into_inner(), true).await
+}
+
+pub async fn void_points_adjustment(
+    state: web::Data<AppState>,
+    user: AuthUser,
+    id: web::Path<Uuid>,
+) -> Result<HttpResponse, ApiError> {
+    decide(state, user, id.into_inner(), false).await
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RankingQuery {
+    org_id: Uuid,
+    period: String,
+    limit: Option<i64>,
+}
+
+pub async fn get_ranking(
+    state: web::Data<AppState>,
+    user: AuthUser,
+    q: crate::extract::Query<RankingQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let q = q.into_inner();
+    let (period, limit) = (period(&q.period)?, limit(q.limit)?);
+    let (p, org) = (user.0.clone(), q.org_id);
+    let mut items = state
+        .db
+        .read(move |mut c| {
+            async move { ops::points::ranking(&mut c, &p, org, period).await }.scope_boxed()
+        })
+        .await?;
+    items.truncate(limit as usize);
+    Ok(HttpResponse::Ok().json(serde_json::json!({
+        "org_id": org,
+        "period": period.to_string(),
+        "source": "database",
+        "items": items,
+    })))
+}
+
+#[derive(Deserialize, Clone)]
+#[serde(deny_unknown_fields)]
+pub struct RecordService {
+    title: String,
+    served_at: DateTime<Utc>,
+}
+
+pub async fn record_volunteer_service(
+    state: web::Data<AppState>,
+    user: AuthUser,
+    body: web::Json<RecordService>,
+) -> Result<HttpResponse, ApiError> {
+    let (p, now, b) = (user.0.clone(), state.clock.now(), body.into_inner());
+    let s = state
+        .db
+        .write(move |mut c| {
+            let b = b.clone();
+            async move {
+                ops::points::record_service(
+                    &mut c,
+                    &p,
+                    &b.title,
+                    yunlian_domain::truncate_micros(b.served_at),
+                    now,
+                )
+                .await
+            }
+            .scope_boxed()
+        })
+        .await?;
+    Ok(created(&s))
+}
+
+pub async fn confirm_volunteer_service(
+    state: web::Data<AppState>,
+    user: AuthUser,
+    id: web::Path<Uuid>,
+) -> Result<HttpResponse, ApiError> {
+    let (p, id, now) = (user.0.clone(), id.into_inner(), state.clock.now());
+    let s = state
+        .db
+        .write(move |mut c| {
+            async move { ops::points::confirm_service(&mut c, &p, id, now).await }.scope_boxed()
+        })
+        .await?;
+    Ok(HttpResponse::Ok().json(s))
+}

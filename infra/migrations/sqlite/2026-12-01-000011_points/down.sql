@@ -1,0 +1,3 @@
+DROP TABLE volunteer_services;
+DROP TABLE points_entries;
+DROP TABLE points_rules;

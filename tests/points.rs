@@ -1,0 +1,479 @@
+//! The points ledger end to end: a month of a branch (meetings with on-time, late, excused and
+//! absent members, a late offline clock-in, a case accepted and resolved, volunteering past
+//! its cap, a violation posted by a second committee member and an admonition voided) gives
+//! entries that match a hand-computed table; redelivering and replaying every event changes
+//! nothing; rankings order ties by member id.
+
+use crate::helpers::{branch_with_members, code_at, spawn_app_on, KeyPhone, TestApp};
+use chrono::{DateTime, TimeDelta, Utc};
+use reqwest::StatusCode;
+use serde_json::{json, Value};
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+use yunlian_domain::ports::{Clock, FixedClock};
+use yunlian_infra::db::{self, ScopedFutureExt};
+
+/// Waits until the points consumer has scored every event written so far.
+async fn scored(app: &TestApp) {
+    let store = yunlian_infra::Db::connect(&app.database_url, 1)
+        .await
+        .expect("db");
+    for _ in 0..200 {
+        let left = store
+            .read(|mut c| {
+                async move {
+                    db::outbox::unconsumed(&mut c, "points", yunlian_api::ops::points::TOPICS, 1)
+                        .await
+                }
+                .scope_boxed()
+            })
+            .await
+            .expect("outbox");
+        if left.is_empty() {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+    }
+    panic!("the points consumer did not catch up");
+}
+
+async fn balances(app: &TestApp, sec: &str, people: &[(&str, String)]) -> BTreeMap<String, i64> {
+    let mut out = BTreeMap::new();
+    for (name, id) in people {
+        let r = app
+            .get(&format!("/v1/members/{id}/points?period=2026-12"), sec)
+            .await;
+        assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
+        out.insert(
+            name.to_string(),
+            r.body["balance"].as_i64().expect("balance"),
+        );
+    }
+    out
+}
+
+async fn entry_count(app: &TestApp, admin: &str, branch: &str) -> usize {
+    app.list_all(&format!("/v1/points/entries?org_id={branch}"), admin)
+        .await
+        .len()
+}
+
+#[tokio::test]
+async fn a_month_of_a_branch_scores_as_the_hand_count_and_replays_change_nothing() {
+    let t0: DateTime<Utc> = "2026-12-02T00:00:00Z".parse().expect("time");
+    let clock = Arc::new(FixedClock::at(t0));
+    let vars = HashMap::from([
+        ("YUNLIAN_ACCESS_TOKEN_TTL_SECS", (40 * 86400).to_string()),
+        ("YUNLIAN_REFRESH_TOKEN_TTL_DAYS", "60".to_string()),
+        ("YUNLIAN_OUTBOX_RELAY_MS", "50".to_string()),
+    ]);
+    let app = spawn_app_on(vars, clock.clone()).await;
+    let admin = app.admin().await;
+    let (branch, sec, members) =
+        branch_with_members(&app, &admin, "积分村党支部", 13998000000, 5).await;
+    let sec_id = app.get("/v1/me", &sec).await.body["id"]
+        .as_str()
+        .expect("id")
+        .to_string();
+    let (c_id, committee) = members[4].clone();
+    let r = app
+        .post(
+            "/v1/roles",
+            &admin,
+            json!({"member_id": c_id, "org_id": branch, "role": "committee_member"}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED);
+    let now = || clock.now();
+
+    // A themed party day at 09:00 (village time): M0 on time, M1 late, M2 on approved leave;
+    // M3, the secretary and the committee member absent at the close.
+    let starts = t0 + TimeDelta::hours(1);
+    let meeting = app.plan_party_day(&sec, &branch, starts).await;
+    let leave = app
+        .post(
+            &format!("/v1/meetings/{meeting}/leave"),
+            &members[2].1,
+            json!({"reason": "外出就医"}),
+        )
+        .await;
+    let d = app
+        .post(
+            &format!("/v1/leave-requests/{}/decision", leave.id()),
+            &sec,
+            json!({"approve": true}),
+        )
+        .await;
+    assert_eq!(d.body["status"], "approved");
+    let code = |t: DateTime<Utc>| {
+        let (app, sec, meeting) = (&app, sec.clone(), meeting.clone());
+        async move { code_at(app, &sec, &meeting, t).await }
+    };
+    let mut phones = Vec::new();
+    for (i, (id, token)) in members[..4].iter().enumerate() {
+        phones.push(KeyPhone::register(&app, token, id, 90 + i as u8).await);
+    }
+    clock.advance(TimeDelta::minutes(55));
+    let r = app
+        .post(
+            &format!("/v1/meetings/{meeting}/clock-in"),
+            &phones[0].token,
+            phones[0].evidence(&meeting, &code(now()).await, now(), None),
+        )
+        .await;
+    assert_eq!(r.body["punctuality"], "on_time", "{:?}", r.body);
+    // M3 clocks in offline in the hall at the same minute; the phone uploads it tomorrow.
+    let made = now();
+    let mut queued = phones[3].evidence(&meeting, &code(made).await, made, None);
+    queued["meeting_id"] = json!(meeting);
+    clock.advance(TimeDelta::minutes(25));
+    let r = app
+        .post(
+            &format!("/v1/meetings/{meeting}/clock-in"),
+            &phones[1].token,
+            phones[1].evidence(&meeting, &code(now()).await, now(), None),
+        )
+        .await;
+    assert_eq!(r.body["punctuality"], "late", "{:?}", r.body);
+    clock.advance(TimeDelta::minutes(60));
+    assert_eq!(
+        app.post(&format!("/v1/meetings/{meeting}/close"), &sec, json!({}))
+            .await
+            .status,
+        StatusCode::OK
+    );
+
+    // M0's suggestion is accepted and resolved.
+    let post = crate::moments::post_topic(&app, &sec, &branch, now() + TimeDelta::days(5)).await;
+    let cm = app
+        .post(
+            &format!("/v1/posts/{post}/comments"),
+            &members[0].1,
+            json!({"body": "修路", "category": "suggestion"}),
+        )
+        .await;
+    let case = cm.body["case_id"].as_str().expect("case").to_string();
+    assert_eq!(
+        app.post(
+            &format!("/v1/cases/{case}/accept"),
+            &committee,
+            json!({"assignee_id": c_id})
+        )
+        .await
+        .status,
+        StatusCode::OK
+    );
+    assert_eq!(
+        app.post(
+            &format!("/v1/cases/{case}/resolve"),
+            &committee,
+            json!({"reply": "已修"})
+        )
+        .await
+        .status,
+        StatusCode::OK
+    );
+
+    // M1 serves six times; the secretary confirms each; the month's cap (10) stops the sixth.
+    for i in 0..6 {
+        let s = app
+            .post(
+                "/v1/volunteer-services",
+                &members[1].1,
+                json!({"title": format!("清扫村道{i}"), "served_at": now() - TimeDelta::hours(1)}),
+            )
+            .await;
+        assert_eq!(s.status, StatusCode::CREATED, "{:?}", s.body);
+        let r = app
+            .post(
+                &format!("/v1/volunteer-services/{}/confirm", s.id()),
+                &sec,
+                json!({}),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
+        if i == 0 {
+            let again = app
+                .post(
+                    &format!("/v1/volunteer-services/{}/confirm", s.id()),
+                    &sec,
+                    json!({}),
+                )
+                .await;
+            assert_eq!(
+                (again.status, again.code()),
+                (StatusCode::CONFLICT, "service_confirmed")
+            );
+        }
+    }
+
+    // A violation for M2, entered by the committee member, posted by the secretary; an
+    // admonition for M3, voided.
+    let v = app.post("/v1/points/adjustments", &committee, json!({"member_id": members[2].0, "kind": "violation", "delta": -5, "reason": "未按时缴纳党费"})).await;
+    assert_eq!(v.status, StatusCode::CREATED, "{:?}", v.body);
+    assert_eq!(v.body["pending"], true);
+    let own = app
+        .post(
+            &format!("/v1/points/adjustments/{}/post", v.id()),
+            &committee,
+            json!({}),
+        )
+        .await;
+    assert_eq!(
+        (own.status, own.code()),
+        (StatusCode::FORBIDDEN, "own_adjustment")
+    );
+    assert_eq!(
+        app.post(
+            &format!("/v1/points/adjustments/{}/post", v.id()),
+            &sec,
+            json!({})
+        )
+        .await
+        .status,
+        StatusCode::OK
+    );
+    let twice = app
+        .post(
+            &format!("/v1/points/adjustments/{}/void", v.id()),
+            &sec,
+            json!({}),
+        )
+        .await;
+    assert_eq!(
+        (twice.status, twice.code()),
+        (StatusCode::CONFLICT, "adjustment_decided")
+    );
+    let a = app
+        .post(
+            "/v1/points/adjustments",
+            &committee,
+            json!({"member_id": members[3].0, "kind": "admonition", "reason": "多次无故缺席"}),
+        )
+        .await;
+    assert_eq!(a.body["delta"], -10);
+    assert_eq!(
+        app.post(
+            &format!("/v1/points/adjustments/{}/void", a.id()),
+            &sec,
+            json!({})
+        )
+        .await
+        .status,
+        StatusCode::OK
+    );
+    let bad = app
+        .post(
+            "/v1/points/adjustments",
+            &committee,
+            json!({"member_id": members[2].0, "kind": "violation", "delta": -30, "reason": "x"}),
+        )
+        .await;
+    assert_eq!(bad.body["errors"][0]["code"], "out_of_range");
+    let bad = app
+        .post(
+            "/v1/points/adjustments",
+            &committee,
+            json!({"member_id": members[2].0, "kind": "violation", "delta": -5, "reason": " "}),
+        )
+        .await;
+    assert_eq!(bad.body["errors"][0]["code"], "required");
+    let bad = app
+        .post(
+            "/v1/points/adjustments",
+            &members[0].1,
+            json!({"member_id": members[2].0, "kind": "admonition", "reason": "x"}),
+        )
+        .await;
+    assert_eq!(bad.status, StatusCode::FORBIDDEN);
+    scored(&app).await;
+
+    let people: Vec<(&str, String)> = vec![
+        ("sec", sec_id.clone()),
+        ("m0", members[0].0.clone()),
+        ("m1", members[1].0.clone()),
+        ("m2", members[2].0.clone()),
+        ("m3", members[3].0.clone()),
+        ("committee", c_id.clone()),
+    ];
+    // By hand: absent −3; on time +2, accepted +1, resolved +2; late +1, volunteering 5 × 2
+    // (the sixth capped to 0); excused 0, violation −5; absent −3 (the admonition voided).
+    let want = |m3: i64| {
+        BTreeMap::from([
+            ("committee".to_string(), -3),
+            ("m0".into(), 5),
+            ("m1".into(), 11),
+            ("m2".into(), -5),
+            ("m3".into(), m3),
+            ("sec".into(), -3),
+        ])
+    };
+    assert_eq!(balances(&app, &sec, &people).await, want(-3));
+    let m1 = app
+        .get(
+            &format!("/v1/members/{}/points?period=2026-12", members[1].0),
+            &members[1].1,
+        )
+        .await;
+    let vol: Vec<i64> = m1.body["entries"]
+        .as_array()
+        .expect("entries")
+        .iter()
+        .filter(|e| e["rule"] == "volunteer")
+        .map(|e| e["delta"].as_i64().unwrap_or(-99))
+        .collect();
+    assert_eq!(vol, vec![2, 2, 2, 2, 2, 0], "the cap leaves the sixth at 0");
+
+    // M3's phone uploads the offline clock-in the next day: absent becomes on time, and the
+    // ledger reverses −3 and writes +2.
+    clock.advance(TimeDelta::hours(20));
+    let push = json!({"client_id": uuid::Uuid::now_v7(), "schema_version": 1, "mutations": [
+        {"id": 1, "name": "attendance.clock_in.v1", "args": queued}]});
+    let r = app.post("/v1/sync/push", &members[3].1, push).await;
+    assert_eq!(r.body["results"][0]["status"], "applied", "{:?}", r.body);
+    scored(&app).await;
+    assert_eq!(balances(&app, &sec, &people).await, want(2));
+    let m3 = app
+        .get(
+            &format!("/v1/members/{}/points?period=2026-12", members[3].0),
+            &members[3].1,
+        )
+        .await;
+    let att: Vec<(String, i64, Option<String>)> = m3.body["entries"]
+        .as_array()
+        .expect("entries")
+        .iter()
+        .filter(|e| {
+            e["source"]
+                .as_str()
+                .is_some_and(|s| s.starts_with("meeting:"))
+        })
+        .map(|e| {
+            (
+                e["rule"].as_str().unwrap_or("").into(),
+                e["delta"].as_i64().unwrap_or(0),
+                e["resolution"].as_str().map(String::from),
+            )
+        })
+        .collect();
+    assert_eq!(
+        att,
+        vec![
+            ("absent".into(), -3, None),
+            ("absent".into(), 3, Some("reverse".into())),
+            ("on_time".into(), 2, None)
+        ]
+    );
+
+    // Replaying the whole outbox (every event handed to the consumer again) writes nothing.
+    let before = entry_count(&app, &admin, &branch).await;
+    let store = yunlian_infra::Db::connect(&app.database_url, 1)
+        .await
+        .expect("db");
+    store
+        .write(|mut c| {
+            async move {
+                let events = db::outbox::all(&mut c).await?;
+                let mut n = 0;
+                for e in events {
+                    if let Some(ev) =
+                        yunlian_domain::events::DomainEvent::parse(&e.topic, &e.payload)
+                    {
+                        n += yunlian_api::ops::points::score_event(&mut c, &ev, e.id, Utc::now())
+                            .await?;
+                    }
+                }
+                assert_eq!(n, 0, "a replay wrote entries");
+                Ok(())
+            }
+            .scope_boxed()
+        })
+        .await
+        .expect("replay");
+    assert_eq!(entry_count(&app, &admin, &branch).await, before);
+    assert_eq!(balances(&app, &sec, &people).await, want(2));
+
+    // The ranking: most points first, ties (the secretary and the committee member, −3 each)
+    // by member id.
+    let r = app
+        .get(
+            &format!("/v1/points/ranking?org_id={branch}&period=2026-12"),
+            &members[0].1,
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
+    let items = r.body["items"].as_array().expect("items");
+    let totals: Vec<i64> = items
+        .iter()
+        .map(|i| i["total"].as_i64().unwrap_or(0))
+        .collect();
+    assert_eq!(totals, vec![11, 5, 2, -3, -3, -5]);
+    let tied: Vec<&str> = items[3..5]
+        .iter()
+        .map(|i| i["member_id"].as_str().unwrap_or(""))
+        .collect();
+    let mut sorted = tied.clone();
+    sorted.sort();
+    assert_eq!(tied, sorted);
+    let positions: Vec<Value> = items.iter().map(|i| i["position"].clone()).collect();
+    assert_eq!(positions, (1..=6).map(|p| json!(p)).collect::<Vec<_>>());
+}
+
+/// A pending adjustment nobody decides voids itself after the township's limit.
+#[tokio::test]
+async fn an_undecided_adjustment_voids_itself_after_fourteen_days() {
+    let t0: DateTime<Utc> = "2026-12-02T00:00:00Z".parse().expect("time");
+    let clock = Arc::new(FixedClock::at(t0));
+    let vars = HashMap::from([
+        ("YUNLIAN_ACCESS_TOKEN_TTL_SECS", (40 * 86400).to_string()),
+        ("YUNLIAN_REFRESH_TOKEN_TTL_DAYS", "60".to_string()),
+    ]);
+    let app = spawn_app_on(vars, clock.clone()).await;
+    let admin = app.admin().await;
+    let (_, sec, members) = branch_with_members(&app, &admin, "过期村党支部", 13998100000, 1).await;
+    let a = app
+        .post(
+            "/v1/points/adjustments",
+            &sec,
+            json!({"member_id": members[0].0, "kind": "admonition", "reason": "无故缺席"}),
+        )
+        .await;
+    assert_eq!(a.status, StatusCode::CREATED);
+    clock.advance(TimeDelta::days(15));
+    let cx = yunlian_api::jobs::JobCx {
+        db: yunlian_infra::Db::connect(&app.database_url, 2)
+            .await
+            .expect("db"),
+        bus: yunlian_infra::bus::Bus::memory(16),
+        clock: clock.clone() as Arc<dyn Clock>,
+        close_grace: TimeDelta::minutes(30),
+        settings: Default::default(),
+        tombstone_days: 180,
+        relay_every: std::time::Duration::from_secs(1),
+    };
+    let n = yunlian_api::jobs::run_once("points_expiry", &cx, "test")
+        .await
+        .expect("round");
+    assert_eq!(n, Some(1));
+    let r = app
+        .post(
+            &format!("/v1/points/adjustments/{}/post", a.id()),
+            &admin,
+            json!({}),
+        )
+        .await;
+    assert_eq!(
+        (r.status, r.code()),
+        (StatusCode::CONFLICT, "adjustment_decided")
+    );
+    let p = app
+        .get(
+            &format!("/v1/members/{}/points?period=2026-12", members[0].0),
+            &sec,
+        )
+        .await;
+    assert_eq!(
+        (p.body["balance"].as_i64(), p.body["pending"].as_i64()),
+        (Some(0), Some(0))
+    );
+}
