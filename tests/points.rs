@@ -417,6 +417,49 @@ async fn a_month_of_a_branch_scores_as_the_hand_count_and_replays_change_nothing
     assert_eq!(tied, sorted);
     let positions: Vec<Value> = items.iter().map(|i| i["position"].clone()).collect();
     assert_eq!(positions, (1..=6).map(|p| json!(p)).collect::<Vec<_>>());
+
+    // With Redis, the second read comes from its sorted set, line for line the same; a new
+    // entry makes it stale, and the next read rebuilds it from the ledger.
+    let with_redis = app.redis.is_some();
+    let ranking = |token: String| {
+        let (app, branch) = (&app, branch.clone());
+        async move {
+            app.get(
+                &format!("/v1/points/ranking?org_id={branch}&period=2026-12"),
+                &token,
+            )
+            .await
+            .body
+        }
+    };
+    let again = ranking(members[0].1.clone()).await;
+    assert_eq!(
+        again["source"],
+        if with_redis { "redis" } else { "database" }
+    );
+    assert_eq!(again["items"], r.body["items"]);
+    let v = app.post("/v1/points/adjustments", &committee, json!({"member_id": members[1].0, "kind": "violation", "delta": -20, "reason": "违反纪律"})).await;
+    app.post(
+        &format!("/v1/points/adjustments/{}/post", v.id()),
+        &sec,
+        json!({}),
+    )
+    .await;
+    let fresh = ranking(members[0].1.clone()).await;
+    assert_eq!(fresh["source"], "database");
+    let totals: Vec<i64> = fresh["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .map(|i| i["total"].as_i64().unwrap_or(0))
+        .collect();
+    assert_eq!(totals, vec![5, 2, -3, -3, -5, -9]);
+    let cached = ranking(members[0].1.clone()).await;
+    assert_eq!(cached["items"], fresh["items"]);
+    assert_eq!(
+        cached["source"],
+        if with_redis { "redis" } else { "database" }
+    );
 }
 
 /// A pending adjustment nobody decides voids itself after the township's limit.

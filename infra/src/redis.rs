@@ -165,3 +165,74 @@ impl Redis {
         Ok(())
     }
 }
+
+/// A ranking as kept in Redis: a sorted set whose scores are the negated totals (so ascending
+/// order is the most points first, and equal scores fall in member-id order: the database's
+/// tie order), the members' names and branches beside it, and the mark of the ledger it was
+/// built from (the newest entry's id). Never the source of truth: rebuilt from the ledger
+/// whenever the mark is behind.
+impl Redis {
+    pub async fn rank_replace(
+        &self,
+        key: &str,
+        mark: &str,
+        totals: &[(String, i64, String)],
+    ) -> Result<(), Error> {
+        let (names, mark_key) = (format!("{key}:names"), format!("{key}:mark"));
+        let mut pipe = redis::pipe();
+        pipe.atomic().del(key).del(&names);
+        for chunk in totals.chunks(1000) {
+            let z: Vec<(i64, &str)> = chunk.iter().map(|(m, t, _)| (-*t, m.as_str())).collect();
+            pipe.zadd_multiple(key, &z);
+            let h: Vec<(&str, &str)> = chunk
+                .iter()
+                .map(|(m, _, who)| (m.as_str(), who.as_str()))
+                .collect();
+            pipe.hset_multiple(&names, &h);
+        }
+        pipe.set(&mark_key, mark);
+        let mut c = self.conn.clone();
+        let _: redis::Value = self.call(pipe.query_async(&mut c)).await?;
+        Ok(())
+    }
+
+    /// The mark a ranking was built from, and its first `limit` lines (member, total, the
+    /// stored name and branch); `None` when it was never built.
+    #[allow(clippy::type_complexity)]
+    pub async fn rank_read(
+        &self,
+        key: &str,
+        limit: usize,
+    ) -> Result<Option<(String, Vec<(String, i64, String)>)>, Error> {
+        let mut c = self.conn.clone();
+        let (mark, lines): (Option<String>, Vec<(String, f64)>) = self
+            .call(
+                redis::pipe()
+                    .get(format!("{key}:mark"))
+                    .zrange_withscores(key, 0, limit as isize - 1)
+                    .query_async(&mut c),
+            )
+            .await?;
+        let Some(mark) = mark else { return Ok(None) };
+        if lines.is_empty() {
+            return Ok(Some((mark, Vec::new())));
+        }
+        let ids: Vec<&str> = lines.iter().map(|(m, _)| m.as_str()).collect();
+        let who: Vec<Option<String>> = self
+            .call(
+                redis::cmd("HMGET")
+                    .arg(format!("{key}:names"))
+                    .arg(&ids)
+                    .query_async(&mut c),
+            )
+            .await?;
+        Ok(Some((
+            mark,
+            lines
+                .into_iter()
+                .zip(who)
+                .map(|((m, s), w)| (m, -(s as i64), w.unwrap_or_default()))
+                .collect(),
+        )))
+    }
+}

@@ -217,18 +217,17 @@ pub async fn get_ranking(
 ) -> Result<HttpResponse, ApiError> {
     let q = q.into_inner();
     let (period, limit) = (period(&q.period)?, limit(q.limit)?);
-    let (p, org) = (user.0.clone(), q.org_id);
-    let mut items = state
-        .db
-        .read(move |mut c| {
-            async move { ops::points::ranking(&mut c, &p, org, period).await }.scope_boxed()
-        })
-        .await?;
-    items.truncate(limit as usize);
+    let redis = state
+        .redis
+        .as_ref()
+        .map(|r| (r, state.config.redis_prefix.as_str()));
+    let (items, source) =
+        ops::points::ranking_cached(&state.db, redis, &user, q.org_id, period, limit as usize)
+            .await?;
     Ok(HttpResponse::Ok().json(serde_json::json!({
-        "org_id": org,
+        "org_id": q.org_id,
         "period": period.to_string(),
-        "source": "database",
+        "source": source,
         "items": items,
     })))
 }

@@ -484,17 +484,90 @@ pub fn rank(mut totals: Vec<(Uuid, String, Uuid, i64)>) -> Vec<Ranked> {
         .collect()
 }
 
-/// `getRanking` from the database: the members of the branches inside the org, by their
-/// points over the period.
-pub async fn ranking(
-    c: &mut Conn<'_>,
+/// Where a ranking was read from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RankSource {
+    Database,
+    Redis,
+}
+
+/// `getRanking`: from Redis when it holds the ranking built from the ledger as it is now (its
+/// mark is the newest entry's id), else from the database, which then refreshes Redis. The
+/// same lines either way; Redis down only means the database answers.
+pub async fn ranking_cached(
+    db: &yunlian_infra::Db,
+    redis: Option<(&yunlian_infra::redis::Redis, &str)>,
     p: &Principal,
     org: Uuid,
     period: Period,
-) -> Result<Vec<Ranked>, Error> {
-    let o = db::orgs::get(c, org).await?.ok_or(Error::NotFound)?;
-    authorize(p, Action::ReadOrg, &o.path)?;
-    Ok(rank(
-        db::points::totals(c, &o.path, &period.months()).await?,
-    ))
+    limit: usize,
+) -> Result<(Vec<Ranked>, RankSource), Error> {
+    use yunlian_infra::db::ScopedFutureExt;
+    let months = period.months();
+    let (p2, m2) = (p.clone(), months.clone());
+    let (path, mark) = db
+        .read(move |mut c| {
+            async move {
+                let o = db::orgs::get(&mut c, org).await?.ok_or(Error::NotFound)?;
+                authorize(&p2, Action::ReadOrg, &o.path)?;
+                let mark = db::points::mark(&mut c, &o.path, &m2).await?;
+                Ok((o.path, mark))
+            }
+            .scope_boxed()
+        })
+        .await?;
+    let key = redis.map(|(_, prefix)| format!("{prefix}rank:{org}:{period}"));
+    if let (Some((r, _)), Some(key)) = (redis, &key) {
+        match r.rank_read(key, limit).await {
+            Ok(Some((m, lines))) if m == mark => {
+                let items = lines
+                    .into_iter()
+                    .enumerate()
+                    .filter_map(|(i, (member, total, who))| {
+                        let (name, branch) = who.split_once('\t')?;
+                        Some(Ranked {
+                            position: i + 1,
+                            member_id: member.parse().ok()?,
+                            name: name.to_string(),
+                            org_id: branch.parse().ok()?,
+                            total,
+                        })
+                    })
+                    .collect();
+                return Ok((items, RankSource::Redis));
+            }
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "rankings: redis unavailable, reading the ledger"),
+        }
+    }
+    // The mark and the totals from one snapshot: what Redis keeps is labelled with exactly
+    // the ledger it was computed from.
+    let (mark, totals) = db
+        .snapshot(move |mut c| {
+            async move {
+                let mark = db::points::mark(&mut c, &path, &months).await?;
+                Ok((mark, db::points::totals(&mut c, &path, &months).await?))
+            }
+            .scope_boxed()
+        })
+        .await?;
+    let mut items = rank(totals);
+    if let (Some((r, _)), Some(key)) = (redis, &key) {
+        let lines: Vec<(String, i64, String)> = items
+            .iter()
+            .map(|i| {
+                (
+                    i.member_id.to_string(),
+                    i.total,
+                    format!("{}\t{}", i.name, i.org_id),
+                )
+            })
+            .collect();
+        if let Err(e) = r.rank_replace(key, &mark, &lines).await {
+            tracing::warn!(error = %e, "rankings: could not refresh redis");
+        }
+    }
+    items.truncate(limit);
+    Ok((items, RankSource::Database))
 }

@@ -351,6 +351,21 @@ pub async fn totals(
         .collect()
 }
 
+/// The newest entry of the members of the branches inside `within` over `months`: the mark a
+/// cached ranking is checked against (`none` when there is none).
+pub async fn mark(conn: &mut Conn<'_>, within: &str, months: &[String]) -> Result<String, Error> {
+    let like = format!("{within}%");
+    let newest: Option<String> = on!(conn, |c| pe::table
+        .inner_join(orgs::table.on(orgs::id.eq(pe::org_id)))
+        .filter(orgs::path.like(&like))
+        .filter(pe::period.eq_any(months))
+        .select(diesel::dsl::max(pe::id))
+        .first(c)
+        .await)
+    .map_err(db_error)?;
+    Ok(newest.unwrap_or_else(|| "none".into()))
+}
+
 /// A volunteer service a member recorded.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct Service {
