@@ -460,6 +460,179 @@ async fn a_month_of_a_branch_scores_as_the_hand_count_and_replays_change_nothing
         cached["source"],
         if with_redis { "redis" } else { "database" }
     );
+
+    lists_of_the_month(&app, &branch, &sec, &members, &people).await;
+}
+
+/// The month's red and yellow lists: drawn by the rules, published once, seen by the branch,
+/// and exported to a workbook whose cells are read back.
+async fn lists_of_the_month(
+    app: &TestApp,
+    branch: &str,
+    sec: &str,
+    members: &[(String, String)],
+    people: &[(&str, String)],
+) {
+    let id_of = |who: &str| {
+        people
+            .iter()
+            .find(|(n, _)| *n == who)
+            .map(|(_, id)| id.clone())
+            .expect("person")
+    };
+    let name_of = |id: String| async move {
+        app.get(&format!("/v1/members/{id}"), sec).await.body["name"]
+            .as_str()
+            .expect("name")
+            .to_string()
+    };
+    let draft = app
+        .post(
+            "/v1/points/lists",
+            sec,
+            json!({"org_id": branch, "period": "2026-12"}),
+        )
+        .await;
+    assert_eq!(draft.status, StatusCode::CREATED, "{:?}", draft.body);
+    let got: Vec<(String, String, i64, Value)> = draft.body["entries"]
+        .as_array()
+        .expect("entries")
+        .iter()
+        .map(|e| {
+            (
+                e["list"].as_str().unwrap_or("").into(),
+                e["member_id"].as_str().unwrap_or("").into(),
+                e["total"].as_i64().unwrap_or(0),
+                e["reasons"].clone(),
+            )
+        })
+        .collect();
+    // Red: no absence, no admonition, the most points (m0 5, m3 2: their absence was reversed);
+    // yellow: the secretary and the committee member, absent without leave.
+    let mut yellow = [id_of("sec"), id_of("committee")];
+    yellow.sort();
+    let want = vec![
+        ("red".to_string(), id_of("m0"), 5, json!(["most_points"])),
+        ("red".into(), id_of("m3"), 2, json!(["most_points"])),
+        (
+            "yellow".into(),
+            yellow[0].clone(),
+            -3,
+            json!(["absent_without_leave"]),
+        ),
+        (
+            "yellow".into(),
+            yellow[1].clone(),
+            -3,
+            json!(["absent_without_leave"]),
+        ),
+    ];
+    assert_eq!(got, want);
+    let list = draft.id();
+    assert_eq!(
+        app.get(&format!("/v1/points/lists/{list}"), &members[0].1)
+            .await
+            .status,
+        StatusCode::NOT_FOUND,
+        "a draft is the committee's"
+    );
+    let p = app
+        .post(&format!("/v1/points/lists/{list}/publish"), sec, json!({}))
+        .await;
+    assert_eq!(
+        (p.status, p.body["state"].as_str()),
+        (StatusCode::OK, Some("published"))
+    );
+    let again = app
+        .post(&format!("/v1/points/lists/{list}/publish"), sec, json!({}))
+        .await;
+    assert_eq!(
+        (again.status, again.code()),
+        (StatusCode::CONFLICT, "list_already_published")
+    );
+    let regen = app
+        .post(
+            "/v1/points/lists",
+            sec,
+            json!({"org_id": branch, "period": "2026-12"}),
+        )
+        .await;
+    assert_eq!(regen.code(), "list_already_published");
+    assert_eq!(
+        app.get(&format!("/v1/points/lists/{list}"), &members[0].1)
+            .await
+            .status,
+        StatusCode::OK
+    );
+
+    // The member's phone gets the published list with the branch.
+    let mut phone = crate::helpers::Phone::new(members[0].1.clone());
+    phone.pull_all(app, 500).await;
+    assert!(phone.rows[&format!("org:{branch}")].contains_key(&format!("points_list/{list}")));
+
+    // The notice-board workbook, read back cell by cell.
+    let r = app
+        .client
+        .get(format!("{}/v1/points/lists/{list}/export", app.base))
+        .bearer_auth(&members[0].1)
+        .send()
+        .await
+        .expect("export");
+    assert_eq!(r.status(), StatusCode::OK);
+    assert!(r.headers()["content-type"]
+        .to_str()
+        .unwrap_or("")
+        .contains("spreadsheetml"));
+    let bytes = r.bytes().await.expect("bytes").to_vec();
+    use calamine::Reader;
+    let mut wb: calamine::Xlsx<_> =
+        calamine::open_workbook_from_rs(std::io::Cursor::new(bytes)).expect("xlsx");
+    let sheet = wb.worksheet_range("红黄榜").expect("sheet");
+    let cells: Vec<Vec<String>> = sheet
+        .rows()
+        .map(|r| r.iter().map(|c| c.to_string()).collect())
+        .collect();
+    let branch_name = app.get(&format!("/v1/orgs/{branch}"), sec).await.body["name"]
+        .as_str()
+        .expect("name")
+        .to_string();
+    assert_eq!(cells[0][0], format!("{branch_name} 2026-12 红黄榜"));
+    assert_eq!(cells[1], vec!["榜单", "姓名", "积分", "原因"]);
+    let mut rows = Vec::new();
+    for (list, id, total, _) in &want {
+        let zh = if list == "red" { "红榜" } else { "黄榜" };
+        let reason = if list == "red" {
+            "积分靠前"
+        } else {
+            "无故缺席组织生活"
+        };
+        rows.push(vec![
+            zh.to_string(),
+            name_of(id.clone()).await,
+            total.to_string(),
+            reason.to_string(),
+        ]);
+    }
+    assert_eq!(cells[2..].to_vec(), rows);
+
+    // A draft cannot be exported by a member.
+    let nov = app
+        .post(
+            "/v1/points/lists",
+            sec,
+            json!({"org_id": branch, "period": "2026-11"}),
+        )
+        .await;
+    let r = app
+        .get(
+            &format!("/v1/points/lists/{}/export", nov.id()),
+            &members[0].1,
+        )
+        .await;
+    assert_eq!(
+        (r.status, r.code()),
+        (StatusCode::FORBIDDEN, "list_not_published")
+    );
 }
 
 /// A pending adjustment nobody decides voids itself after the township's limit.

@@ -415,6 +415,8 @@ pub fn message(code: &str, lang: Lang) -> &'static str {
         "not_pending" => ("该积分记录无需审核", "That entry is not pending"),
         "in_the_future" => ("时间不能晚于现在", "The time is in the future"),
         "service_confirmed" => ("该志愿服务已确认", "The service was already confirmed"),
+        "list_already_published" => ("该红黄榜已发布", "The lists were already published"),
+        "list_not_published" => ("该红黄榜尚未发布", "The lists are not published yet"),
         "not_an_image" => (
             "上传的文件不是图片（支持 JPEG、PNG、WebP）",
             "The upload is not an image (JPEG, PNG or WebP)",

@@ -93,6 +93,12 @@ routes! {
     post   "/v1/points/adjustments/{entry_id}/post" "postPointsAdjustment" => points::post_points_adjustment;
     post   "/v1/points/adjustments/{entry_id}/void" "voidPointsAdjustment" => points::void_points_adjustment;
     get    "/v1/points/ranking"                "getRanking"          => points::get_ranking;
+    get    "/v1/points/ranking/export"         "exportRanking"       => points::export_ranking;
+    post   "/v1/points/lists"                  "generateLists"       => points::generate_lists;
+    get    "/v1/points/lists"                  "listLists"           => points::list_lists;
+    get    "/v1/points/lists/{list_id}"        "getList"             => points::get_list;
+    post   "/v1/points/lists/{list_id}/publish" "publishList"        => points::publish_list;
+    get    "/v1/points/lists/{list_id}/export" "exportList"          => points::export_list;
     post   "/v1/volunteer-services"            "recordVolunteerService" => points::record_volunteer_service;
     post   "/v1/volunteer-services/{service_id}/confirm" "confirmVolunteerService" => points::confirm_volunteer_service;
     post   "/v1/devices"                       "registerDevice"      => devices::register_device;

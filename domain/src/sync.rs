@@ -49,10 +49,12 @@ pub enum Entity {
     Household,
     /// One of a member's points entries, in their own scope ("explain my points").
     PointsEntry,
+    /// A published red and yellow list, in its branch's scope.
+    PointsList,
 }
 
 impl Entity {
-    pub const ALL: [Entity; 14] = [
+    pub const ALL: [Entity; 15] = [
         Entity::Org,
         Entity::Member,
         Entity::Device,
@@ -67,6 +69,7 @@ impl Entity {
         Entity::Case,
         Entity::Household,
         Entity::PointsEntry,
+        Entity::PointsList,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -85,6 +88,7 @@ impl Entity {
             Entity::Case => "case",
             Entity::Household => "household",
             Entity::PointsEntry => "points_entry",
+            Entity::PointsList => "points_list",
         }
     }
 

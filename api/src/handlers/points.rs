@@ -279,3 +279,132 @@ pub async fn confirm_volunteer_service(
         .await?;
     Ok(HttpResponse::Ok().json(s))
 }
+
+const XLSX: &str = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet";
+
+fn workbook(bytes: Vec<u8>, filename: &str) -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type(XLSX)
+        .insert_header((
+            actix_web::http::header::CONTENT_DISPOSITION,
+            format!("attachment; filename=\"{filename}\""),
+        ))
+        .insert_header((actix_web::http::header::CACHE_CONTROL, "no-store"))
+        .body(bytes)
+}
+
+#[derive(Deserialize, Clone)]
+#[serde(deny_unknown_fields)]
+pub struct GenerateLists {
+    org_id: Uuid,
+    period: String,
+}
+
+pub async fn generate_lists(
+    state: web::Data<AppState>,
+    user: AuthUser,
+    body: web::Json<GenerateLists>,
+) -> Result<HttpResponse, ApiError> {
+    let b = body.into_inner();
+    let period = period(&b.period)?;
+    let (p, now, org) = (user.0.clone(), state.clock.now(), b.org_id);
+    let l = state
+        .db
+        .write(move |mut c| {
+            async move { ops::lists::generate_lists(&mut c, &p, org, period, now).await }
+                .scope_boxed()
+        })
+        .await?;
+    Ok(created(&l))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListListsQuery {
+    org_id: Uuid,
+    period: Option<String>,
+}
+
+pub async fn list_lists(
+    state: web::Data<AppState>,
+    user: AuthUser,
+    q: crate::extract::Query<ListListsQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let q = q.into_inner();
+    let period = q.period.as_deref().map(period).transpose()?;
+    let (p, org) = (user.0.clone(), q.org_id);
+    let items = state
+        .db
+        .read(move |mut c| {
+            async move { ops::lists::list(&mut c, &p, org, period).await }.scope_boxed()
+        })
+        .await?;
+    Ok(HttpResponse::Ok().json(serde_json::json!({"items": items, "next_cursor": null})))
+}
+
+pub async fn get_list(
+    state: web::Data<AppState>,
+    user: AuthUser,
+    id: web::Path<Uuid>,
+) -> Result<HttpResponse, ApiError> {
+    let (p, id) = (user.0.clone(), id.into_inner());
+    let (l, _) = state
+        .db
+        .read(move |mut c| async move { ops::lists::visible(&mut c, &p, id).await }.scope_boxed())
+        .await?;
+    Ok(HttpResponse::Ok().json(l))
+}
+
+pub async fn publish_list(
+    state: web::Data<AppState>,
+    user: AuthUser,
+    id: web::Path<Uuid>,
+) -> Result<HttpResponse, ApiError> {
+    let (p, id, now) = (user.0.clone(), id.into_inner(), state.clock.now());
+    let l = state
+        .db
+        .write(move |mut c| {
+            async move { ops::lists::publish(&mut c, &p, id, now).await }.scope_boxed()
+        })
+        .await?;
+    tracing::info!(list = %l.id, org = %l.org_id, period = %l.period, by = %user.member_id, "lists published");
+    Ok(HttpResponse::Ok().json(l))
+}
+
+pub async fn export_list(
+    state: web::Data<AppState>,
+    user: AuthUser,
+    id: web::Path<Uuid>,
+) -> Result<HttpResponse, ApiError> {
+    let (p, id) = (user.0.clone(), id.into_inner());
+    let (bytes, name) = state
+        .db
+        .read(move |mut c| async move { ops::lists::export(&mut c, &p, id).await }.scope_boxed())
+        .await?;
+    Ok(workbook(bytes, &name))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExportRankingQuery {
+    org_id: Uuid,
+    period: String,
+}
+
+pub async fn export_ranking(
+    state: web::Data<AppState>,
+    user: AuthUser,
+    q: crate::extract::Query<ExportRankingQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let q = q.into_inner();
+    let period = period(&q.period)?;
+    let org = super::load_org(&state, q.org_id).await?;
+    let redis = state
+        .redis
+        .as_ref()
+        .map(|r| (r, state.config.redis_prefix.as_str()));
+    let (lines, _) =
+        ops::points::ranking_cached(&state.db, redis, &user, org.id, period, 100_000).await?;
+    let bytes = ops::lists::export_ranking(&org.name, period, &lines)?;
+    Ok(workbook(bytes, &format!("ranking-{period}.xlsx")))
+}

@@ -5,6 +5,9 @@
 //! reversing entry; an entry that needs approval is pending until a second entry posts or
 //! voids it, once, and it voids itself when it times out; balances are sums of entries.
 
+mod lists;
+pub use lists::*;
+
 use crate::attendance::FinalStatus;
 use crate::error::FieldError;
 use chrono::{DateTime, Datelike, TimeDelta, Utc};
@@ -114,6 +117,9 @@ pub struct Rules {
     pub violation_max: i64,
     /// A pending entry not posted within this many days voids itself (14).
     pub pending_expiry_days: i64,
+    /// How the red and yellow lists are drawn.
+    #[serde(default)]
+    pub lists: ListRules,
 }
 
 impl Default for Rules {
@@ -154,6 +160,7 @@ impl Default for Rules {
             violation_min: -20,
             violation_max: -5,
             pending_expiry_days: 14,
+            lists: ListRules::default(),
         }
     }
 }
@@ -197,6 +204,12 @@ impl Rules {
             && self.violation_min >= -100)
         {
             errs.push(FieldError::new("violation_min", "caps_contradict"));
+        }
+        if !(0..=100).contains(&self.lists.red_top) {
+            errs.push(FieldError::new("lists.red_top", "out_of_range"));
+        }
+        if !(0..=1000).contains(&self.lists.learning_min_points) {
+            errs.push(FieldError::new("lists.learning_min_points", "out_of_range"));
         }
         if !(1..=90).contains(&self.pending_expiry_days) {
             errs.push(FieldError::new("pending_expiry_days", "out_of_range"));

@@ -9,6 +9,7 @@ pub mod cases;
 pub mod clock_ins;
 pub mod devices;
 pub mod leases;
+pub mod lists;
 pub mod meetings;
 pub mod members;
 pub mod moments;

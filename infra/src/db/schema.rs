@@ -460,3 +460,19 @@ diesel::allow_tables_to_appear_in_same_query!(points_entries, members);
 diesel::allow_tables_to_appear_in_same_query!(volunteer_services, orgs);
 
 diesel::allow_tables_to_appear_in_same_query!(outbox, consumed);
+
+diesel::table! {
+    points_lists (id) {
+        id -> Text,
+        org_id -> Text,
+        period -> Text,
+        state -> Text,
+        entries -> Text,
+        generated_by -> Text,
+        generated_at -> Timestamp,
+        published_by -> Nullable<Text>,
+        published_at -> Nullable<Timestamp>,
+    }
+}
+
+diesel::allow_tables_to_appear_in_same_query!(points_lists, orgs);

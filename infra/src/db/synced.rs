@@ -4,7 +4,8 @@
 
 use super::schema::orgs as orgs_table;
 use super::{
-    attendance, cases, clock_ins, db_error, devices, meetings, members, moments, orgs, points, Conn,
+    attendance, cases, clock_ins, db_error, devices, lists, meetings, members, moments, orgs,
+    points, Conn,
 };
 use crate::on;
 use diesel::prelude::*;
@@ -104,6 +105,11 @@ pub async fn rows(
         Entity::PointsEntry => {
             for e in points::by_ids(conn, &keys).await? {
                 out.insert(e.id, json(&e)?);
+            }
+        }
+        Entity::PointsList => {
+            for l in lists::by_ids(conn, &keys).await? {
+                out.insert(l.id, json(&l)?);
             }
         }
         Entity::MeetingSecret => {
