@@ -143,6 +143,133 @@ async fn a_month_of_a_branch_scores_as_the_hand_count_and_replays_change_nothing
         StatusCode::OK
     );
 
+    // Learning. The committee publishes a video (600 s: 480 s of watching complete it), a quiz
+    // and seven short articles (10 s reading floor each) to the branch.
+    let item = |body: Value| {
+        let (app, committee) = (&app, committee.clone());
+        async move {
+            let r = app.post("/v1/learning/items", &committee, body).await;
+            assert_eq!(r.status, StatusCode::CREATED, "{:?}", r.body);
+            r.id()
+        }
+    };
+    let video = item(
+        json!({"org_id": branch, "kind": "video", "title": "党课：不忘初心", "length_secs": 600}),
+    )
+    .await;
+    let quiz = item(json!({"org_id": branch, "kind": "quiz", "title": "党章测验", "questions": [
+        {"prompt": "党的根本宗旨是什么？", "options": ["全心全意为人民服务", "发展经济"], "answer": 0},
+        {"prompt": "党课多久至少一次？", "options": ["每月", "每季度"], "answer": 1}]})).await;
+    let q = app
+        .get(&format!("/v1/learning/items/{quiz}"), &members[0].1)
+        .await;
+    assert!(
+        !q.body.to_string().contains("\"answer\""),
+        "no answers before submission: {}",
+        q.body
+    );
+    let mut articles = Vec::new();
+    for i in 0..7 {
+        articles.push(item(json!({"org_id": branch, "kind": "article", "title": format!("学习材料{i}"), "body": "……", "length_secs": 10})).await);
+    }
+    // M0 watches the video in real time; M1 jumps to its end after a minute.
+    let progress = |token: String, id: String, pos: i64| {
+        let app = &app;
+        async move {
+            let r = app
+                .post(
+                    &format!("/v1/learning/items/{id}/progress"),
+                    &token,
+                    json!({"position_secs": pos}),
+                )
+                .await;
+            assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
+            r.body
+        }
+    };
+    let mut last = Value::Null;
+    for s in (0..=480).step_by(60) {
+        last = progress(members[0].1.clone(), video.clone(), s).await;
+        clock.advance(TimeDelta::seconds(60));
+    }
+    assert!(last["completed_at"].is_string(), "{last}");
+    progress(members[1].1.clone(), video.clone(), 0).await;
+    clock.advance(TimeDelta::seconds(60));
+    let skipped = progress(members[1].1.clone(), video.clone(), 600).await;
+    assert_eq!(
+        (
+            skipped["credited_secs"].as_i64(),
+            skipped["completed_at"].is_null()
+        ),
+        (Some(60), true)
+    );
+    // M1 reads seven articles in a day: the daily cap (6) leaves the seventh at 0.
+    for a in &articles {
+        progress(members[1].1.clone(), a.clone(), 0).await;
+        clock.advance(TimeDelta::seconds(12));
+        let r = progress(members[1].1.clone(), a.clone(), 10).await;
+        assert!(r["completed_at"].is_string(), "{r}");
+    }
+    // M0's quiz, all right, once.
+    let g = app
+        .post(
+            &format!("/v1/learning/items/{quiz}/quiz"),
+            &members[0].1,
+            json!({"answers": [0, 1]}),
+        )
+        .await;
+    assert_eq!(
+        (g.body["correct"].as_i64(), g.body["total"].as_i64()),
+        (Some(2), Some(2)),
+        "{:?}",
+        g.body
+    );
+    let again = app
+        .post(
+            &format!("/v1/learning/items/{quiz}/quiz"),
+            &members[0].1,
+            json!({"answers": [0, 1]}),
+        )
+        .await;
+    assert_eq!(
+        (again.status, again.code()),
+        (StatusCode::CONFLICT, "quiz_already_submitted")
+    );
+    // 送学上门: M2 is elderly; the committee member visits with the video (10 minutes).
+    let r = app
+        .patch(
+            &format!("/v1/members/{}", members[2].0),
+            &sec,
+            json!({"elderly_or_infirm": true}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
+    let visit = json!({"member_id": members[2].0, "item_id": video, "duration_secs": 600, "confirmation": "member_confirmed"});
+    let r = app.post("/v1/learning/visits", &committee, visit).await;
+    assert_eq!(r.status, StatusCode::CREATED, "{:?}", r.body);
+    let not_elderly = json!({"member_id": members[3].0, "item_id": video, "duration_secs": 600, "confirmation": "member_confirmed"});
+    let r = app
+        .post("/v1/learning/visits", &committee, not_elderly)
+        .await;
+    assert_eq!(r.body["errors"][0]["code"], "not_elderly_or_infirm");
+    let stats = app
+        .get(
+            &format!("/v1/learning/items/{video}/stats?org_id={branch}"),
+            &sec,
+        )
+        .await;
+    let line = &stats.body["branches"][0];
+    assert_eq!(
+        (
+            line["members"].as_i64(),
+            line["viewed"].as_i64(),
+            line["completed"].as_i64()
+        ),
+        (Some(6), Some(3), Some(2)),
+        "{:?}",
+        stats.body
+    );
+
     // M0's suggestion is accepted and resolved.
     let post = crate::moments::post_topic(&app, &sec, &branch, now() + TimeDelta::days(5)).await;
     let cm = app
@@ -296,14 +423,16 @@ async fn a_month_of_a_branch_scores_as_the_hand_count_and_replays_change_nothing
         ("m3", members[3].0.clone()),
         ("committee", c_id.clone()),
     ];
-    // By hand: absent −3; on time +2, accepted +1, resolved +2; late +1, volunteering 5 × 2
-    // (the sixth capped to 0); excused 0, violation −5; absent −3 (the admonition voided).
+    // By hand: the secretary and the committee member absent −3 each; M0 on time +2, video +1,
+    // quiz +2, accepted +1, resolved +2 = 8; M1 late +1, six articles (the seventh capped to
+    // 0) +6, volunteering 5 × 2 (the sixth capped to 0) = 17; M2 excused 0, learning visit +1,
+    // violation −5 = −4; M3 absent −3 (the admonition voided).
     let want = |m3: i64| {
         BTreeMap::from([
             ("committee".to_string(), -3),
-            ("m0".into(), 5),
-            ("m1".into(), 11),
-            ("m2".into(), -5),
+            ("m0".into(), 8),
+            ("m1".into(), 17),
+            ("m2".into(), -4),
             ("m3".into(), m3),
             ("sec".into(), -3),
         ])
@@ -407,7 +536,7 @@ async fn a_month_of_a_branch_scores_as_the_hand_count_and_replays_change_nothing
         .iter()
         .map(|i| i["total"].as_i64().unwrap_or(0))
         .collect();
-    assert_eq!(totals, vec![11, 5, 2, -3, -3, -5]);
+    assert_eq!(totals, vec![17, 8, 2, -3, -3, -4]);
     let tied: Vec<&str> = items[3..5]
         .iter()
         .map(|i| i["member_id"].as_str().unwrap_or(""))
@@ -453,7 +582,7 @@ async fn a_month_of_a_branch_scores_as_the_hand_count_and_replays_change_nothing
         .iter()
         .map(|i| i["total"].as_i64().unwrap_or(0))
         .collect();
-    assert_eq!(totals, vec![5, 2, -3, -3, -5, -9]);
+    assert_eq!(totals, vec![8, 2, -3, -3, -3, -4]);
     let cached = ranking(members[0].1.clone()).await;
     assert_eq!(cached["items"], fresh["items"]);
     assert_eq!(
@@ -512,7 +641,7 @@ async fn lists_of_the_month(
     let mut yellow = [id_of("sec"), id_of("committee")];
     yellow.sort();
     let want = vec![
-        ("red".to_string(), id_of("m0"), 5, json!(["most_points"])),
+        ("red".to_string(), id_of("m0"), 8, json!(["most_points"])),
         ("red".into(), id_of("m3"), 2, json!(["most_points"])),
         (
             "yellow".into(),

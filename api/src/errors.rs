@@ -415,6 +415,18 @@ pub fn message(code: &str, lang: Lang) -> &'static str {
         "not_pending" => ("该积分记录无需审核", "That entry is not pending"),
         "in_the_future" => ("时间不能晚于现在", "The time is in the future"),
         "service_confirmed" => ("该志愿服务已确认", "The service was already confirmed"),
+        "invalid_question" => (
+            "题目或选项不完整",
+            "A question or its options are incomplete",
+        ),
+        "answers_do_not_fit" => ("答案与题目不符", "The answers do not fit the questions"),
+        "not_elderly_or_infirm" => (
+            "送学上门仅适用于年老体弱党员",
+            "Learning visits are for elderly or infirm members",
+        ),
+        "quiz_is_submitted" => ("测验请提交答案", "A quiz is submitted, not progressed"),
+        "not_a_quiz" => ("该学习内容不是测验", "That item is not a quiz"),
+        "quiz_already_submitted" => ("该测验已提交", "The quiz was already submitted"),
         "list_already_published" => ("该红黄榜已发布", "The lists were already published"),
         "list_not_published" => ("该红黄榜尚未发布", "The lists are not published yet"),
         "not_an_image" => (

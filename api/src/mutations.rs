@@ -45,6 +45,7 @@ mutations! {
     "member.update_whereabouts.v1" => update_whereabouts;
     "attendance.clock_in.v1"       => clock_in;
     "moments.comment.v1"           => comment;
+    "learning.progress.v1"         => learning_progress;
 }
 
 #[derive(Deserialize)]
@@ -93,4 +94,27 @@ async fn comment(c: &mut Conn<'_>, cx: Cx<'_>, a: &Value) -> Result<Value, Error
     let written = cx.event_time.at.min(cx.now);
     let (cm, case) = ops::moments::comment(c, cx.principal, &a, written).await?;
     Ok(json!({"comment_id": cm.id, "case_id": case.map(|k| k.id)}))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ProgressArgs {
+    item_id: uuid::Uuid,
+    position_secs: i64,
+}
+
+/// Learning progress reported from a phone's queue, timed when the phone made it: the server
+/// stitches the reports into sessions and decides completion.
+async fn learning_progress(c: &mut Conn<'_>, cx: Cx<'_>, a: &Value) -> Result<Value, Error> {
+    let a: ProgressArgs = args(a)?;
+    let r = ops::learning::report(
+        c,
+        cx.principal,
+        a.item_id,
+        a.position_secs,
+        cx.event_time.at,
+        cx.now,
+    )
+    .await?;
+    serde_json::to_value(r).map_err(|e| Error::Internal(e.to_string()))
 }

@@ -2,8 +2,8 @@
 //! it against openapi.yaml (method, path and operationId), so the two cannot drift apart.
 
 use crate::handlers::{
-    attendance, auth, cases, devices, health, images, meetings, members, moments, orgs, points,
-    roles, settings, sync, video,
+    attendance, auth, cases, devices, health, images, learning, meetings, members, moments, orgs,
+    points, roles, settings, sync, video,
 };
 use actix_web::web;
 
@@ -85,6 +85,13 @@ routes! {
     post   "/v1/cases/{case_id}/decline"       "declineCase"         => cases::decline_case;
     post   "/v1/cases/{case_id}/transfer"      "transferCase"        => cases::transfer_case;
     post   "/v1/cases/{case_id}/merge"         "mergeCases"          => cases::merge_cases;
+    post   "/v1/learning/items"                "createLearningItem"  => learning::create_learning_item;
+    get    "/v1/learning/items"                "listLearningItems"   => learning::list_learning_items;
+    get    "/v1/learning/items/{item_id}"      "getLearningItem"     => learning::get_learning_item;
+    post   "/v1/learning/items/{item_id}/progress" "reportLearningProgress" => learning::report_learning_progress;
+    post   "/v1/learning/items/{item_id}/quiz" "submitQuiz"          => learning::submit_quiz;
+    get    "/v1/learning/items/{item_id}/stats" "getLearningItemStats" => learning::get_learning_item_stats;
+    post   "/v1/learning/visits"               "recordLearningVisit" => learning::record_learning_visit;
     get    "/v1/orgs/{org_id}/points-rules"    "getPointsRules"      => points::get_points_rules;
     put    "/v1/orgs/{org_id}/points-rules"    "updatePointsRules"   => points::update_points_rules;
     get    "/v1/members/{member_id}/points"    "getMemberPoints"     => points::get_member_points;

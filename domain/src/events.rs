@@ -73,6 +73,24 @@ pub struct VolunteerConfirmed {
     pub confirmed_by: Uuid,
 }
 
+/// The server decided a member completed a learning item (or a visitor recorded a learning
+/// visit long enough to complete it: `visit`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LearningCompleted {
+    pub item_id: Uuid,
+    pub member_id: Uuid,
+    pub at: DateTime<Utc>,
+    pub visit: bool,
+}
+
+/// A member answered every question of a quiz right (graded on the server).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct QuizAllCorrect {
+    pub item_id: Uuid,
+    pub member_id: Uuid,
+    pub at: DateTime<Utc>,
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub enum DomainEvent {
     FinalStatusSet(FinalStatusSet),
@@ -80,6 +98,8 @@ pub enum DomainEvent {
     CaseTransitioned(CaseTransitioned),
     CaseOverdue(CaseOverdue),
     VolunteerConfirmed(VolunteerConfirmed),
+    LearningCompleted(LearningCompleted),
+    QuizAllCorrect(QuizAllCorrect),
 }
 
 macro_rules! topics {
@@ -122,6 +142,8 @@ topics! {
     CaseTransitioned => "case.transitioned",     "case",    case_id;
     CaseOverdue    => "case.overdue",            "case",    case_id;
     VolunteerConfirmed => "volunteer.confirmed", "member",  member_id;
+    LearningCompleted => "learning.completed",   "member",  member_id;
+    QuizAllCorrect => "quiz.all_correct",        "member",  member_id;
 }
 
 #[cfg(test)]
@@ -151,7 +173,9 @@ mod tests {
                 "role.ended",
                 "case.transitioned",
                 "case.overdue",
-                "volunteer.confirmed"
+                "volunteer.confirmed",
+                "learning.completed",
+                "quiz.all_correct"
             ]
         );
     }

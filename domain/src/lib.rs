@@ -5,6 +5,7 @@ pub mod attendance;
 pub mod auth;
 pub mod error;
 pub mod events;
+pub mod learning;
 pub mod member;
 pub mod moments;
 pub mod org;

@@ -6,6 +6,7 @@ pub mod cases;
 pub mod devices;
 pub mod health;
 pub mod images;
+pub mod learning;
 pub mod meetings;
 pub mod members;
 pub mod moments;

@@ -4,6 +4,7 @@
 
 pub mod attendance;
 pub mod cases;
+pub mod learning;
 pub mod lists;
 pub mod meetings;
 pub mod members;

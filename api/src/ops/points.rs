@@ -23,6 +23,8 @@ pub const TOPICS: &[&str] = &[
     "attendance.final_status",
     "case.transitioned",
     "volunteer.confirmed",
+    "learning.completed",
+    "quiz.all_correct",
 ];
 
 /// The rules in force at the org at `path`: the nearest org on the path that set rules, or
@@ -198,6 +200,16 @@ pub async fn score_event(
             };
             let source = format!("case:{}:{}", t.case_id, t.action);
             score(c, t.author_id, rule, &source, &source, t.at, now).await
+        }
+        DomainEvent::LearningCompleted(l) => {
+            let source = format!("learning:{}:member:{}", l.item_id, l.member_id);
+            let rule = RuleKind::LearningCompleted;
+            score(c, l.member_id, rule, &source, &source, l.at, now).await
+        }
+        DomainEvent::QuizAllCorrect(q) => {
+            let source = format!("quiz:{}:member:{}", q.item_id, q.member_id);
+            let rule = RuleKind::QuizAllCorrect;
+            score(c, q.member_id, rule, &source, &source, q.at, now).await
         }
         DomainEvent::VolunteerConfirmed(v) => {
             let source = format!("service:{}", v.service_id);

@@ -8,6 +8,7 @@ pub mod attendance;
 pub mod cases;
 pub mod clock_ins;
 pub mod devices;
+pub mod learning;
 pub mod leases;
 pub mod lists;
 pub mod meetings;

@@ -476,3 +476,57 @@ diesel::table! {
 }
 
 diesel::allow_tables_to_appear_in_same_query!(points_lists, orgs);
+
+diesel::table! {
+    learning_items (id) {
+        id -> Text,
+        org_id -> Text,
+        kind -> Text,
+        title -> Text,
+        body -> Nullable<Text>,
+        length_secs -> BigInt,
+        required_percent -> BigInt,
+        questions -> Text,
+        created_by -> Text,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    learning_progress (member_id, item_id) {
+        member_id -> Text,
+        item_id -> Text,
+        last_at -> Nullable<Timestamp>,
+        last_position -> BigInt,
+        credited_secs -> BigInt,
+        completed_at -> Nullable<Timestamp>,
+        visit -> Bool,
+    }
+}
+
+diesel::table! {
+    quiz_submissions (member_id, item_id) {
+        member_id -> Text,
+        item_id -> Text,
+        answers -> Text,
+        correct -> BigInt,
+        total -> BigInt,
+        submitted_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    learning_visits (id) {
+        id -> Text,
+        item_id -> Text,
+        member_id -> Text,
+        visitor_id -> Text,
+        duration_secs -> BigInt,
+        confirmation -> Text,
+        note -> Nullable<Text>,
+        visited_at -> Timestamp,
+    }
+}
+
+diesel::allow_tables_to_appear_in_same_query!(learning_items, orgs);
+diesel::allow_tables_to_appear_in_same_query!(learning_progress, members);

@@ -1,0 +1,4 @@
+DROP TABLE learning_visits;
+DROP TABLE quiz_submissions;
+DROP TABLE learning_progress;
+DROP TABLE learning_items;
