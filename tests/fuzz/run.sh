@@ -12,11 +12,14 @@ cd "$(dirname "$0")/../.."
 SEED="${FUZZ_SEED:-20261201}"
 EXAMPLES="${FUZZ_EXAMPLES:-25}"
 PG_URL="${FUZZ_DATABASE_URL:-${TEST_DATABASE_URL:-}}"
-VENV=target/fuzz-venv
+# The venv lives in the user's cache, keyed by the pinned requirements: a fresh clone on the
+# same machine reuses it, a changed pin gets a new one.
+VENV="${XDG_CACHE_HOME:-$HOME/.cache}/yunlian/fuzz-$(sha256sum tests/fuzz/requirements.txt | cut -c1-12)"
 ADMIN_PHONE=13800000000
 ADMIN_PASSWORD=fuzz2026pass
 
 if [ ! -x "$VENV/bin/schemathesis" ]; then
+  mkdir -p "$(dirname "$VENV")"
   python3 -m venv "$VENV"
   "$VENV/bin/pip" install -q -r tests/fuzz/requirements.txt
 fi
