@@ -68,10 +68,6 @@ impl Objects {
         }
     }
 
-    pub fn kind(&self) -> &'static str {
-        self.kind
-    }
-
     pub async fn put(&self, key: &str, bytes: Vec<u8>) -> Result<(), Error> {
         self.store
             .put(&Path::from(key), PutPayload::from(bytes))

@@ -1,6 +1,6 @@
 //! Cases: thin handlers over `ops::cases`, the list and the board's figures.
 
-use super::{authorize, decode_cursor, limit, load_org, page};
+use super::{decode_cursor, limit, page};
 use crate::auth::AuthUser;
 use crate::errors::ApiError;
 use crate::ops::{self, cases::Ask};
@@ -52,18 +52,14 @@ async fn committee_path(
     user: &AuthUser,
     org_id: Option<Uuid>,
 ) -> Result<String, ApiError> {
-    let path = match org_id {
-        Some(id) => load_org(state, id).await?.path,
-        None => {
-            let mut roots = user.member_read_roots();
-            match roots.len() {
-                1 => roots.remove(0),
-                _ => return Err(ApiError::field("org_id", "org_id_required")),
-            }
-        }
-    };
-    authorize(user, Action::ManageBoard, &path)?;
-    Ok(path)
+    super::list_root(
+        state,
+        user,
+        org_id,
+        user.member_read_roots(),
+        Action::ManageBoard,
+    )
+    .await
 }
 
 pub async fn list_cases(

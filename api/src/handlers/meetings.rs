@@ -122,20 +122,14 @@ pub async fn list_meetings(
 ) -> Result<HttpResponse, ApiError> {
     let q = q.into_inner();
     let limit = limit(q.limit)?;
-    let within = match q.org_id {
-        Some(id) => {
-            let org = load_org(&state, id).await?;
-            authorize(&user, Action::ReadOrg, &org.path)?;
-            org.path
-        }
-        None => {
-            let mut roots = user.visible_roots();
-            match roots.len() {
-                1 => roots.remove(0),
-                _ => return Err(ApiError::field("org_id", "org_id_required")),
-            }
-        }
-    };
+    let within = super::list_root(
+        &state,
+        &user,
+        q.org_id,
+        user.visible_roots(),
+        Action::ReadOrg,
+    )
+    .await?;
     let filter = MeetingFilter {
         within,
         meeting_type: q.meeting_type,

@@ -50,6 +50,24 @@ pub async fn load_meeting(
         .ok_or_else(ApiError::not_found)
 }
 
+/// The path of the org a list is about: the one named (authorised for `action`), or else the
+/// caller's only subtree among `roots` (with several, `org_id_required`).
+pub async fn list_root(
+    state: &crate::state::AppState,
+    p: &Principal,
+    org_id: Option<Uuid>,
+    mut roots: Vec<String>,
+    action: Action,
+) -> Result<String, ApiError> {
+    let path = match org_id {
+        Some(id) => load_org(state, id).await?.path,
+        None if roots.len() == 1 => roots.remove(0),
+        None => return Err(ApiError::field("org_id", "org_id_required")),
+    };
+    authorize(p, action, &path)?;
+    Ok(path)
+}
+
 pub const DEFAULT_LIMIT: i64 = 50;
 pub const MAX_LIMIT: i64 = 200;
 

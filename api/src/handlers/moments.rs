@@ -77,24 +77,7 @@ async fn within(
     org_id: Option<Uuid>,
     action: Action,
 ) -> Result<String, ApiError> {
-    match org_id {
-        Some(id) => {
-            let org = load_org(state, id).await?;
-            authorize(user, action, &org.path)?;
-            Ok(org.path)
-        }
-        None => {
-            let mut roots = user.visible_roots();
-            match roots.len() {
-                1 => {
-                    let root = roots.remove(0);
-                    authorize(user, action, &root)?;
-                    Ok(root)
-                }
-                _ => Err(ApiError::field("org_id", "org_id_required")),
-            }
-        }
-    }
+    super::list_root(state, user, org_id, user.visible_roots(), action).await
 }
 
 #[derive(Deserialize)]

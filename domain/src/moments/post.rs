@@ -159,11 +159,6 @@ impl Post {
         }
         p
     }
-
-    /// Whether the board shows it as open for comments at `now`.
-    pub fn is_open(&self, now: DateTime<Utc>) -> bool {
-        self.closed_at.is_none() && now <= self.feedback_until
-    }
 }
 
 /// What a comment is about: the first two each open a case.

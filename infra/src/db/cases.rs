@@ -404,24 +404,3 @@ pub async fn due_for_overdue(
     .map_err(db_error)?;
     rows.iter().map(|r| uuid(r)).collect()
 }
-
-/// The cases a member follows (theirs, and the ones their duplicates were merged into).
-pub async fn followed_by(conn: &mut Conn<'_>, member: Uuid) -> Result<Vec<Case>, Error> {
-    let m = member.to_string();
-    let into: Vec<Option<String>> = on!(conn, |cx| cases::table
-        .filter(cases::author_id.eq(&m))
-        .filter(cases::merged_into.is_not_null())
-        .select(cases::merged_into)
-        .load(cx)
-        .await)
-    .map_err(db_error)?;
-    let into: Vec<String> = into.into_iter().flatten().collect();
-    let rows: Vec<CaseRow> = on!(conn, |cx| cases::table
-        .filter(cases::author_id.eq(&m).or(cases::id.eq_any(&into)))
-        .select(CaseRow::as_select())
-        .order(cases::id)
-        .load(cx)
-        .await)
-    .map_err(db_error)?;
-    rows.into_iter().map(CaseRow::into_domain).collect()
-}

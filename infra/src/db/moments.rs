@@ -512,18 +512,6 @@ pub async fn list_comments(conn: &mut Conn<'_>, f: &CommentFilter) -> Result<Vec
     rows.into_iter().map(CommentRow::into_domain).collect()
 }
 
-/// Every comment of a member (their data, and their phone's `my_comment` rows).
-pub async fn comments_of(conn: &mut Conn<'_>, author: Uuid) -> Result<Vec<Comment>, Error> {
-    let rows: Vec<CommentRow> = on!(conn, |c| comments::table
-        .filter(comments::author_id.eq(author.to_string()))
-        .select(CommentRow::as_select())
-        .order(comments::id)
-        .load(c)
-        .await)
-    .map_err(db_error)?;
-    rows.into_iter().map(CommentRow::into_domain).collect()
-}
-
 /// Likes or unlikes a comment; returns whether anything changed.
 pub async fn like_comment(
     conn: &mut Conn<'_>,
