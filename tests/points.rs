@@ -1,10 +1,13 @@
-//! The points ledger end to end: a month of a branch (meetings with on-time, late, excused and
-//! absent members, a late offline clock-in, a case accepted and resolved, volunteering past
+//! The points ledger end to end: a month of a 30-member branch (a meeting with on-time, late,
+//! video, excused and absent members, a late offline clock-in, a case accepted and resolved, volunteering past
 //! its cap, a violation posted by a second committee member and an admonition voided) gives
 //! entries that match a hand-computed table; redelivering and replaying every event changes
 //! nothing; rankings order ties by member id.
 
-use crate::helpers::{branch_with_members, code_at, spawn_app_on, KeyPhone, TestApp};
+use crate::helpers::{
+    branch_with_members, code_at, participant, spawn_app_on, webhook, KeyPhone, TestApp, LK_KEY,
+    LK_SECRET,
+};
 use chrono::{DateTime, TimeDelta, Utc};
 use reqwest::StatusCode;
 use serde_json::{json, Value};
@@ -37,17 +40,42 @@ async fn scored(app: &TestApp) {
     panic!("the points consumer did not catch up");
 }
 
-async fn balances(app: &TestApp, sec: &str, people: &[(&str, String)]) -> BTreeMap<String, i64> {
+/// The 23 members beyond the story's seven, with how each attends the party day and the points
+/// that earns by hand (on time +2, late +1, excused 0, absent −3).
+const EXTRA: [(&str, i64); 23] = [
+    ("on_time", 2),
+    ("late", 1),
+    ("excused", 0),
+    ("absent", -3),
+    ("on_time", 2),
+    ("late", 1),
+    ("excused", 0),
+    ("absent", -3),
+    ("on_time", 2),
+    ("late", 1),
+    ("excused", 0),
+    ("absent", -3),
+    ("on_time", 2),
+    ("late", 1),
+    ("excused", 0),
+    ("absent", -3),
+    ("on_time", 2),
+    ("late", 1),
+    ("excused", 0),
+    ("absent", -3),
+    ("on_time", 2),
+    ("late", 1),
+    ("excused", 0),
+];
+
+async fn balances(app: &TestApp, sec: &str, people: &[(String, String)]) -> BTreeMap<String, i64> {
     let mut out = BTreeMap::new();
     for (name, id) in people {
         let r = app
             .get(&format!("/v1/members/{id}/points?period=2026-12"), sec)
             .await;
         assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
-        out.insert(
-            name.to_string(),
-            r.body["balance"].as_i64().expect("balance"),
-        );
+        out.insert(name.clone(), r.body["balance"].as_i64().expect("balance"));
     }
     out
 }
@@ -66,11 +94,19 @@ async fn a_month_of_a_branch_scores_as_the_hand_count_and_replays_change_nothing
         ("YUNLIAN_ACCESS_TOKEN_TTL_SECS", (40 * 86400).to_string()),
         ("YUNLIAN_REFRESH_TOKEN_TTL_DAYS", "60".to_string()),
         ("YUNLIAN_OUTBOX_RELAY_MS", "50".to_string()),
+        (
+            "YUNLIAN_LIVEKIT_URL",
+            "wss://video.county.example".to_string(),
+        ),
+        ("YUNLIAN_LIVEKIT_API_KEY", LK_KEY.to_string()),
+        ("YUNLIAN_LIVEKIT_API_SECRET", LK_SECRET.to_string()),
     ]);
     let app = spawn_app_on(vars, clock.clone()).await;
     let admin = app.admin().await;
+    // The secretary and 29 members: m0..m3 and the committee member carry the month's story;
+    // m5 is away and joins by video; the other 23 attend as the table below plans.
     let (branch, sec, members) =
-        branch_with_members(&app, &admin, "积分村党支部", 13998000000, 5).await;
+        branch_with_members(&app, &admin, "积分村党支部", 13998000000, 29).await;
     let sec_id = app.get("/v1/me", &sec).await.body["id"]
         .as_str()
         .expect("id")
@@ -86,25 +122,50 @@ async fn a_month_of_a_branch_scores_as_the_hand_count_and_replays_change_nothing
     assert_eq!(r.status, StatusCode::CREATED);
     let now = || clock.now();
 
-    // A themed party day at 09:00 (village time): M0 on time, M1 late, M2 on approved leave;
-    // M3, the secretary and the committee member absent at the close.
+    // A themed party day at 09:00 (village time), with a video room: M0 on time, M1 late, M2 on
+    // approved leave, M5 on video from the city; M3, the secretary and the committee member
+    // absent at the close; the other 23 members as EXTRA plans.
     let starts = t0 + TimeDelta::hours(1);
-    let meeting = app.plan_party_day(&sec, &branch, starts).await;
-    let leave = app
+    let planned = app
         .post(
-            &format!("/v1/meetings/{meeting}/leave"),
-            &members[2].1,
-            json!({"reason": "外出就医"}),
-        )
-        .await;
-    let d = app
-        .post(
-            &format!("/v1/leave-requests/{}/decision", leave.id()),
+            "/v1/meetings",
             &sec,
-            json!({"approve": true}),
+            json!({"org_id": branch, "meeting_type": "themed_party_day", "title": "主题党日",
+                   "starts_at": starts, "ends_at": starts + TimeDelta::hours(1), "video": true}),
         )
         .await;
-    assert_eq!(d.body["status"], "approved");
+    assert_eq!(planned.status, StatusCode::CREATED, "{:?}", planned.body);
+    let meeting = planned.id();
+    let room = planned.body["video_room"]
+        .as_str()
+        .expect("room")
+        .to_string();
+    let extra = &members[6..];
+    assert_eq!(extra.len(), EXTRA.len());
+    let excused = std::iter::once(&members[2]).chain(
+        extra
+            .iter()
+            .zip(EXTRA)
+            .filter(|(_, (plan, _))| *plan == "excused")
+            .map(|(m, _)| m),
+    );
+    for (_, token) in excused {
+        let leave = app
+            .post(
+                &format!("/v1/meetings/{meeting}/leave"),
+                token,
+                json!({"reason": "外出就医"}),
+            )
+            .await;
+        let d = app
+            .post(
+                &format!("/v1/leave-requests/{}/decision", leave.id()),
+                &sec,
+                json!({"approve": true}),
+            )
+            .await;
+        assert_eq!(d.body["status"], "approved");
+    }
     let code = |t: DateTime<Utc>| {
         let (app, sec, meeting) = (&app, sec.clone(), meeting.clone());
         async move { code_at(app, &sec, &meeting, t).await }
@@ -113,6 +174,31 @@ async fn a_month_of_a_branch_scores_as_the_hand_count_and_replays_change_nothing
     for (i, (id, token)) in members[..4].iter().enumerate() {
         phones.push(KeyPhone::register(&app, token, id, 90 + i as u8).await);
     }
+    let mut extra_phones = Vec::new();
+    for (i, (id, token)) in extra.iter().enumerate() {
+        extra_phones.push(KeyPhone::register(&app, token, id, 100 + i as u8).await);
+    }
+    let clock_in_extra = |plan: &'static str| {
+        let (app, meeting, phones, code) = (&app, &meeting, &extra_phones, &code);
+        async move {
+            for (phone, _) in phones.iter().zip(EXTRA).filter(|(_, (p, _))| *p == plan) {
+                let r = app
+                    .post(
+                        &format!("/v1/meetings/{meeting}/clock-in"),
+                        &phone.token,
+                        phone.evidence(meeting, &code(now()).await, now(), None),
+                    )
+                    .await;
+                assert_eq!(r.body["punctuality"], plan, "{:?}", r.body);
+            }
+        }
+    };
+    let video_member = members[5].0.clone();
+    let joined = participant("participant_joined", "j5", &room, &video_member, starts);
+    assert_eq!(
+        webhook(&app, &joined, LK_SECRET).await.body["recorded"],
+        true
+    );
     clock.advance(TimeDelta::minutes(55));
     let r = app
         .post(
@@ -122,6 +208,7 @@ async fn a_month_of_a_branch_scores_as_the_hand_count_and_replays_change_nothing
         )
         .await;
     assert_eq!(r.body["punctuality"], "on_time", "{:?}", r.body);
+    clock_in_extra("on_time").await;
     // M3 clocks in offline in the hall at the same minute; the phone uploads it tomorrow.
     let made = now();
     let mut queued = phones[3].evidence(&meeting, &code(made).await, made, None);
@@ -135,6 +222,15 @@ async fn a_month_of_a_branch_scores_as_the_hand_count_and_replays_change_nothing
         )
         .await;
     assert_eq!(r.body["punctuality"], "late", "{:?}", r.body);
+    clock_in_extra("late").await;
+    let left = participant(
+        "participant_left",
+        "l5",
+        &room,
+        &video_member,
+        starts + TimeDelta::minutes(58),
+    );
+    assert_eq!(webhook(&app, &left, LK_SECRET).await.body["recorded"], true);
     clock.advance(TimeDelta::minutes(60));
     assert_eq!(
         app.post(&format!("/v1/meetings/{meeting}/close"), &sec, json!({}))
@@ -265,7 +361,7 @@ async fn a_month_of_a_branch_scores_as_the_hand_count_and_replays_change_nothing
             line["viewed"].as_i64(),
             line["completed"].as_i64()
         ),
-        (Some(6), Some(3), Some(2)),
+        (Some(30), Some(3), Some(2)),
         "{:?}",
         stats.body
     );
@@ -415,27 +511,43 @@ async fn a_month_of_a_branch_scores_as_the_hand_count_and_replays_change_nothing
     assert_eq!(bad.status, StatusCode::FORBIDDEN);
     scored(&app).await;
 
-    let people: Vec<(&str, String)> = vec![
-        ("sec", sec_id.clone()),
-        ("m0", members[0].0.clone()),
-        ("m1", members[1].0.clone()),
-        ("m2", members[2].0.clone()),
-        ("m3", members[3].0.clone()),
-        ("committee", c_id.clone()),
+    let mut people: Vec<(String, String)> = vec![
+        ("sec".into(), sec_id.clone()),
+        ("m0".into(), members[0].0.clone()),
+        ("m1".into(), members[1].0.clone()),
+        ("m2".into(), members[2].0.clone()),
+        ("m3".into(), members[3].0.clone()),
+        ("committee".into(), c_id.clone()),
+        ("m5".into(), members[5].0.clone()),
     ];
+    people.extend(
+        extra
+            .iter()
+            .enumerate()
+            .map(|(i, (id, _))| (format!("x{i}"), id.clone())),
+    );
     // By hand: the secretary and the committee member absent −3 each; M0 on time +2, video +1,
     // quiz +2, accepted +1, resolved +2 = 8; M1 late +1, six articles (the seventh capped to
     // 0) +6, volunteering 5 × 2 (the sixth capped to 0) = 17; M2 excused 0, learning visit +1,
-    // violation −5 = −4; M3 absent −3 (the admonition voided).
+    // violation −5 = −4; M3 absent −3 (the admonition voided); M5 on video for 58 of 60
+    // minutes +2; the other 23 as EXTRA says.
     let want = |m3: i64| {
-        BTreeMap::from([
+        let mut w = BTreeMap::from([
             ("committee".to_string(), -3),
             ("m0".into(), 8),
             ("m1".into(), 17),
             ("m2".into(), -4),
             ("m3".into(), m3),
             ("sec".into(), -3),
-        ])
+            ("m5".into(), 2),
+        ]);
+        w.extend(
+            EXTRA
+                .iter()
+                .enumerate()
+                .map(|(i, (_, p))| (format!("x{i}"), *p)),
+        );
+        w
     };
     assert_eq!(balances(&app, &sec, &people).await, want(-3));
     let m1 = app
@@ -522,8 +634,7 @@ async fn a_month_of_a_branch_scores_as_the_hand_count_and_replays_change_nothing
     assert_eq!(entry_count(&app, &admin, &branch).await, before);
     assert_eq!(balances(&app, &sec, &people).await, want(2));
 
-    // The ranking: most points first, ties (the secretary and the committee member, −3 each)
-    // by member id.
+    // The ranking: most points first, ties by member id; all thirty have a line.
     let r = app
         .get(
             &format!("/v1/points/ranking?org_id={branch}&period=2026-12"),
@@ -531,21 +642,14 @@ async fn a_month_of_a_branch_scores_as_the_hand_count_and_replays_change_nothing
         )
         .await;
     assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
-    let items = r.body["items"].as_array().expect("items");
-    let totals: Vec<i64> = items
+    assert_eq!(lines_of(&r.body), ranked(&want(2), &people));
+    let positions: Vec<Value> = r.body["items"]
+        .as_array()
+        .expect("items")
         .iter()
-        .map(|i| i["total"].as_i64().unwrap_or(0))
+        .map(|i| i["position"].clone())
         .collect();
-    assert_eq!(totals, vec![17, 8, 2, -3, -3, -4]);
-    let tied: Vec<&str> = items[3..5]
-        .iter()
-        .map(|i| i["member_id"].as_str().unwrap_or(""))
-        .collect();
-    let mut sorted = tied.clone();
-    sorted.sort();
-    assert_eq!(tied, sorted);
-    let positions: Vec<Value> = items.iter().map(|i| i["position"].clone()).collect();
-    assert_eq!(positions, (1..=6).map(|p| json!(p)).collect::<Vec<_>>());
+    assert_eq!(positions, (1..=30).map(|p| json!(p)).collect::<Vec<_>>());
 
     // With Redis, the second read comes from its sorted set, line for line the same; a new
     // entry makes it stale, and the next read rebuilds it from the ledger.
@@ -576,13 +680,9 @@ async fn a_month_of_a_branch_scores_as_the_hand_count_and_replays_change_nothing
     .await;
     let fresh = ranking(members[0].1.clone()).await;
     assert_eq!(fresh["source"], "database");
-    let totals: Vec<i64> = fresh["items"]
-        .as_array()
-        .expect("items")
-        .iter()
-        .map(|i| i["total"].as_i64().unwrap_or(0))
-        .collect();
-    assert_eq!(totals, vec![8, 2, -3, -3, -3, -4]);
+    let mut after = want(2);
+    after.insert("m1".into(), -3);
+    assert_eq!(lines_of(&fresh), ranked(&after, &people));
     let cached = ranking(members[0].1.clone()).await;
     assert_eq!(cached["items"], fresh["items"]);
     assert_eq!(
@@ -590,7 +690,40 @@ async fn a_month_of_a_branch_scores_as_the_hand_count_and_replays_change_nothing
         if with_redis { "redis" } else { "database" }
     );
 
-    lists_of_the_month(&app, &branch, &sec, &members, &people).await;
+    let mut absent: Vec<String> = vec!["sec".into(), "committee".into()];
+    absent.extend(
+        EXTRA
+            .iter()
+            .enumerate()
+            .filter(|(_, (plan, _))| *plan == "absent")
+            .map(|(i, _)| format!("x{i}")),
+    );
+    lists_of_the_month(&app, &branch, &sec, &members, &people, &after, &absent).await;
+}
+
+/// (member id, total) per line of a ranking response.
+fn lines_of(ranking: &Value) -> Vec<(String, i64)> {
+    ranking["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .map(|i| {
+            (
+                i["member_id"].as_str().unwrap_or("").to_string(),
+                i["total"].as_i64().unwrap_or(0),
+            )
+        })
+        .collect()
+}
+
+/// The hand table ranked as the rules say: most points first, ties by member id.
+fn ranked(table: &BTreeMap<String, i64>, people: &[(String, String)]) -> Vec<(String, i64)> {
+    let mut lines: Vec<(String, i64)> = people
+        .iter()
+        .map(|(name, id)| (id.clone(), table[name]))
+        .collect();
+    lines.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+    lines
 }
 
 /// The month's red and yellow lists: drawn by the rules, published once, seen by the branch,
@@ -600,15 +733,10 @@ async fn lists_of_the_month(
     branch: &str,
     sec: &str,
     members: &[(String, String)],
-    people: &[(&str, String)],
+    people: &[(String, String)],
+    table: &BTreeMap<String, i64>,
+    absent: &[String],
 ) {
-    let id_of = |who: &str| {
-        people
-            .iter()
-            .find(|(n, _)| *n == who)
-            .map(|(_, id)| id.clone())
-            .expect("person")
-    };
     let name_of = |id: String| async move {
         app.get(&format!("/v1/members/{id}"), sec).await.body["name"]
             .as_str()
@@ -636,26 +764,35 @@ async fn lists_of_the_month(
             )
         })
         .collect();
-    // Red: no absence, no admonition, the most points (m0 5, m3 2: their absence was reversed);
-    // yellow: the secretary and the committee member, absent without leave.
-    let mut yellow = [id_of("sec"), id_of("committee")];
+    // Red: the five with most points (at least 1), no standing absence (m3's was reversed) and
+    // no admonition, ties by member id; yellow: everyone absent without leave, by member id.
+    let mut red: Vec<(String, i64)> = ranked(table, people)
+        .into_iter()
+        .filter(|(id, total)| {
+            *total >= 1 && !people.iter().any(|(n, i)| i == id && absent.contains(n))
+        })
+        .collect();
+    red.truncate(5);
+    let mut yellow: Vec<(String, i64)> = people
+        .iter()
+        .filter(|(n, _)| absent.contains(n))
+        .map(|(n, id)| (id.clone(), table[n]))
+        .collect();
     yellow.sort();
-    let want = vec![
-        ("red".to_string(), id_of("m0"), 8, json!(["most_points"])),
-        ("red".into(), id_of("m3"), 2, json!(["most_points"])),
-        (
-            "yellow".into(),
-            yellow[0].clone(),
-            -3,
-            json!(["absent_without_leave"]),
-        ),
-        (
-            "yellow".into(),
-            yellow[1].clone(),
-            -3,
-            json!(["absent_without_leave"]),
-        ),
-    ];
+    let want: Vec<(String, String, i64, Value)> = red
+        .into_iter()
+        .map(|(id, t)| ("red".to_string(), id, t, json!(["most_points"])))
+        .chain(
+            yellow
+                .into_iter()
+                .map(|(id, t)| ("yellow".to_string(), id, t, json!(["absent_without_leave"]))),
+        )
+        .collect();
+    assert_eq!(
+        (want.len(), want[0].2),
+        (12, 8),
+        "5 red led by m0, 7 yellow"
+    );
     assert_eq!(got, want);
     let list = draft.id();
     assert_eq!(
