@@ -1,5 +1,6 @@
 //! Jobs: the table names every job once, and a job that runs once across replicas does: two
-//! runners on one database close each due meeting exactly once.
+//! runners on one database close each due meeting, mark each overdue case and rebuild each
+//! stale ranking exactly once.
 
 use crate::helpers::branch_with_members;
 use crate::helpers::spawn_app_on;
@@ -59,6 +60,7 @@ async fn two_runners_on_one_database_close_each_due_meeting_once() {
                 settings: Default::default(),
                 tombstone_days: 180,
                 relay_every: std::time::Duration::from_secs(1),
+                redis: None,
             };
             let mut closed = 0;
             for _ in 0..20 {
@@ -149,6 +151,7 @@ async fn two_runners_mark_each_overdue_case_once() {
                 settings: Default::default(),
                 tombstone_days: 180,
                 relay_every: std::time::Duration::from_secs(1),
+                redis: None,
             };
             let mut marked = 0;
             for _ in 0..10 {
@@ -185,4 +188,133 @@ async fn two_runners_mark_each_overdue_case_once() {
             .map(|s| s["action"].clone()),
         Some("overdue".into())
     );
+}
+
+/// With Redis, the rankings job rebuilds each org's ranking of the month, quarter and year
+/// once across two replicas, leaves fresh ones alone, and rebuilds only those a new entry made
+/// stale; a reader then gets the ranking from Redis, the same as the ledger's.
+#[tokio::test]
+async fn two_runners_rebuild_each_stale_ranking_once() {
+    let t0: DateTime<Utc> = "2026-12-03T02:00:00Z".parse().expect("time");
+    let clock = Arc::new(FixedClock::at(t0));
+    let ttl = ("YUNLIAN_ACCESS_TOKEN_TTL_SECS", "100000".to_string());
+    let app = spawn_app_on(HashMap::from([ttl]), clock.clone()).await;
+    let Some((redis_url, prefix)) = app.redis.clone() else {
+        eprintln!("skipped: the rankings job needs Redis (TEST_REDIS_URL)");
+        return;
+    };
+    let admin = app.admin().await;
+    let (branch, sec, members) =
+        branch_with_members(&app, &admin, "榜单村党支部", 13992200000, 3).await;
+    let adjust = |member: String, delta: i64| {
+        let (app, admin, sec) = (&app, admin.clone(), sec.clone());
+        async move {
+            let body = serde_json::json!({"member_id": member, "kind": "violation", "delta": delta, "reason": "违反纪律"});
+            let v = app.post("/v1/points/adjustments", &admin, body).await;
+            assert_eq!(v.status, 201, "{:?}", v.body);
+            let p = app
+                .post(
+                    &format!("/v1/points/adjustments/{}/post", v.id()),
+                    &sec,
+                    serde_json::json!({}),
+                )
+                .await;
+            assert_eq!(p.status, 200, "{:?}", p.body);
+        }
+    };
+    adjust(members[0].0.clone(), -5).await;
+    let store = yunlian_infra::Db::connect(&app.database_url, 1)
+        .await
+        .expect("db");
+    let orgs = store
+        .read(|mut c| {
+            async move {
+                let root = db::orgs::root(&mut c).await?.expect("root");
+                let f = db::orgs::OrgFilter {
+                    roots: vec![root.path],
+                    limit: 1000,
+                    ..Default::default()
+                };
+                db::orgs::list(&mut c, &f).await
+            }
+            .scope_boxed()
+        })
+        .await
+        .expect("orgs");
+    let ranked_orgs = orgs
+        .iter()
+        .filter(|o| o.kind != yunlian_domain::org::OrgKind::Group)
+        .count();
+    let redis = yunlian_infra::redis::Redis::connect(&redis_url)
+        .await
+        .expect("redis");
+    let runner = |holder: &'static str| {
+        let (url, clock, redis, prefix) = (
+            app.database_url.clone(),
+            clock.clone(),
+            redis.clone(),
+            prefix.clone(),
+        );
+        async move {
+            let cx = JobCx {
+                db: yunlian_infra::Db::connect(&url, 2).await.expect("db"),
+                bus: yunlian_infra::bus::Bus::memory(16),
+                clock: clock as Arc<dyn Clock>,
+                close_grace: TimeDelta::minutes(30),
+                settings: Default::default(),
+                tombstone_days: 180,
+                relay_every: std::time::Duration::from_secs(1),
+                redis: Some((redis, prefix)),
+            };
+            let mut rebuilt = 0;
+            for _ in 0..5 {
+                rebuilt += run_once("rankings", &cx, holder)
+                    .await
+                    .expect("round")
+                    .unwrap_or(0);
+            }
+            rebuilt
+        }
+    };
+    let (a, b) = tokio::join!(runner("replica-a"), runner("replica-b"));
+    assert_eq!(a + b, ranked_orgs * 3, "rebuilt by a: {a}, by b: {b}");
+    let read = |period: &'static str| {
+        let (app, sec, branch) = (&app, sec.clone(), branch.clone());
+        async move {
+            app.get(
+                &format!("/v1/points/ranking?org_id={branch}&period={period}"),
+                &sec,
+            )
+            .await
+            .body
+        }
+    };
+    let month = read("2026-12").await;
+    assert_eq!(month["source"], "redis", "{month}");
+    assert_eq!(month["items"][3]["total"], -5, "{month}");
+    assert_eq!(read("2026").await["source"], "redis");
+
+    // A new entry in the branch makes its and every ancestor's three rankings stale.
+    adjust(members[1].0.clone(), -10).await;
+    let (a, b) = tokio::join!(runner("replica-a"), runner("replica-b"));
+    let branch_path = &orgs
+        .iter()
+        .find(|o| o.id.to_string() == branch)
+        .expect("branch")
+        .path;
+    let above = orgs
+        .iter()
+        .filter(|o| o.id.to_string() != branch && branch_path.starts_with(&o.path))
+        .count();
+    assert!(above >= 1, "the branch sits under the township");
+    assert_eq!(a + b, (above + 1) * 3, "rebuilt by a: {a}, by b: {b}");
+    let month = read("2026-12").await;
+    assert_eq!(month["source"], "redis");
+    let totals: Vec<i64> = month["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .map(|i| i["total"].as_i64().unwrap_or(0))
+        .collect();
+    assert_eq!(totals, vec![0, 0, -5, -10]);
 }

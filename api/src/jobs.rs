@@ -24,6 +24,8 @@ pub struct JobCx {
     pub settings: yunlian_domain::settings::Settings,
     pub tombstone_days: i64,
     pub relay_every: Duration,
+    /// Redis and its key prefix, when configured.
+    pub redis: Option<(yunlian_infra::redis::Redis, String)>,
 }
 
 /// How a job is spread over replicas.
@@ -65,6 +67,17 @@ jobs! {
     "case_overdue"    every |_| Duration::from_secs(60),   Once       => case_overdue;
     "points"          every |cx| cx.relay_every,           Once       => points;
     "points_expiry"   every |_| Duration::from_secs(3600), Once       => points_expiry;
+    "rankings"        every |_| Duration::from_secs(300),  Once       => rankings;
+}
+
+/// The Redis rankings of the current periods rebuilt from the ledger where they are stale.
+async fn rankings(cx: &JobCx) -> Result<usize, Error> {
+    match &cx.redis {
+        Some((r, prefix)) => {
+            crate::ops::points::rebuild_rankings(&cx.db, r, prefix, cx.clock.now()).await
+        }
+        None => Ok(0),
+    }
 }
 
 /// The points consumer: scores every domain event of its topics not yet scored, in order.

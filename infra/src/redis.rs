@@ -196,6 +196,17 @@ impl Redis {
         Ok(())
     }
 
+    /// The mark of the ranking stored under `key`, if one is.
+    pub async fn rank_mark(&self, key: &str) -> Result<Option<String>, Error> {
+        let mut c = self.conn.clone();
+        self.call(
+            redis::cmd("GET")
+                .arg(format!("{key}:mark"))
+                .query_async(&mut c),
+        )
+        .await
+    }
+
     /// The mark a ranking was built from, and its first `limit` lines (member, total, the
     /// stored name and branch); `None` when it was never built.
     #[allow(clippy::type_complexity)]

@@ -9,7 +9,7 @@ use uuid::Uuid;
 use yunlian_domain::auth::{Action, Principal};
 use yunlian_domain::events::{DomainEvent, VolunteerConfirmed};
 use yunlian_domain::moments::block;
-use yunlian_domain::org::path_ids;
+use yunlian_domain::org::{path_ids, OrgKind};
 use yunlian_domain::points::{
     adjustment_delta, capped, expired, may_decide, month_of, Entry, Period, PointsError, RuleKind,
     Rules,
@@ -553,8 +553,24 @@ pub async fn ranking_cached(
             Err(e) => tracing::warn!(error = %e, "rankings: redis unavailable, reading the ledger"),
         }
     }
-    // The mark and the totals from one snapshot: what Redis keeps is labelled with exactly
-    // the ledger it was computed from.
+    let (mark, mut items) = from_ledger(db, path, months).await?;
+    if let (Some((r, _)), Some(key)) = (redis, &key) {
+        if let Err(e) = store_ranking(r, key, &mark, &items).await {
+            tracing::warn!(error = %e, "rankings: could not refresh redis");
+        }
+    }
+    items.truncate(limit);
+    Ok((items, RankSource::Database))
+}
+
+/// A ranking computed from the ledger, with its mark; the mark and the totals come from one
+/// snapshot, so what Redis keeps is labelled with exactly the ledger it was computed from.
+async fn from_ledger(
+    db: &yunlian_infra::Db,
+    path: String,
+    months: Vec<String>,
+) -> Result<(String, Vec<Ranked>), Error> {
+    use yunlian_infra::db::ScopedFutureExt;
     let (mark, totals) = db
         .snapshot(move |mut c| {
             async move {
@@ -564,22 +580,84 @@ pub async fn ranking_cached(
             .scope_boxed()
         })
         .await?;
-    let mut items = rank(totals);
-    if let (Some((r, _)), Some(key)) = (redis, &key) {
-        let lines: Vec<(String, i64, String)> = items
-            .iter()
-            .map(|i| {
-                (
-                    i.member_id.to_string(),
-                    i.total,
-                    format!("{}\t{}", i.name, i.org_id),
-                )
+    Ok((mark, rank(totals)))
+}
+
+async fn store_ranking(
+    r: &yunlian_infra::redis::Redis,
+    key: &str,
+    mark: &str,
+    items: &[Ranked],
+) -> Result<(), Error> {
+    let lines: Vec<(String, i64, String)> = items
+        .iter()
+        .map(|i| {
+            (
+                i.member_id.to_string(),
+                i.total,
+                format!("{}\t{}", i.name, i.org_id),
+            )
+        })
+        .collect();
+    r.rank_replace(key, mark, &lines).await
+}
+
+/// The rankings job: every org above the groups, for the month, quarter and year `now` falls
+/// in, is rebuilt in Redis from the ledger where what Redis holds is missing or older than the
+/// ledger. Redis is never the source of truth, so this only saves a reader the rebuild.
+/// Returns how many rankings it rebuilt.
+pub async fn rebuild_rankings(
+    db: &yunlian_infra::Db,
+    r: &yunlian_infra::redis::Redis,
+    prefix: &str,
+    now: DateTime<Utc>,
+) -> Result<usize, Error> {
+    use yunlian_infra::db::ScopedFutureExt;
+    let month = Period::parse(&yunlian_domain::points::month_of(now))
+        .ok_or_else(|| Error::Internal("month of now".into()))?;
+    let Period::Month(y, m) = month else {
+        return Err(Error::Internal("month of now".into()));
+    };
+    let periods = [month, Period::Quarter(y, m.div_ceil(3)), Period::Year(y)];
+    let (mut after, mut rebuilt) = (None, 0);
+    loop {
+        let orgs = db
+            .read(move |mut c| {
+                async move {
+                    let Some(root) = db::orgs::root(&mut c).await? else {
+                        return Ok(Vec::new());
+                    };
+                    let f = db::orgs::OrgFilter {
+                        roots: vec![root.path],
+                        after,
+                        limit: 500,
+                        ..Default::default()
+                    };
+                    db::orgs::list(&mut c, &f).await
+                }
+                .scope_boxed()
             })
-            .collect();
-        if let Err(e) = r.rank_replace(key, &mark, &lines).await {
-            tracing::warn!(error = %e, "rankings: could not refresh redis");
+            .await?;
+        let Some(last) = orgs.last() else {
+            return Ok(rebuilt);
+        };
+        after = Some(last.id);
+        for o in orgs.iter().filter(|o| o.kind != OrgKind::Group) {
+            for period in periods {
+                let key = format!("{prefix}rank:{}:{period}", o.id);
+                let (path, months) = (o.path.clone(), period.months());
+                let current = db
+                    .read(move |mut c| {
+                        async move { db::points::mark(&mut c, &path, &months).await }.scope_boxed()
+                    })
+                    .await?;
+                if r.rank_mark(&key).await?.as_deref() == Some(current.as_str()) {
+                    continue;
+                }
+                let (mark, items) = from_ledger(db, o.path.clone(), period.months()).await?;
+                store_ranking(r, &key, &mark, &items).await?;
+                rebuilt += 1;
+            }
         }
     }
-    items.truncate(limit);
-    Ok((items, RankSource::Database))
 }
