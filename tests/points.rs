@@ -17,7 +17,7 @@ use yunlian_domain::ports::{Clock, FixedClock};
 use yunlian_infra::db::{self, ScopedFutureExt};
 
 /// Waits until the points consumer has scored every event written so far.
-async fn scored(app: &TestApp) {
+pub(crate) async fn scored(app: &TestApp) {
     let store = yunlian_infra::Db::connect(&app.database_url, 1)
         .await
         .expect("db");
@@ -959,4 +959,191 @@ async fn an_undecided_adjustment_voids_itself_after_fourteen_days() {
         (p.body["balance"].as_i64(), p.body["pending"].as_i64()),
         (Some(0), Some(0))
     );
+}
+
+/// Admonitions counted per month and per branch (how a township follows its 151 → 23), and a
+/// member on one month's published yellow list cleared in the next once compliant.
+#[tokio::test]
+async fn admonitions_are_counted_over_time_and_a_yellow_entry_clears() {
+    let t0: DateTime<Utc> = "2026-10-05T02:00:00Z".parse().expect("time");
+    let clock = Arc::new(FixedClock::at(t0));
+    let vars = HashMap::from([
+        ("YUNLIAN_ACCESS_TOKEN_TTL_SECS", (90 * 86400).to_string()),
+        ("YUNLIAN_REFRESH_TOKEN_TTL_DAYS", "90".to_string()),
+    ]);
+    let app = spawn_app_on(vars, clock.clone()).await;
+    let admin = app.admin().await;
+    let (a, sec_a, ms) = branch_with_members(&app, &admin, "东村党支部", 13998200000, 3).await;
+    let (b, sec_b, ns) = branch_with_members(&app, &admin, "西村党支部", 13998300000, 2).await;
+    let admonish = |member: String, decider: String, post: bool| {
+        let (app, admin) = (&app, admin.clone());
+        async move {
+            let body = json!({"member_id": member, "kind": "admonition", "reason": "多次无故缺席"});
+            let v = app.post("/v1/points/adjustments", &admin, body).await;
+            assert_eq!(v.status, StatusCode::CREATED, "{:?}", v.body);
+            let act = if post { "post" } else { "void" };
+            let r = app
+                .post(
+                    &format!("/v1/points/adjustments/{}/{act}", v.id()),
+                    &decider,
+                    json!({}),
+                )
+                .await;
+            assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
+        }
+    };
+    // October: two in the east village (a third voided), one in the west.
+    admonish(ms[0].0.clone(), sec_a.clone(), true).await;
+    admonish(ms[1].0.clone(), sec_a.clone(), true).await;
+    admonish(ms[2].0.clone(), sec_a.clone(), false).await;
+    admonish(ns[0].0.clone(), sec_b.clone(), true).await;
+    let lists = |period: &'static str| {
+        let (app, sec, a) = (&app, sec_a.clone(), a.clone());
+        async move {
+            let d = app
+                .post(
+                    "/v1/points/lists",
+                    &sec,
+                    json!({"org_id": a, "period": period}),
+                )
+                .await;
+            assert_eq!(d.status, StatusCode::CREATED, "{:?}", d.body);
+            let p = app
+                .post(
+                    &format!("/v1/points/lists/{}/publish", d.id()),
+                    &sec,
+                    json!({}),
+                )
+                .await;
+            assert_eq!(p.status, StatusCode::OK);
+            let mut got: Vec<(String, String, String)> = p.body["entries"]
+                .as_array()
+                .expect("entries")
+                .iter()
+                .filter(|e| e["list"] != "red")
+                .map(|e| {
+                    (
+                        e["list"].as_str().unwrap_or("").to_string(),
+                        e["member_id"].as_str().unwrap_or("").to_string(),
+                        e["reasons"].to_string(),
+                    )
+                })
+                .collect();
+            got.sort();
+            got
+        }
+    };
+    let mut october = vec![
+        (
+            "yellow".to_string(),
+            ms[0].0.clone(),
+            json!(["admonished"]).to_string(),
+        ),
+        (
+            "yellow".into(),
+            ms[1].0.clone(),
+            json!(["admonished"]).to_string(),
+        ),
+    ];
+    october.sort();
+    assert_eq!(lists("2026-10").await, october);
+
+    // November: the first is admonished again; the second is compliant and comes off.
+    clock.advance(TimeDelta::days(31));
+    admonish(ms[0].0.clone(), sec_a.clone(), true).await;
+    let mut november = vec![
+        (
+            "yellow".to_string(),
+            ms[0].0.clone(),
+            json!(["admonished"]).to_string(),
+        ),
+        (
+            "cleared".into(),
+            ms[1].0.clone(),
+            json!(["compliant_again"]).to_string(),
+        ),
+    ];
+    november.sort();
+    assert_eq!(lists("2026-11").await, november);
+
+    let root = app.root_id(&admin).await;
+    let r = app
+        .get(
+            &format!("/v1/points/admonitions?org_id={root}&from=2026-09&to=2026-11"),
+            &admin,
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
+    let months: Vec<(String, i64)> = r.body["months"]
+        .as_array()
+        .expect("months")
+        .iter()
+        .map(|m| {
+            (
+                m["month"].as_str().unwrap_or("").to_string(),
+                m["count"].as_i64().unwrap_or(-1),
+            )
+        })
+        .collect();
+    assert_eq!(
+        months,
+        vec![
+            ("2026-09".to_string(), 0),
+            ("2026-10".into(), 3),
+            ("2026-11".into(), 1)
+        ]
+    );
+    let branches: Vec<(String, i64)> = r.body["branches"]
+        .as_array()
+        .expect("branches")
+        .iter()
+        .map(|m| {
+            (
+                m["org_id"].as_str().unwrap_or("").to_string(),
+                m["count"].as_i64().unwrap_or(-1),
+            )
+        })
+        .collect();
+    assert_eq!(
+        (r.body["total"].as_i64(), branches),
+        (Some(4), vec![(a.clone(), 3), (b.clone(), 1)])
+    );
+    // A branch secretary sees their own branch, not the township (outside their subtree: not
+    // found); a member of the branch may not.
+    let own = app
+        .get(
+            &format!("/v1/points/admonitions?org_id={b}&from=2026-10&to=2026-11"),
+            &sec_b,
+        )
+        .await;
+    assert_eq!(own.body["total"], 1, "{:?}", own.body);
+    for (token, org, status) in [
+        (&sec_b, &root, StatusCode::NOT_FOUND),
+        (&ms[0].1, &a, StatusCode::FORBIDDEN),
+    ] {
+        let r = app
+            .get(
+                &format!("/v1/points/admonitions?org_id={org}&from=2026-10&to=2026-11"),
+                token,
+            )
+            .await;
+        assert_eq!(r.status, status);
+    }
+    for (query, code) in [
+        ("from=2026-11&to=2026-10", "range_reversed"),
+        ("from=2020-01&to=2026-10", "range_too_long"),
+        ("from=2026-Q3&to=2026-10", "invalid_period"),
+    ] {
+        let r = app
+            .get(
+                &format!("/v1/points/admonitions?org_id={root}&{query}"),
+                &admin,
+            )
+            .await;
+        assert_eq!(
+            (r.status, r.body["errors"][0]["code"].as_str()),
+            (StatusCode::UNPROCESSABLE_ENTITY, Some(code)),
+            "{query}"
+        );
+    }
 }

@@ -1,7 +1,8 @@
 //! Concurrent writers that must not lose or cross each other's work, each run many times with a
 //! seeded interleaving (`RACE_SEED`): a phone's whereabouts against an admin's edit, clock-ins
 //! against member edits, two members claiming one new client id, and a meeting's close-out
-//! against a late clock-in, a late video webhook and a second close.
+//! against a late clock-in, a late video webhook and a second close; the board; two decisions on
+//! one pending adjustment; duplicate learning progress reports.
 
 use crate::helpers::branch_with_members;
 use crate::helpers::KeyPhone;
@@ -477,4 +478,192 @@ async fn comments_closes_merges_and_likes_on_one_board_never_cross() {
             .expect("liked comment");
         assert_eq!(c["like_count"], likes, "seed {seed}");
     }
+}
+
+/// Two committee members deciding one pending adjustment at once, one posting and one voiding:
+/// exactly one decision lands (the other is told it was decided), and the ledger holds one
+/// decision entry whose effect matches the winner.
+#[tokio::test]
+async fn two_decisions_on_one_pending_adjustment_land_once() {
+    let seed = seed("RACE_SEED", "adjustment decisions");
+    let mut rng = StdRng::seed_from_u64(seed);
+    let app = spawn_app().await;
+    let admin = app.admin().await;
+    let (branch, sec, members) =
+        branch_with_members(&app, &admin, "审核村党支部", 13973000000, 2).await;
+    let (committee_id, committee) = members[0].clone();
+    let r = app
+        .post(
+            "/v1/roles",
+            &admin,
+            json!({"member_id": committee_id, "org_id": branch, "role": "committee_member"}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED);
+    let target = members[1].0.clone();
+    let rounds = race_rounds(200, 30);
+    let mut posted = 0;
+    for _ in 0..rounds {
+        let (d1, d2) = (rng.random_range(0..=1500), rng.random_range(0..=1500));
+        let body =
+            json!({"member_id": target, "kind": "violation", "delta": -5, "reason": "迟交党费"});
+        let v = app.post("/v1/points/adjustments", &admin, body).await;
+        assert_eq!(v.status, StatusCode::CREATED, "seed {seed}: {:?}", v.body);
+        let id = v.id();
+        let (post, void) = tokio::join!(
+            async {
+                tokio::time::sleep(Duration::from_micros(d1)).await;
+                app.post(
+                    &format!("/v1/points/adjustments/{id}/post"),
+                    &sec,
+                    json!({}),
+                )
+                .await
+            },
+            async {
+                tokio::time::sleep(Duration::from_micros(d2)).await;
+                app.post(
+                    &format!("/v1/points/adjustments/{id}/void"),
+                    &committee,
+                    json!({}),
+                )
+                .await
+            },
+        );
+        let outcome = [(&post, "post"), (&void, "void")]
+            .iter()
+            .map(|(r, _)| (r.status, r.code().to_string()))
+            .collect::<Vec<_>>();
+        let wins: Vec<&str> = [(&post, "post"), (&void, "void")]
+            .iter()
+            .filter(|(r, _)| r.status == StatusCode::OK)
+            .map(|(_, w)| *w)
+            .collect();
+        assert_eq!(wins.len(), 1, "seed {seed}: {outcome:?}");
+        for r in [&post, &void].iter().filter(|r| r.status != StatusCode::OK) {
+            assert_eq!(
+                (r.status, r.code()),
+                (StatusCode::CONFLICT, "adjustment_decided"),
+                "seed {seed}"
+            );
+        }
+        posted += (wins[0] == "post") as i64;
+    }
+    let month = yunlian_domain::points::month_of(Utc::now());
+    let m = app
+        .get(&format!("/v1/members/{target}/points?period={month}"), &sec)
+        .await;
+    let decisions = m.body["entries"]
+        .as_array()
+        .expect("entries")
+        .iter()
+        .filter(|e| matches!(e["resolution"].as_str(), Some("post" | "void")))
+        .count();
+    assert_eq!(
+        (m.body["balance"].as_i64(), decisions),
+        (Some(-5 * posted), rounds),
+        "seed {seed}: {} posted of {rounds}",
+        posted
+    );
+}
+
+/// A phone and its retry reporting the same learning progress at once: the time is credited
+/// once and the item completes once, with one event and one ledger entry.
+#[tokio::test]
+async fn duplicate_progress_reports_credit_and_complete_once() {
+    let seed = seed("RACE_SEED", "learning progress");
+    let mut rng = StdRng::seed_from_u64(seed);
+    let t0: DateTime<Utc> = "2026-12-02T01:00:00Z".parse().expect("time");
+    let clock = Arc::new(FixedClock::at(t0));
+    let vars = std::collections::HashMap::from([
+        ("YUNLIAN_ACCESS_TOKEN_TTL_SECS", (10 * 86400).to_string()),
+        ("YUNLIAN_OUTBOX_RELAY_MS", "50".to_string()),
+    ]);
+    let app = crate::helpers::spawn_app_on(vars, clock.clone()).await;
+    let admin = app.admin().await;
+    let (branch, _, members) =
+        branch_with_members(&app, &admin, "学习村党支部", 13974000000, 1).await;
+    let (member, token) = members[0].clone();
+    let rounds = race_rounds(200, 30);
+    let mut items = Vec::new();
+    for round in 0..rounds {
+        let (d1, d2) = (rng.random_range(0..=1500), rng.random_range(0..=1500));
+        let item = app
+            .post(
+                "/v1/learning/items",
+                &admin,
+                json!({"org_id": branch, "kind": "article", "title": format!("学习材料{round}"), "body": "……", "length_secs": 10}),
+            )
+            .await;
+        assert_eq!(item.status, StatusCode::CREATED, "seed {seed}");
+        let at = format!("/v1/learning/items/{}/progress", item.id());
+        // The first report and its retry at once: one progress row, opened once.
+        let (r1, r2) = tokio::join!(
+            app.post(&at, &token, json!({"position_secs": 0})),
+            app.post(&at, &token, json!({"position_secs": 0})),
+        );
+        for r in [&r1, &r2] {
+            assert_eq!(r.status, StatusCode::OK, "seed {seed}: {:?}", r.body);
+        }
+        clock.advance(TimeDelta::seconds(12));
+        let (a, b) = tokio::join!(
+            async {
+                tokio::time::sleep(Duration::from_micros(d1)).await;
+                app.post(&at, &token, json!({"position_secs": 10})).await
+            },
+            async {
+                tokio::time::sleep(Duration::from_micros(d2)).await;
+                app.post(&at, &token, json!({"position_secs": 10})).await
+            },
+        );
+        // Whichever lands second finds the time already credited and the item complete.
+        for r in [&a, &b] {
+            assert_eq!(r.status, StatusCode::OK, "seed {seed}: {:?}", r.body);
+            assert_eq!(
+                (
+                    r.body["credited_secs"].as_i64(),
+                    r.body["completed_at"].is_string()
+                ),
+                (Some(12), true),
+                "seed {seed}: the 12 s spent reading, once: {:?}",
+                r.body
+            );
+        }
+        items.push(item.id());
+    }
+    crate::points::scored(&app).await;
+    let store = yunlian_infra::Db::connect(&app.database_url, 1)
+        .await
+        .expect("db");
+    let events = {
+        use yunlian_infra::db::{self, ScopedFutureExt};
+        store
+            .read(|mut c| async move { db::outbox::all(&mut c).await }.scope_boxed())
+            .await
+            .expect("outbox")
+    };
+    let mut completions: BTreeMap<String, usize> = BTreeMap::new();
+    for e in events.iter().filter(|e| e.topic == "learning.completed") {
+        *completions
+            .entry(e.payload["item_id"].as_str().unwrap_or("").to_string())
+            .or_default() += 1;
+    }
+    let want: BTreeMap<String, usize> = items.iter().map(|i| (i.clone(), 1)).collect();
+    assert_eq!(completions, want, "seed {seed}");
+    let m = app
+        .get(
+            &format!("/v1/members/{member}/points?period=2026-12"),
+            &token,
+        )
+        .await;
+    let learning = m.body["entries"]
+        .as_array()
+        .expect("entries")
+        .iter()
+        .filter(|e| e["rule"] == "learning_completed")
+        .count();
+    assert_eq!(
+        learning, rounds,
+        "seed {seed}: one entry per completed item"
+    );
 }

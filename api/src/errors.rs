@@ -404,6 +404,8 @@ pub fn message(code: &str, lang: Lang) -> &'static str {
             "期间格式应为 2026-12、2026-Q4 或 2026",
             "A period is 2026-12, 2026-Q4 or 2026",
         ),
+        "range_reversed" => ("结束月份早于开始月份", "The last month is before the first"),
+        "range_too_long" => ("时间跨度最多 60 个月", "The range spans at most 60 months"),
         "own_adjustment" => (
             "录入人不能自己审核，须由另一名支委审核",
             "Another committee member must post what you entered",

@@ -106,6 +106,7 @@ routes! {
     get    "/v1/points/lists/{list_id}"        "getList"             => points::get_list;
     post   "/v1/points/lists/{list_id}/publish" "publishList"        => points::publish_list;
     get    "/v1/points/lists/{list_id}/export" "exportList"          => points::export_list;
+    get    "/v1/points/admonitions"            "getAdmonitionCounts" => points::get_admonition_counts;
     post   "/v1/volunteer-services"            "recordVolunteerService" => points::record_volunteer_service;
     post   "/v1/volunteer-services/{service_id}/confirm" "confirmVolunteerService" => points::confirm_volunteer_service;
     post   "/v1/devices"                       "registerDevice"      => devices::register_device;

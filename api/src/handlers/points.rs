@@ -342,6 +342,36 @@ pub async fn list_lists(
     Ok(HttpResponse::Ok().json(serde_json::json!({"items": items, "next_cursor": null})))
 }
 
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AdmonitionQuery {
+    org_id: Uuid,
+    from: String,
+    to: String,
+}
+
+pub async fn get_admonition_counts(
+    state: web::Data<AppState>,
+    user: AuthUser,
+    q: crate::extract::Query<AdmonitionQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let q = q.into_inner();
+    let month = |field: &'static str, raw: &str| match Period::parse(raw) {
+        Some(m @ Period::Month(..)) => Ok(m),
+        _ => Err(ApiError::field(field, "invalid_period")),
+    };
+    let (from, to) = (month("from", &q.from)?, month("to", &q.to)?);
+    let (p, org) = (user.0.clone(), q.org_id);
+    let counts = state
+        .db
+        .read(move |mut c| {
+            async move { ops::lists::admonition_counts(&mut c, &p, org, from, to).await }
+                .scope_boxed()
+        })
+        .await?;
+    Ok(HttpResponse::Ok().json(counts))
+}
+
 pub async fn get_list(
     state: web::Data<AppState>,
     user: AuthUser,

@@ -4,6 +4,7 @@
 
 use super::authorize;
 use chrono::{DateTime, Utc};
+use serde::Serialize;
 use uuid::Uuid;
 use yunlian_domain::auth::{Action, Principal};
 use yunlian_domain::org::OrgKind;
@@ -32,12 +33,21 @@ pub async fn generate_lists(
     }
     let (rules, _) = super::points::effective(c, &o.path).await?;
     let facts = db::lists::member_facts(c, o.id, &period.months()).await?;
+    let before = period.previous().to_string();
+    let was_yellow: Vec<Uuid> = db::lists::list_within(c, &o.path, Some(&before), true)
+        .await?
+        .into_iter()
+        .filter(|l| l.org_id == o.id)
+        .flat_map(|l| l.entries)
+        .filter(|e| e.list == ListKind::Yellow)
+        .map(|e| e.member_id)
+        .collect();
     let l = List {
         id: existing.map(|l| l.id).unwrap_or_else(Uuid::now_v7),
         org_id: o.id,
         period: key,
         state: "draft".into(),
-        entries: generate(&facts, &rules.lists),
+        entries: generate(&facts, &rules.lists, &was_yellow),
         generated_by: p.member_id,
         generated_at: now,
         published_by: None,
@@ -80,6 +90,93 @@ pub async fn publish(
     })
 }
 
+/// Posted admonitions per month and per branch, for a township to follow over time (the
+/// seed's 151 → 23).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct AdmonitionCounts {
+    pub org_id: Uuid,
+    pub total: i64,
+    /// Every month of the range, oldest first, zero where there were none.
+    pub months: Vec<MonthCount>,
+    /// Branches with at least one, the most first (ties by id).
+    pub branches: Vec<BranchCount>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct MonthCount {
+    pub month: String,
+    pub count: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct BranchCount {
+    pub org_id: Uuid,
+    pub name: String,
+    pub count: i64,
+}
+
+/// The longest range `getAdmonitionCounts` answers, in months.
+pub const ADMONITION_RANGE_MONTHS: usize = 60;
+
+/// `getAdmonitionCounts`: posted admonitions inside an org from month `from` to `to`.
+pub async fn admonition_counts(
+    c: &mut Conn<'_>,
+    p: &Principal,
+    org: Uuid,
+    from: Period,
+    to: Period,
+) -> Result<AdmonitionCounts, Error> {
+    let (Period::Month(fy, fm), Period::Month(ty, tm)) = (from, to) else {
+        return Err(Error::invalid("from", "invalid_period"));
+    };
+    let months: Vec<String> = (fy * 12 + fm as i32 - 1..=ty * 12 + tm as i32 - 1)
+        .map(|i| format!("{:04}-{:02}", i / 12, i % 12 + 1))
+        .collect();
+    if months.is_empty() {
+        return Err(Error::invalid("to", "range_reversed"));
+    }
+    if months.len() > ADMONITION_RANGE_MONTHS {
+        return Err(Error::invalid("to", "range_too_long"));
+    }
+    let o = db::orgs::get(c, org).await?.ok_or(Error::NotFound)?;
+    authorize(p, Action::ManagePoints, &o.path)?;
+    let rows = db::lists::admonitions(c, &o.path, &months).await?;
+    let mut per_branch: std::collections::BTreeMap<Uuid, i64> = Default::default();
+    let mut per_month: std::collections::BTreeMap<&str, i64> =
+        months.iter().map(|m| (m.as_str(), 0)).collect();
+    for (branch, month, n) in &rows {
+        *per_branch.entry(*branch).or_default() += n;
+        if let Some(m) = per_month.get_mut(month.as_str()) {
+            *m += n;
+        }
+    }
+    let mut branches = Vec::new();
+    for (id, count) in per_branch {
+        let name = db::orgs::get(c, id)
+            .await?
+            .map(|o| o.name)
+            .unwrap_or_default();
+        branches.push(BranchCount {
+            org_id: id,
+            name,
+            count,
+        });
+    }
+    branches.sort_by(|a, b| b.count.cmp(&a.count).then(a.org_id.cmp(&b.org_id)));
+    Ok(AdmonitionCounts {
+        org_id: o.id,
+        total: per_month.values().sum(),
+        months: per_month
+            .into_iter()
+            .map(|(m, count)| MonthCount {
+                month: m.to_string(),
+                count,
+            })
+            .collect(),
+        branches,
+    })
+}
+
 /// `listLists`: the lists of the branches inside the org (drafts for the committee only).
 pub async fn list(
     c: &mut Conn<'_>,
@@ -100,6 +197,7 @@ fn reason_zh(r: &str) -> &'static str {
         "absent_without_leave" => "无故缺席组织生活",
         "learning_below_minimum" => "学习积分未达标",
         "admonished" => "受到告诫",
+        "compliant_again" => "本期已达标，移出黄榜",
         _ => "其他",
     }
 }
@@ -119,10 +217,10 @@ pub async fn export(c: &mut Conn<'_>, p: &Principal, id: Uuid) -> Result<(Vec<u8
         .map(|e| {
             vec![
                 Cell::Text(
-                    if e.list == ListKind::Red {
-                        "红榜"
-                    } else {
-                        "黄榜"
+                    match e.list {
+                        ListKind::Red => "红榜",
+                        ListKind::Yellow => "黄榜",
+                        ListKind::Cleared => "摘黄",
                     }
                     .into(),
                 ),

@@ -46,6 +46,8 @@ pub struct MemberFacts {
 pub enum ListKind {
     Red,
     Yellow,
+    /// Off the yellow list: on the previous period's published yellow list, compliant now.
+    Cleared,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -55,13 +57,14 @@ pub struct ListEntry {
     pub name: String,
     pub total: i64,
     /// Red: `most_points`; yellow: `absent_without_leave`, `learning_below_minimum`,
-    /// `admonished`.
+    /// `admonished`; cleared: `compliant_again`.
     pub reasons: Vec<String>,
 }
 
 /// The lists from the facts: red first (most points, ties by member id), then yellow (by
-/// member id).
-pub fn generate(facts: &[MemberFacts], rules: &ListRules) -> Vec<ListEntry> {
+/// member id), then the members who were on the previous period's published yellow list
+/// (`was_yellow`) and are not on this one (by member id): their yellow entry clears.
+pub fn generate(facts: &[MemberFacts], rules: &ListRules, was_yellow: &[Uuid]) -> Vec<ListEntry> {
     let mut red: Vec<&MemberFacts> = facts
         .iter()
         .filter(|f| f.absences == 0 && f.admonitions == 0 && f.total >= rules.red_min_points.max(1))
@@ -101,7 +104,21 @@ pub fn generate(facts: &[MemberFacts], rules: &ListRules) -> Vec<ListEntry> {
         })
         .collect();
     yellow.sort_by_key(|e| e.member_id);
+    let mut cleared: Vec<ListEntry> = facts
+        .iter()
+        .filter(|f| was_yellow.contains(&f.member_id))
+        .filter(|f| !yellow.iter().any(|y| y.member_id == f.member_id))
+        .map(|f| ListEntry {
+            list: ListKind::Cleared,
+            member_id: f.member_id,
+            name: f.name.clone(),
+            total: f.total,
+            reasons: vec!["compliant_again".into()],
+        })
+        .collect();
+    cleared.sort_by_key(|e| e.member_id);
     out.append(&mut yellow);
+    out.append(&mut cleared);
     out
 }
 
@@ -135,7 +152,8 @@ mod tests {
             m(5, 0, 0, 0, 1),  // admonished and behind on learning
             m(6, -3, 0, 2, 0), // nothing to say
         ];
-        let lists = generate(&facts, &rules);
+        // Last period 1 and 6 were yellow: 1 still is, 6 is compliant now; 4 never was.
+        let lists = generate(&facts, &rules, &[Uuid::from_u128(1), Uuid::from_u128(6)]);
         let seen: Vec<(ListKind, u128, Vec<String>)> = lists
             .iter()
             .map(|e| (e.list, e.member_id.as_u128(), e.reasons.clone()))
@@ -158,6 +176,7 @@ mod tests {
                         "admonished".to_string()
                     ]
                 ),
+                (ListKind::Cleared, 6, vec!["compliant_again".to_string()]),
             ]
         );
     }

@@ -285,6 +285,17 @@ impl Period {
         }
     }
 
+    /// The period of the same length just before this one.
+    pub fn previous(self) -> Period {
+        match self {
+            Period::Month(y, 1) => Period::Month(y - 1, 12),
+            Period::Month(y, m) => Period::Month(y, m - 1),
+            Period::Quarter(y, 1) => Period::Quarter(y - 1, 4),
+            Period::Quarter(y, q) => Period::Quarter(y, q - 1),
+            Period::Year(y) => Period::Year(y - 1),
+        }
+    }
+
     /// The months (`YYYY-MM`) it spans.
     pub fn months(self) -> Vec<String> {
         let (y, from, to) = match self {
@@ -551,6 +562,16 @@ mod tests {
         }
         let t: DateTime<Utc> = "2026-11-30T17:00:00Z".parse().unwrap_or_default();
         assert_eq!(month_of(t), "2026-12", "01:00 on 1 December in the village");
+        for (p, before) in [
+            ("2026-01", "2025-12"),
+            ("2026-12", "2026-11"),
+            ("2026-Q1", "2025-Q4"),
+            ("2026-Q3", "2026-Q2"),
+            ("2026", "2025"),
+        ] {
+            let prev = Period::parse(p).map(|p| p.previous().to_string());
+            assert_eq!(prev.as_deref(), Some(before), "{p}");
+        }
     }
 
     #[test]

@@ -273,3 +273,28 @@ pub async fn member_facts(
     out.sort_by_key(|f| f.member_id);
     Ok(out)
 }
+
+/// Posted admonitions (告诫) within an org's subtree over `months`: (branch, month, how many).
+pub async fn admonitions(
+    conn: &mut Conn<'_>,
+    within: &str,
+    months: &[String],
+) -> Result<Vec<(Uuid, String, i64)>, Error> {
+    let like = format!("{within}%");
+    let rows: Vec<(String, String, i64)> = on!(conn, |c| pe::table
+        .inner_join(orgs::table.on(orgs::id.eq(pe::org_id)))
+        .filter(orgs::path.like(&like))
+        .filter(pe::period.eq_any(months))
+        .filter(pe::rule.eq(RuleKind::Admonition.as_str()))
+        .filter(pe::pending.eq(false))
+        .filter(pe::resolution.eq("post"))
+        .group_by((pe::org_id, pe::period))
+        .select((pe::org_id, pe::period, diesel::dsl::count_star()))
+        .order((pe::period, pe::org_id))
+        .load(c)
+        .await)
+    .map_err(db_error)?;
+    rows.into_iter()
+        .map(|(org, period, n)| Ok((uuid(&org)?, period, n)))
+        .collect()
+}
