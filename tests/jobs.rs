@@ -60,6 +60,7 @@ async fn two_runners_on_one_database_close_each_due_meeting_once() {
                 settings: Default::default(),
                 tombstone_days: 180,
                 relay_every: std::time::Duration::from_secs(1),
+                rankings_every: std::time::Duration::from_secs(300),
                 redis: None,
             };
             let mut closed = 0;
@@ -151,6 +152,7 @@ async fn two_runners_mark_each_overdue_case_once() {
                 settings: Default::default(),
                 tombstone_days: 180,
                 relay_every: std::time::Duration::from_secs(1),
+                rankings_every: std::time::Duration::from_secs(300),
                 redis: None,
             };
             let mut marked = 0;
@@ -264,6 +266,7 @@ async fn two_runners_rebuild_each_stale_ranking_once() {
                 settings: Default::default(),
                 tombstone_days: 180,
                 relay_every: std::time::Duration::from_secs(1),
+                rankings_every: std::time::Duration::from_secs(300),
                 redis: Some((redis, prefix)),
             };
             let mut rebuilt = 0;

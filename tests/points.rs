@@ -932,6 +932,7 @@ async fn an_undecided_adjustment_voids_itself_after_fourteen_days() {
         settings: Default::default(),
         tombstone_days: 180,
         relay_every: std::time::Duration::from_secs(1),
+        rankings_every: std::time::Duration::from_secs(300),
         redis: None,
     };
     let n = yunlian_api::jobs::run_once("points_expiry", &cx, "test")

@@ -795,3 +795,70 @@ fn the_sqlite_migrations_go_up_down_and_up_again() {
     c.run_pending_migrations(migrations).expect("up again");
     assert_eq!(schema(&mut c), first);
 }
+
+/// A ranking's mark changes with every entry appended inside the org, even one whose id sorts
+/// before every other (a replica whose clock runs behind), and not with one appended outside.
+#[tokio::test]
+async fn a_rankings_mark_moves_with_every_append_whatever_its_id() {
+    use yunlian_domain::points::{Entry, RuleKind};
+    for db in engines().await {
+        let root = org(None, OrgKind::Committee, "县委");
+        let (a, b) = (
+            org(Some(&root), OrgKind::Branch, "甲支部"),
+            org(Some(&root), OrgKind::Branch, "乙支部"),
+        );
+        let (ma, mb) = (
+            member(&a, "甲0", "13900000001"),
+            member(&b, "乙0", "13900000002"),
+        );
+        let entry = |id: Uuid, m: &Member, key: &str| Entry {
+            id,
+            member_id: m.id,
+            org_id: m.org_id,
+            delta: 1,
+            rule: RuleKind::Volunteer,
+            rule_version: "default".into(),
+            source: key.into(),
+            key: key.into(),
+            period: "2026-12".into(),
+            occurred_at: Utc::now(),
+            pending: false,
+            resolves: None,
+            resolution: None,
+            reason: None,
+            created_by: None,
+            created_at: Utc::now(),
+        };
+        let steps = vec![
+            entry(Uuid::now_v7(), &ma, "a1"),
+            entry(Uuid::from_u128(1), &ma, "a0-behind"),
+            entry(Uuid::now_v7(), &mb, "b1"),
+            entry(Uuid::now_v7(), &ma, "a1"), // the same key again: not appended
+        ];
+        let (o, ms, path) = (
+            vec![root.clone(), a.clone(), b.clone()],
+            vec![ma.clone(), mb.clone()],
+            a.path.clone(),
+        );
+        let marks = db
+            .write(move |mut c| {
+                async move {
+                    for x in &o {
+                        db::orgs::insert(&mut c, x).await?;
+                    }
+                    db::members::insert_many(&mut c, &ms).await?;
+                    let months = vec!["2026-12".to_string()];
+                    let mut marks = vec![db::points::mark(&mut c, &path, &months).await?];
+                    for e in &steps {
+                        db::points::append(&mut c, e).await?;
+                        marks.push(db::points::mark(&mut c, &path, &months).await?);
+                    }
+                    Ok(marks)
+                }
+                .scope_boxed()
+            })
+            .await
+            .expect("writes");
+        assert_eq!(marks, vec!["0", "1", "2", "2", "2"], "{}", db.engine());
+    }
+}

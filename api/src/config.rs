@@ -27,6 +27,7 @@ pub const KEYS: &[(&str, &str)] = &[
     ("YUNLIAN_SYNC_TOMBSTONE_DAYS", "180"),
     ("YUNLIAN_CLOSE_GRACE_MINUTES", "30"),
     ("YUNLIAN_OUTBOX_RELAY_MS", "1000"),
+    ("YUNLIAN_RANKINGS_EVERY_SECS", "300"),
     ("YUNLIAN_VIDEO_PRESENT_SHARE", "2/3"),
     ("YUNLIAN_VIDEO_TOKEN_GRACE_MINUTES", "30"),
     ("YUNLIAN_LIVEKIT_URL", "(unset: no video)"),
@@ -61,6 +62,8 @@ pub struct Config {
     pub close_grace_minutes: i64,
     /// How often committed domain events are relayed from the outbox to the bus.
     pub outbox_relay_ms: u64,
+    /// How often the rankings job rebuilds stale Redis rankings.
+    pub rankings_every_secs: u64,
     pub video_present_share: (i64, i64),
     /// A video room token stops working this long after its meeting's end.
     pub video_token_grace_minutes: i64,
@@ -270,6 +273,7 @@ impl Config {
             sync_tombstone_days: num("YUNLIAN_SYNC_TOMBSTONE_DAYS", 180)?,
             close_grace_minutes: num("YUNLIAN_CLOSE_GRACE_MINUTES", 30)?,
             outbox_relay_ms: num("YUNLIAN_OUTBOX_RELAY_MS", 1000)?.max(10) as u64,
+            rankings_every_secs: num("YUNLIAN_RANKINGS_EVERY_SECS", 300)?.max(1) as u64,
             video_present_share,
             video_token_grace_minutes: num("YUNLIAN_VIDEO_TOKEN_GRACE_MINUTES", 30)?,
             livekit,

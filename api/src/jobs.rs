@@ -24,6 +24,8 @@ pub struct JobCx {
     pub settings: yunlian_domain::settings::Settings,
     pub tombstone_days: i64,
     pub relay_every: Duration,
+    /// How often the rankings job runs.
+    pub rankings_every: Duration,
     /// Redis and its key prefix, when configured.
     pub redis: Option<(yunlian_infra::redis::Redis, String)>,
 }
@@ -67,7 +69,7 @@ jobs! {
     "case_overdue"    every |_| Duration::from_secs(60),   Once       => case_overdue;
     "points"          every |cx| cx.relay_every,           Once       => points;
     "points_expiry"   every |_| Duration::from_secs(3600), Once       => points_expiry;
-    "rankings"        every |_| Duration::from_secs(300),  Once       => rankings;
+    "rankings"        every |cx| cx.rankings_every,        Once       => rankings;
 }
 
 /// The Redis rankings of the current periods rebuilt from the ledger where they are stale.

@@ -86,6 +86,7 @@ impl Application {
             settings: config.settings_root(),
             tombstone_days: config.sync_tombstone_days,
             relay_every: std::time::Duration::from_millis(config.outbox_relay_ms),
+            rankings_every: std::time::Duration::from_secs(config.rankings_every_secs),
             redis: redis.clone().map(|r| (r, config.redis_prefix.clone())),
         });
         let listener = TcpListener::bind(&config.bind)?;

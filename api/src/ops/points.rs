@@ -505,7 +505,7 @@ pub enum RankSource {
 }
 
 /// `getRanking`: from Redis when it holds the ranking built from the ledger as it is now (its
-/// mark is the newest entry's id), else from the database, which then refreshes Redis. The
+/// mark is the count of entries appended inside the org over the period), else from the database, which then refreshes Redis. The
 /// same lines either way; Redis down only means the database answers.
 pub async fn ranking_cached(
     db: &yunlian_infra::Db,

@@ -1,7 +1,9 @@
 //! The points ledger, stored: rules by version, entries (inserted, never updated: a duplicate
 //! idempotency key inserts nothing), volunteer services.
 
-use super::schema::{members, orgs, points_entries as pe, points_rules, volunteer_services as vs};
+use super::schema::{
+    members, orgs, points_entries as pe, points_marks as pm, points_rules, volunteer_services as vs,
+};
 use super::{db_error, naive, sync, utc, uuid, Conn};
 use crate::on;
 use chrono::{DateTime, Utc};
@@ -157,6 +159,19 @@ pub async fn append(conn: &mut Conn<'_>, e: &Entry) -> Result<bool, Error> {
         .await)
     .map_err(db_error)?;
     if n == 1 {
+        let (org, period) = (e.org_id.to_string(), e.period.clone());
+        on!(conn, |c| diesel::insert_into(pm::table)
+            .values((
+                pm::org_id.eq(&org),
+                pm::period.eq(&period),
+                pm::appended.eq(1i64)
+            ))
+            .on_conflict((pm::org_id, pm::period))
+            .do_update()
+            .set(pm::appended.eq(pm::appended + 1i64))
+            .execute(c)
+            .await)
+        .map_err(db_error)?;
         let s = [Scope::Member(e.member_id)];
         sync::record(conn, &s, Entity::PointsEntry, e.id, false, e.created_at).await?;
     }
@@ -351,19 +366,22 @@ pub async fn totals(
         .collect()
 }
 
-/// The newest entry of the members of the branches inside `within` over `months`: the mark a
-/// cached ranking is checked against (`none` when there is none).
+/// How many entries the branches inside `within` have appended over `months`: the mark a cached
+/// ranking is checked against. Entries are only ever appended, so any change to the ledger
+/// changes it, in whatever order the entries' ids arrive.
 pub async fn mark(conn: &mut Conn<'_>, within: &str, months: &[String]) -> Result<String, Error> {
     let like = format!("{within}%");
-    let newest: Option<String> = on!(conn, |c| pe::table
-        .inner_join(orgs::table.on(orgs::id.eq(pe::org_id)))
+    let appended: Option<i64> = on!(conn, |c| pm::table
+        .inner_join(orgs::table.on(orgs::id.eq(pm::org_id)))
         .filter(orgs::path.like(&like))
-        .filter(pe::period.eq_any(months))
-        .select(diesel::dsl::max(pe::id))
+        .filter(pm::period.eq_any(months))
+        .select(diesel::dsl::sql::<
+            diesel::sql_types::Nullable<diesel::sql_types::BigInt>,
+        >("CAST(SUM(points_marks.appended) AS BIGINT)",))
         .first(c)
         .await)
     .map_err(db_error)?;
-    Ok(newest.unwrap_or_else(|| "none".into()))
+    Ok(appended.unwrap_or(0).to_string())
 }
 
 /// A volunteer service a member recorded.

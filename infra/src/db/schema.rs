@@ -455,6 +455,15 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    points_marks (org_id, period) {
+        org_id -> Text,
+        period -> Text,
+        appended -> BigInt,
+    }
+}
+
+diesel::allow_tables_to_appear_in_same_query!(points_marks, orgs);
 diesel::allow_tables_to_appear_in_same_query!(points_entries, orgs);
 diesel::allow_tables_to_appear_in_same_query!(points_entries, members);
 diesel::allow_tables_to_appear_in_same_query!(volunteer_services, orgs);
