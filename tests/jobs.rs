@@ -11,6 +11,25 @@ use yunlian_api::jobs::{run_once, JobCx, Runs, JOBS};
 use yunlian_domain::ports::{Clock, FixedClock};
 use yunlian_infra::db::{self, ScopedFutureExt};
 
+/// What a replica's jobs run with: its own pool on the test's database, the test's clock.
+async fn job_cx(
+    url: &str,
+    clock: Arc<FixedClock>,
+    redis: Option<(yunlian_infra::redis::Redis, String)>,
+) -> JobCx {
+    JobCx {
+        db: yunlian_infra::Db::connect(url, 2).await.expect("db"),
+        bus: yunlian_infra::bus::Bus::memory(16),
+        clock: clock as Arc<dyn Clock>,
+        close_grace: TimeDelta::minutes(30),
+        settings: Default::default(),
+        tombstone_days: 180,
+        relay_every: std::time::Duration::from_secs(1),
+        rankings_every: std::time::Duration::from_secs(300),
+        redis,
+    }
+}
+
 #[test]
 fn every_job_is_named_once_and_the_periodic_ones_run_once_across_replicas() {
     let mut names: Vec<&str> = JOBS.iter().map(|(n, _)| *n).collect();
@@ -52,17 +71,7 @@ async fn two_runners_on_one_database_close_each_due_meeting_once() {
     let runner = |holder: &'static str| {
         let (url, clock) = (app.database_url.clone(), clock.clone());
         async move {
-            let cx = JobCx {
-                db: yunlian_infra::Db::connect(&url, 2).await.expect("db"),
-                bus: yunlian_infra::bus::Bus::memory(16),
-                clock: clock as Arc<dyn Clock>,
-                close_grace: TimeDelta::minutes(30),
-                settings: Default::default(),
-                tombstone_days: 180,
-                relay_every: std::time::Duration::from_secs(1),
-                rankings_every: std::time::Duration::from_secs(300),
-                redis: None,
-            };
+            let cx = job_cx(&url, clock, None).await;
             let mut closed = 0;
             for _ in 0..20 {
                 if let Some(n) = run_once("close_out", &cx, holder).await.expect("round") {
@@ -144,17 +153,7 @@ async fn two_runners_mark_each_overdue_case_once() {
     let runner = |holder: &'static str| {
         let (url, clock) = (app.database_url.clone(), clock.clone());
         async move {
-            let cx = JobCx {
-                db: yunlian_infra::Db::connect(&url, 2).await.expect("db"),
-                bus: yunlian_infra::bus::Bus::memory(16),
-                clock: clock as Arc<dyn Clock>,
-                close_grace: TimeDelta::minutes(30),
-                settings: Default::default(),
-                tombstone_days: 180,
-                relay_every: std::time::Duration::from_secs(1),
-                rankings_every: std::time::Duration::from_secs(300),
-                redis: None,
-            };
+            let cx = job_cx(&url, clock, None).await;
             let mut marked = 0;
             for _ in 0..10 {
                 marked += run_once("case_overdue", &cx, holder)
@@ -258,17 +257,7 @@ async fn two_runners_rebuild_each_stale_ranking_once() {
             prefix.clone(),
         );
         async move {
-            let cx = JobCx {
-                db: yunlian_infra::Db::connect(&url, 2).await.expect("db"),
-                bus: yunlian_infra::bus::Bus::memory(16),
-                clock: clock as Arc<dyn Clock>,
-                close_grace: TimeDelta::minutes(30),
-                settings: Default::default(),
-                tombstone_days: 180,
-                relay_every: std::time::Duration::from_secs(1),
-                rankings_every: std::time::Duration::from_secs(300),
-                redis: Some((redis, prefix)),
-            };
+            let cx = job_cx(&url, clock, Some((redis, prefix))).await;
             let mut rebuilt = 0;
             for _ in 0..5 {
                 rebuilt += run_once("rankings", &cx, holder)

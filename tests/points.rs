@@ -1148,3 +1148,176 @@ async fn admonitions_are_counted_over_time_and_a_yellow_entry_clears() {
         );
     }
 }
+
+/// A course of lessons: each lesson is timed as an item of its kind, the course completes when
+/// every lesson has, once, and scores as one learning item.
+#[tokio::test]
+async fn a_course_completes_when_every_lesson_has_and_scores_once() {
+    let t0: DateTime<Utc> = "2026-12-02T01:00:00Z".parse().expect("time");
+    let clock = Arc::new(FixedClock::at(t0));
+    let vars = HashMap::from([
+        ("YUNLIAN_ACCESS_TOKEN_TTL_SECS", "86400".to_string()),
+        ("YUNLIAN_OUTBOX_RELAY_MS", "50".to_string()),
+    ]);
+    let app = spawn_app_on(vars, clock.clone()).await;
+    let admin = app.admin().await;
+    let (branch, _, members) =
+        branch_with_members(&app, &admin, "课程村党支部", 13998400000, 1).await;
+    let (member, token) = members[0].clone();
+    let course = app
+        .post(
+            "/v1/learning/items",
+            &admin,
+            json!({"org_id": branch, "kind": "course", "title": "新时代党课", "lessons": [
+                {"title": "第一讲：初心使命", "kind": "video", "length_secs": 120},
+                {"title": "第二讲：阅读材料", "kind": "article", "length_secs": 10}]}),
+        )
+        .await;
+    assert_eq!(course.status, StatusCode::CREATED, "{:?}", course.body);
+    assert_eq!(
+        (
+            course.body["length_secs"].as_i64(),
+            course.body["lessons"][1]["kind"].as_str()
+        ),
+        (Some(130), Some("article"))
+    );
+    let video = app
+        .post(
+            "/v1/learning/items",
+            &admin,
+            json!({"org_id": branch, "kind": "video", "title": "短片", "length_secs": 60}),
+        )
+        .await
+        .id();
+    let at = format!("/v1/learning/items/{}/progress", course.id());
+    let report = |lesson: Value, pos: i64| {
+        let (app, at, token) = (&app, at.clone(), token.clone());
+        async move {
+            app.post(&at, &token, json!({"lesson": lesson, "position_secs": pos}))
+                .await
+        }
+    };
+    // The first lesson, watched in real time: 96 s of its 120 complete it, not the course.
+    report(json!(0), 0).await;
+    clock.advance(TimeDelta::seconds(60));
+    report(json!(0), 60).await;
+    clock.advance(TimeDelta::seconds(40));
+    let r = report(json!(0), 100).await;
+    assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
+    assert_eq!(
+        (
+            r.body["credited_secs"].as_i64(),
+            r.body["required_secs"].as_i64(),
+            r.body["lesson_completed_at"].is_string(),
+            r.body["completed_at"].is_null()
+        ),
+        (Some(100), Some(106), true, true),
+        "{:?}",
+        r.body
+    );
+    // Bad reports: no lesson, a lesson past the last, a lesson of a video, past the lesson's end.
+    for (body, field, code) in [
+        (json!({"position_secs": 5}), "lesson", "required"),
+        (
+            json!({"lesson": 2, "position_secs": 5}),
+            "lesson",
+            "out_of_range",
+        ),
+        (
+            json!({"lesson": 1, "position_secs": 11}),
+            "position_secs",
+            "out_of_range",
+        ),
+    ] {
+        let r = app.post(&at, &token, body).await;
+        assert_eq!(
+            (
+                r.status,
+                r.body["errors"][0]["field"].as_str(),
+                r.body["errors"][0]["code"].as_str()
+            ),
+            (StatusCode::UNPROCESSABLE_ENTITY, Some(field), Some(code)),
+            "{:?}",
+            r.body
+        );
+    }
+    let r = app
+        .post(
+            &format!("/v1/learning/items/{video}/progress"),
+            &token,
+            json!({"lesson": 0, "position_secs": 5}),
+        )
+        .await;
+    assert_eq!(r.body["errors"][0]["code"], "not_a_course", "{:?}", r.body);
+    // The reading lesson completes the course, once.
+    report(json!(1), 0).await;
+    clock.advance(TimeDelta::seconds(12));
+    let r = report(json!(1), 10).await;
+    assert_eq!(
+        (
+            r.body["credited_secs"].as_i64(),
+            r.body["completed_at"].is_string()
+        ),
+        (Some(112), true),
+        "{:?}",
+        r.body
+    );
+    clock.advance(TimeDelta::seconds(5));
+    let again = report(json!(1), 10).await;
+    assert_eq!(again.body["completed_at"], r.body["completed_at"]);
+    scored(&app).await;
+    let m = app
+        .get(
+            &format!("/v1/members/{member}/points?period=2026-12"),
+            &token,
+        )
+        .await;
+    let learning: Vec<(String, i64)> = m.body["entries"]
+        .as_array()
+        .expect("entries")
+        .iter()
+        .filter(|e| e["rule"] == "learning_completed")
+        .map(|e| {
+            (
+                e["source"].as_str().unwrap_or("").to_string(),
+                e["delta"].as_i64().unwrap_or(0),
+            )
+        })
+        .collect();
+    assert_eq!(
+        learning,
+        vec![(format!("learning:{}:member:{member}", course.id()), 1)]
+    );
+    // A course without lessons, and lessons on a video, are refused by field.
+    for (body, field, code) in [
+        (
+            json!({"org_id": branch, "kind": "course", "title": "空课程"}),
+            "lessons",
+            "out_of_range",
+        ),
+        (
+            json!({"org_id": branch, "kind": "video", "title": "短片", "length_secs": 60,
+                   "lessons": [{"title": "一", "kind": "video", "length_secs": 60}]}),
+            "lessons",
+            "only_for_a_course",
+        ),
+        (
+            json!({"org_id": branch, "kind": "course", "title": "课程",
+                   "lessons": [{"title": "一", "kind": "quiz", "length_secs": 60}]}),
+            "lessons[0]",
+            "invalid_lesson",
+        ),
+    ] {
+        let r = app.post("/v1/learning/items", &admin, body).await;
+        assert_eq!(
+            (
+                r.status,
+                r.body["errors"][0]["field"].as_str(),
+                r.body["errors"][0]["code"].as_str()
+            ),
+            (StatusCode::UNPROCESSABLE_ENTITY, Some(field), Some(code)),
+            "{:?}",
+            r.body
+        );
+    }
+}

@@ -404,6 +404,12 @@ pub fn message(code: &str, lang: Lang) -> &'static str {
             "期间格式应为 2026-12、2026-Q4 或 2026",
             "A period is 2026-12, 2026-Q4 or 2026",
         ),
+        "invalid_lesson" => (
+            "课时须有标题，类型为文章、视频或音频，时长 10 秒至 6 小时",
+            "A lesson needs a title, a kind (article, video or audio) and 10 s to 6 h",
+        ),
+        "only_for_a_course" => ("只有专题课程才有课时", "Only a course has lessons"),
+        "not_a_course" => ("该学习内容不是专题课程", "This item is not a course"),
         "range_reversed" => ("结束月份早于开始月份", "The last month is before the first"),
         "range_too_long" => ("时间跨度最多 60 个月", "The range spans at most 60 months"),
         "own_adjustment" => (

@@ -100,6 +100,8 @@ async fn comment(c: &mut Conn<'_>, cx: Cx<'_>, a: &Value) -> Result<Value, Error
 #[serde(deny_unknown_fields)]
 struct ProgressArgs {
     item_id: uuid::Uuid,
+    #[serde(default)]
+    lesson: Option<usize>,
     position_secs: i64,
 }
 
@@ -111,6 +113,7 @@ async fn learning_progress(c: &mut Conn<'_>, cx: Cx<'_>, a: &Value) -> Result<Va
         c,
         cx.principal,
         a.item_id,
+        a.lesson,
         a.position_secs,
         cx.event_time.at,
         cx.now,

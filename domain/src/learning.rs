@@ -15,7 +15,8 @@ pub enum ItemKind {
     Article,
     Video,
     Audio,
-    /// A course of lessons, followed as one timed item.
+    /// A course of lessons (videos, audio, articles), each timed as an item of its kind; the
+    /// course completes when every lesson has.
     Course,
     Quiz,
 }
@@ -28,6 +29,17 @@ pub struct Question {
     pub options: Vec<String>,
     /// The index of the right option.
     pub answer: usize,
+}
+
+/// One lesson of a course.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Lesson {
+    pub title: String,
+    /// `article`, `video` or `audio`.
+    pub kind: ItemKind,
+    /// Its length, or an article's reading floor.
+    pub length_secs: i64,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -44,6 +56,8 @@ pub struct Item {
     pub required_percent: i64,
     #[serde(skip)]
     pub questions: Vec<Question>,
+    /// A course's lessons, in order (empty for any other kind).
+    pub lessons: Vec<Lesson>,
     pub created_by: Uuid,
     pub created_at: DateTime<Utc>,
 }
@@ -54,7 +68,29 @@ pub const SESSION_GAP: TimeDelta = TimeDelta::minutes(10);
 impl Item {
     /// Seconds of real attention that complete it.
     pub fn required_secs(&self) -> i64 {
+        if self.kind == ItemKind::Course && !self.lessons.is_empty() {
+            return (0..self.lessons.len())
+                .filter_map(|i| self.lesson(i))
+                .map(|l| l.required_secs())
+                .sum();
+        }
         (self.length_secs * self.required_percent + 99) / 100
+    }
+
+    /// Lesson `i` of a course, timed as an item of its kind (80% of a video or audio, an
+    /// article's whole floor); `None` past the last lesson or for anything but a course.
+    pub fn lesson(&self, i: usize) -> Option<Item> {
+        let l = self.lessons.get(i)?;
+        Some(Item {
+            kind: l.kind,
+            title: l.title.clone(),
+            body: None,
+            length_secs: l.length_secs,
+            required_percent: required_percent(l.kind),
+            questions: Vec::new(),
+            lessons: Vec::new(),
+            ..self.clone()
+        })
     }
 
     /// The item as a phone may see it: a quiz's questions without their answers.
@@ -85,13 +121,24 @@ impl Item {
     }
 }
 
-/// A new item, checked: title, body, length, and for a quiz its questions.
+/// The share of an item's length that completes it: 80% of a video or audio, all of an
+/// article's reading floor (and of a course, whose lessons carry their own).
+pub fn required_percent(kind: ItemKind) -> i64 {
+    match kind {
+        ItemKind::Video | ItemKind::Audio => 80,
+        _ => 100,
+    }
+}
+
+/// A new item, checked: title, body, length, for a quiz its questions and for a course its
+/// lessons (a course's length is the sum of theirs).
 pub fn check_item(
     kind: ItemKind,
     title: &str,
     body: Option<&str>,
     length_secs: i64,
     questions: &[Question],
+    lessons: &[Lesson],
 ) -> Result<(String, Option<String>), Vec<FieldError>> {
     let mut errs = Vec::new();
     let title = text::clean("title", title, Kind::Line, 100)
@@ -101,8 +148,26 @@ pub fn check_item(
         .map_err(|e| errs.push(e))
         .ok()
         .flatten();
-    if kind != ItemKind::Quiz && !(10..=6 * 3600).contains(&length_secs) {
+    if !matches!(kind, ItemKind::Quiz | ItemKind::Course) && !(10..=6 * 3600).contains(&length_secs)
+    {
         errs.push(FieldError::new("length_secs", "out_of_range"));
+    }
+    if kind == ItemKind::Course {
+        if lessons.is_empty() || lessons.len() > 50 {
+            errs.push(FieldError::new("lessons", "out_of_range"));
+        }
+        for (i, l) in lessons.iter().enumerate() {
+            let fits = matches!(
+                l.kind,
+                ItemKind::Article | ItemKind::Video | ItemKind::Audio
+            ) && (10..=6 * 3600).contains(&l.length_secs)
+                && text::clean("title", &l.title, Kind::Line, 100).is_ok();
+            if !fits {
+                errs.push(FieldError::new(format!("lessons[{i}]"), "invalid_lesson"));
+            }
+        }
+    } else if !lessons.is_empty() {
+        errs.push(FieldError::new("lessons", "only_for_a_course"));
     }
     if kind == ItemKind::Quiz {
         if questions.is_empty() || questions.len() > 50 {
@@ -182,6 +247,7 @@ mod tests {
             length_secs: len,
             required_percent: 80,
             questions: vec![],
+            lessons: vec![],
             created_by: Uuid::now_v7(),
             created_at: DateTime::default(),
         }
@@ -189,6 +255,63 @@ mod tests {
 
     fn at(s: i64) -> DateTime<Utc> {
         DateTime::from_timestamp(1_796_000_000 + s, 0).unwrap_or_default()
+    }
+
+    #[test]
+    fn a_course_times_each_lesson_as_its_kind_and_is_checked_whole() {
+        let lesson = |kind, len| Lesson {
+            title: "第一讲".into(),
+            kind,
+            length_secs: len,
+        };
+        let course = Item {
+            kind: ItemKind::Course,
+            length_secs: 610,
+            required_percent: 100,
+            lessons: vec![lesson(ItemKind::Video, 600), lesson(ItemKind::Article, 10)],
+            ..video(0)
+        };
+        let first = course.lesson(0).expect("lesson");
+        assert_eq!((first.kind, first.required_secs()), (ItemKind::Video, 480));
+        assert_eq!(course.lesson(1).map(|l| l.required_secs()), Some(10));
+        assert!(course.lesson(2).is_none());
+        assert_eq!(
+            course.required_secs(),
+            490,
+            "80% of the video and the whole article"
+        );
+        let ok = check_item(ItemKind::Course, "党课", None, 0, &[], &course.lessons);
+        assert!(ok.is_ok(), "{ok:?}");
+        let codes = |r: Result<(String, Option<String>), Vec<FieldError>>| {
+            r.err()
+                .unwrap_or_default()
+                .into_iter()
+                .map(|e| (e.field, e.code.to_string()))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(
+            codes(check_item(ItemKind::Course, "党课", None, 0, &[], &[])),
+            vec![("lessons".to_string(), "out_of_range".to_string())]
+        );
+        let bad = [lesson(ItemKind::Quiz, 60), lesson(ItemKind::Video, 5)];
+        assert_eq!(
+            codes(check_item(ItemKind::Course, "党课", None, 0, &[], &bad)),
+            vec![
+                ("lessons[0]".to_string(), "invalid_lesson".to_string()),
+                ("lessons[1]".to_string(), "invalid_lesson".to_string())
+            ]
+        );
+        assert_eq!(
+            codes(check_item(
+                ItemKind::Video,
+                "党课",
+                None,
+                60,
+                &[],
+                &course.lessons
+            )),
+            vec![("lessons".to_string(), "only_for_a_course".to_string())]
+        );
     }
 
     #[test]

@@ -8,7 +8,7 @@ use crate::state::AppState;
 use actix_web::{web, HttpResponse};
 use serde::Deserialize;
 use uuid::Uuid;
-use yunlian_domain::learning::{ItemKind, Question};
+use yunlian_domain::learning::{ItemKind, Lesson, Question};
 use yunlian_infra::db::ScopedFutureExt;
 
 #[derive(Deserialize, Clone)]
@@ -22,6 +22,8 @@ pub struct CreateItem {
     length_secs: i64,
     #[serde(default)]
     questions: Vec<Question>,
+    #[serde(default)]
+    lessons: Vec<Lesson>,
 }
 
 pub async fn create_learning_item(
@@ -44,6 +46,7 @@ pub async fn create_learning_item(
                     b.body.as_deref(),
                     b.length_secs,
                     b.questions,
+                    b.lessons,
                     now,
                 )
                 .await
@@ -99,6 +102,8 @@ pub async fn get_learning_item(
 #[serde(deny_unknown_fields)]
 pub struct ProgressBody {
     position_secs: i64,
+    /// For a course: which lesson, from 0.
+    lesson: Option<usize>,
 }
 
 pub async fn report_learning_progress(
@@ -107,16 +112,18 @@ pub async fn report_learning_progress(
     id: web::Path<Uuid>,
     body: web::Json<ProgressBody>,
 ) -> Result<HttpResponse, ApiError> {
-    let (p, id, now, pos) = (
+    let (p, id, now, b) = (
         user.0.clone(),
         id.into_inner(),
         state.clock.now(),
-        body.into_inner().position_secs,
+        body.into_inner(),
     );
+    let (lesson, pos) = (b.lesson, b.position_secs);
     let r = state
         .db
         .write(move |mut c| {
-            async move { ops::learning::report(&mut c, &p, id, pos, now, now).await }.scope_boxed()
+            async move { ops::learning::report(&mut c, &p, id, lesson, pos, now, now).await }
+                .scope_boxed()
         })
         .await?;
     Ok(HttpResponse::Ok().json(r))

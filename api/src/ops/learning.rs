@@ -9,7 +9,9 @@ use serde::Serialize;
 use uuid::Uuid;
 use yunlian_domain::auth::{Action, Principal};
 use yunlian_domain::events::{DomainEvent, LearningCompleted, QuizAllCorrect};
-use yunlian_domain::learning::{advance, check_item, Item, ItemKind, Progress, Question, Report};
+use yunlian_domain::learning::{
+    advance, check_item, required_percent, Item, ItemKind, Lesson, Progress, Question, Report,
+};
 use yunlian_domain::org::{is_within, path_ids};
 use yunlian_domain::Error;
 use yunlian_infra::db::{self, Conn};
@@ -25,28 +27,34 @@ pub async fn create_item(
     body: Option<&str>,
     length_secs: i64,
     questions: Vec<Question>,
+    lessons: Vec<Lesson>,
     now: DateTime<Utc>,
 ) -> Result<Item, Error> {
     let o = db::orgs::get(c, org).await?.ok_or(Error::NotFound)?;
     authorize(p, Action::ManageBoard, &o.path)?;
     let (title, body) =
-        check_item(kind, title, body, length_secs, &questions).map_err(Error::Invalid)?;
+        check_item(kind, title, body, length_secs, &questions, &lessons).map_err(Error::Invalid)?;
+    let lessons: Vec<Lesson> = lessons
+        .into_iter()
+        .map(|l| Lesson {
+            title: l.title.trim().to_string(),
+            ..l
+        })
+        .collect();
     let item = Item {
         id: Uuid::now_v7(),
         org_id: o.id,
         kind,
         title,
         body,
-        length_secs: if kind == ItemKind::Quiz {
-            0
-        } else {
-            length_secs
+        length_secs: match kind {
+            ItemKind::Quiz => 0,
+            ItemKind::Course => lessons.iter().map(|l| l.length_secs).sum(),
+            _ => length_secs,
         },
-        required_percent: match kind {
-            ItemKind::Article | ItemKind::Quiz => 100,
-            _ => 80,
-        },
+        required_percent: required_percent(kind),
         questions,
+        lessons,
         created_by: p.member_id,
         created_at: now,
     };
@@ -117,6 +125,11 @@ pub struct ProgressView {
     pub credited_secs: i64,
     pub required_secs: i64,
     pub completed_at: Option<DateTime<Utc>>,
+    /// For a course: the lesson reported on, and when it completed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub lesson: Option<usize>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub lesson_completed_at: Option<DateTime<Utc>>,
 }
 
 /// `reportLearningProgress` and the mutation `learning.progress.v1`: the report advances the
@@ -125,6 +138,7 @@ pub async fn report(
     c: &mut Conn<'_>,
     p: &Principal,
     id: Uuid,
+    lesson: Option<usize>,
     position_secs: i64,
     at: DateTime<Utc>,
     now: DateTime<Utc>,
@@ -133,8 +147,14 @@ pub async fn report(
         .await?
         .ok_or(Error::NotFound)?;
     let item = item_for(c, p, &path, id).await?;
-    if item.kind == ItemKind::Quiz {
-        return Err(Error::Unprocessable("quiz_is_submitted"));
+    match (item.kind, lesson) {
+        (ItemKind::Quiz, _) => return Err(Error::Unprocessable("quiz_is_submitted")),
+        (ItemKind::Course, None) => return Err(Error::invalid("lesson", "required")),
+        (ItemKind::Course, Some(i)) => {
+            return report_lesson(c, p, &item, i, position_secs, at, now).await
+        }
+        (_, Some(_)) => return Err(Error::invalid("lesson", "not_a_course")),
+        (_, None) => {}
     }
     if !(0..=item.length_secs).contains(&position_secs) {
         return Err(Error::invalid("position_secs", "out_of_range"));
@@ -167,6 +187,64 @@ pub async fn report(
         credited_secs: after.credited_secs,
         required_secs: item.required_secs(),
         completed_at: after.completed_at,
+        lesson: None,
+        lesson_completed_at: None,
+    })
+}
+
+/// A report on lesson `i` of a course: the lesson is timed as an item of its kind under its
+/// own row's lock (taken after the course's, one order for every report on the course); the
+/// course is credited the sum of its lessons and completes, once, with its event, when every
+/// lesson has.
+async fn report_lesson(
+    c: &mut Conn<'_>,
+    p: &Principal,
+    course: &Item,
+    i: usize,
+    position_secs: i64,
+    at: DateTime<Utc>,
+    now: DateTime<Utc>,
+) -> Result<ProgressView, Error> {
+    let lesson = course
+        .lesson(i)
+        .ok_or_else(|| Error::invalid("lesson", "out_of_range"))?;
+    if !(0..=lesson.length_secs).contains(&position_secs) {
+        return Err(Error::invalid("position_secs", "out_of_range"));
+    }
+    let at = at.min(now);
+    let course_before = db::learning::lock_progress(c, p.member_id, course.id).await?;
+    let before = db::learning::lock_lesson(c, p.member_id, course.id, i as i64).await?;
+    let after = advance(&lesson, before, Report { position_secs, at });
+    if after != before {
+        db::learning::save_lesson(c, p.member_id, course.id, i as i64, &after).await?;
+    }
+    let lessons = db::learning::lessons_of(c, p.member_id, course.id).await?;
+    let all_done = lessons.len() == course.lessons.len() && lessons.iter().all(|(_, d)| *d);
+    let mut course_after = Progress {
+        last_at: Some(at).max(course_before.last_at),
+        credited_secs: lessons.iter().map(|(s, _)| s).sum(),
+        ..course_before
+    };
+    if course_before.completed_at.is_none() && all_done {
+        course_after.completed_at = Some(at);
+        let e = DomainEvent::LearningCompleted(LearningCompleted {
+            item_id: course.id,
+            member_id: p.member_id,
+            at,
+            visit: false,
+        });
+        db::outbox::append(c, &e, now).await?;
+    }
+    if course_after != course_before {
+        db::learning::save_progress(c, p.member_id, course.id, &course_after, false).await?;
+    }
+    Ok(ProgressView {
+        item_id: course.id,
+        credited_secs: course_after.credited_secs,
+        required_secs: course.required_secs(),
+        completed_at: course_after.completed_at,
+        lesson: Some(i),
+        lesson_completed_at: after.completed_at,
     })
 }
 
@@ -288,6 +366,8 @@ pub async fn record_visit(
         credited_secs: progress.credited_secs,
         required_secs: item.required_secs(),
         completed_at: progress.completed_at,
+        lesson: None,
+        lesson_completed_at: None,
     })
 }
 

@@ -1,6 +1,7 @@
 //! Learning, stored: items, each member's progress (locked while a report advances it),
 //! quiz submissions (one per member and quiz) and learning visits.
 
+use super::schema::lesson_progress as lsp;
 use super::schema::{learning_items as li, learning_progress as lp, learning_visits as lv};
 use super::schema::{members, orgs, quiz_submissions as qs};
 use super::{db_error, enum_parse, enum_text, naive, utc, uuid, Conn};
@@ -23,9 +24,12 @@ type ItemRow = (
     String,
     String,
     chrono::NaiveDateTime,
+    String,
 );
 
-fn item((id, org, kind, title, body, len, pct, qs, by, at): ItemRow) -> Result<Item, Error> {
+fn item(
+    (id, org, kind, title, body, len, pct, qs, by, at, lessons): ItemRow,
+) -> Result<Item, Error> {
     Ok(Item {
         id: uuid(&id)?,
         org_id: uuid(&org)?,
@@ -36,6 +40,8 @@ fn item((id, org, kind, title, body, len, pct, qs, by, at): ItemRow) -> Result<I
         required_percent: pct,
         questions: serde_json::from_str(&qs)
             .map_err(|e| Error::Internal(format!("bad questions in db: {e}")))?,
+        lessons: serde_json::from_str(&lessons)
+            .map_err(|e| Error::Internal(format!("bad lessons in db: {e}")))?,
         created_by: uuid(&by)?,
         created_at: utc(at),
     })
@@ -52,6 +58,7 @@ const ITEM: (
     li::questions,
     li::created_by,
     li::created_at,
+    li::lessons,
 ) = (
     li::id,
     li::org_id,
@@ -63,10 +70,12 @@ const ITEM: (
     li::questions,
     li::created_by,
     li::created_at,
+    li::lessons,
 );
 
 pub async fn insert_item(conn: &mut Conn<'_>, i: &Item) -> Result<(), Error> {
     let qs = serde_json::to_string(&i.questions).map_err(|e| Error::Internal(e.to_string()))?;
+    let lessons = serde_json::to_string(&i.lessons).map_err(|e| Error::Internal(e.to_string()))?;
     on!(conn, |c| diesel::insert_into(li::table)
         .values((
             li::id.eq(i.id.to_string()),
@@ -77,6 +86,7 @@ pub async fn insert_item(conn: &mut Conn<'_>, i: &Item) -> Result<(), Error> {
             li::length_secs.eq(i.length_secs),
             li::required_percent.eq(i.required_percent),
             li::questions.eq(&qs),
+            li::lessons.eq(&lessons),
             li::created_by.eq(i.created_by.to_string()),
             li::created_at.eq(naive(i.created_at)),
         ))
@@ -124,6 +134,23 @@ pub async fn items_for(
     rows.into_iter().map(item).collect()
 }
 
+/// (last report, last position, credited seconds, completed) as stored.
+type ProgressRow = (
+    Option<chrono::NaiveDateTime>,
+    i64,
+    i64,
+    Option<chrono::NaiveDateTime>,
+);
+
+fn progress((last_at, last_position, credited_secs, completed_at): ProgressRow) -> Progress {
+    Progress {
+        last_at: last_at.map(utc),
+        last_position,
+        credited_secs,
+        completed_at: completed_at.map(utc),
+    }
+}
+
 /// A member's progress on an item, its row created empty if need be and locked (PostgreSQL)
 /// until the transaction ends: two reports at once advance it one after the other.
 pub async fn lock_progress(
@@ -153,23 +180,12 @@ pub async fn lock_progress(
             lp::credited_secs,
             lp::completed_at,
         ));
-    type Row = (
-        Option<chrono::NaiveDateTime>,
-        i64,
-        i64,
-        Option<chrono::NaiveDateTime>,
-    );
-    let (last_at, last_position, credited_secs, completed_at): Row = match &mut conn.raw {
+    let row: ProgressRow = match &mut conn.raw {
         super::Raw::Pg(c) => q.for_update().first(&mut **c).await,
         super::Raw::Sqlite(c) => q.first(&mut **c).await,
     }
     .map_err(db_error)?;
-    Ok(Progress {
-        last_at: last_at.map(utc),
-        last_position,
-        credited_secs,
-        completed_at: completed_at.map(utc),
-    })
+    Ok(progress(row))
 }
 
 pub async fn save_progress(
@@ -195,6 +211,87 @@ pub async fn save_progress(
     .await)
     .map_err(db_error)?;
     Ok(())
+}
+
+/// A member's progress on lesson `lesson` of a course, created at nothing if new and locked
+/// (PostgreSQL) until the transaction ends. Taken after the course's own row (see
+/// `lock_progress`), so reports on one course queue on the course row first.
+pub async fn lock_lesson(
+    conn: &mut Conn<'_>,
+    member: Uuid,
+    item: Uuid,
+    lesson: i64,
+) -> Result<Progress, Error> {
+    let (m, i) = (member.to_string(), item.to_string());
+    on!(conn, |c| diesel::insert_into(lsp::table)
+        .values((
+            lsp::member_id.eq(&m),
+            lsp::item_id.eq(&i),
+            lsp::lesson.eq(lesson),
+            lsp::last_position.eq(0),
+            lsp::credited_secs.eq(0),
+        ))
+        .on_conflict_do_nothing()
+        .execute(c)
+        .await)
+    .map_err(db_error)?;
+    let q = lsp::table
+        .filter(lsp::member_id.eq(&m))
+        .filter(lsp::item_id.eq(&i))
+        .filter(lsp::lesson.eq(lesson))
+        .select((
+            lsp::last_at,
+            lsp::last_position,
+            lsp::credited_secs,
+            lsp::completed_at,
+        ));
+    let row: ProgressRow = match &mut conn.raw {
+        super::Raw::Pg(c) => q.for_update().first(&mut **c).await,
+        super::Raw::Sqlite(c) => q.first(&mut **c).await,
+    }
+    .map_err(db_error)?;
+    Ok(progress(row))
+}
+
+pub async fn save_lesson(
+    conn: &mut Conn<'_>,
+    member: Uuid,
+    item: Uuid,
+    lesson: i64,
+    p: &Progress,
+) -> Result<(), Error> {
+    on!(conn, |c| diesel::update(
+        lsp::table
+            .filter(lsp::member_id.eq(member.to_string()))
+            .filter(lsp::item_id.eq(item.to_string()))
+            .filter(lsp::lesson.eq(lesson))
+    )
+    .set((
+        lsp::last_at.eq(p.last_at.map(naive)),
+        lsp::last_position.eq(p.last_position),
+        lsp::credited_secs.eq(p.credited_secs),
+        lsp::completed_at.eq(p.completed_at.map(naive)),
+    ))
+    .execute(c)
+    .await)
+    .map_err(db_error)?;
+    Ok(())
+}
+
+/// (credited seconds, completed?) of each lesson of a course the member has started.
+pub async fn lessons_of(
+    conn: &mut Conn<'_>,
+    member: Uuid,
+    item: Uuid,
+) -> Result<Vec<(i64, bool)>, Error> {
+    let rows: Vec<(i64, Option<chrono::NaiveDateTime>)> = on!(conn, |c| lsp::table
+        .filter(lsp::member_id.eq(member.to_string()))
+        .filter(lsp::item_id.eq(item.to_string()))
+        .select((lsp::credited_secs, lsp::completed_at))
+        .load(c)
+        .await)
+    .map_err(db_error)?;
+    Ok(rows.into_iter().map(|(s, d)| (s, d.is_some())).collect())
 }
 
 /// Records a quiz submission; `false` when the member submitted this quiz before.

@@ -464,6 +464,18 @@ diesel::table! {
 }
 
 diesel::allow_tables_to_appear_in_same_query!(points_marks, orgs);
+
+diesel::table! {
+    lesson_progress (member_id, item_id, lesson) {
+        member_id -> Text,
+        item_id -> Text,
+        lesson -> BigInt,
+        last_at -> Nullable<Timestamp>,
+        last_position -> BigInt,
+        credited_secs -> BigInt,
+        completed_at -> Nullable<Timestamp>,
+    }
+}
 diesel::allow_tables_to_appear_in_same_query!(points_entries, orgs);
 diesel::allow_tables_to_appear_in_same_query!(points_entries, members);
 diesel::allow_tables_to_appear_in_same_query!(volunteer_services, orgs);
@@ -498,6 +510,7 @@ diesel::table! {
         questions -> Text,
         created_by -> Text,
         created_at -> Timestamp,
+        lessons -> Text,
     }
 }
 

@@ -155,6 +155,11 @@ pub struct Bench {
 impl Bench {
     /// Creates the database named after `what`, starts the server on it and logs the admin in.
     pub async fn start(what: &str) -> Bench {
+        Bench::start_with(what, &[]).await
+    }
+
+    /// As `start`, with configuration of its own (`extra`) over the benchmark's.
+    pub async fn start_with(what: &str, extra: &[(&str, String)]) -> Bench {
         let base =
             std::env::var("BENCH_DATABASE_URL").expect("set BENCH_DATABASE_URL=postgres://...");
         let name = format!("yl_bench_{what}_{}", Uuid::now_v7().simple());
@@ -164,26 +169,7 @@ impl Bench {
             .await
             .expect("create db");
         let url = format!("{}/{name}", base.rsplit_once('/').expect("url").0);
-        let data = std::env::temp_dir().join(&name);
-        let cfg = yunlian_api::config::Config::from_map(HashMap::from([
-            ("YUNLIAN_BIND".to_string(), "127.0.0.1:0".to_string()),
-            ("DATABASE_URL".into(), url.clone()),
-            ("YUNLIAN_DATA_DIR".into(), data.display().to_string()),
-            ("YUNLIAN_ADMIN_PHONE".into(), ADMIN_PHONE.into()),
-            ("YUNLIAN_ADMIN_PASSWORD".into(), PASSWORD.into()),
-            (
-                "YUNLIAN_DB_POOL_SIZE".into(),
-                env_or("BENCH_POOL", 16u32).to_string(),
-            ),
-            ("YUNLIAN_WORKERS".into(), "2".into()),
-            ("RUST_LOG".into(), "warn".into()),
-        ]))
-        .expect("config");
-        let app = yunlian_api::startup::Application::build(cfg)
-            .await
-            .expect("server");
-        let api = format!("http://127.0.0.1:{}", app.port());
-        tokio::spawn(app.run_until_stopped());
+        let api = server(&url, &name, extra).await;
         let http = reqwest::Client::builder()
             .pool_max_idle_per_host(256)
             .build()
@@ -223,6 +209,40 @@ impl Bench {
             ))
             .await;
     }
+}
+
+/// Starts a server (in this process) on the database at `url`, its data dir named after `name`,
+/// with `extra` over the benchmark's configuration; returns its base URL.
+pub async fn server(url: &str, name: &str, extra: &[(&str, String)]) -> String {
+    let data = std::env::temp_dir().join(name);
+    let mut vars = HashMap::from([
+        ("YUNLIAN_BIND".to_string(), "127.0.0.1:0".to_string()),
+        ("DATABASE_URL".into(), url.to_string()),
+        ("YUNLIAN_DATA_DIR".into(), data.display().to_string()),
+        ("YUNLIAN_ADMIN_PHONE".into(), ADMIN_PHONE.into()),
+        ("YUNLIAN_ADMIN_PASSWORD".into(), PASSWORD.into()),
+        (
+            "YUNLIAN_DB_POOL_SIZE".into(),
+            env_or("BENCH_POOL", 16u32).to_string(),
+        ),
+        ("YUNLIAN_WORKERS".into(), "2".into()),
+        ("RUST_LOG".into(), "warn".into()),
+        // One secret for every server of a benchmark, as replicas share theirs.
+        (
+            "YUNLIAN_JWT_SECRET".into(),
+            "bench-secret-shared-by-every-replica-0123456789abcdef".into(),
+        ),
+    ]);
+    for (k, v) in extra {
+        vars.insert(k.to_string(), v.clone());
+    }
+    let cfg = yunlian_api::config::Config::from_map(vars).expect("config");
+    let app = yunlian_api::startup::Application::build(cfg)
+        .await
+        .expect("server");
+    let api = format!("http://127.0.0.1:{}", app.port());
+    tokio::spawn(app.run_until_stopped());
+    api
 }
 
 /// The one number a `SELECT count(*) AS n ...` answers.
