@@ -797,7 +797,8 @@ fn the_sqlite_migrations_go_up_down_and_up_again() {
 }
 
 /// A ranking's mark changes with every entry appended inside the org, even one whose id sorts
-/// before every other (a replica whose clock runs behind), and not with one appended outside.
+/// before every other (a replica whose clock runs behind), and not with one appended outside;
+/// the members' totals are the sums of their posted entries (a pending one waits).
 #[tokio::test]
 async fn a_rankings_mark_moves_with_every_append_whatever_its_id() {
     use yunlian_domain::points::{Entry, RuleKind};
@@ -834,13 +835,19 @@ async fn a_rankings_mark_moves_with_every_append_whatever_its_id() {
             entry(Uuid::from_u128(1), &ma, "a0-behind"),
             entry(Uuid::now_v7(), &mb, "b1"),
             entry(Uuid::now_v7(), &ma, "a1"), // the same key again: not appended
+            Entry {
+                pending: true,
+                delta: -10,
+                ..entry(Uuid::now_v7(), &ma, "a-pending")
+            },
         ];
-        let (o, ms, path) = (
+        let (o, ms, path, top) = (
             vec![root.clone(), a.clone(), b.clone()],
             vec![ma.clone(), mb.clone()],
             a.path.clone(),
+            root.path.clone(),
         );
-        let marks = db
+        let (marks, totals) = db
             .write(move |mut c| {
                 async move {
                     for x in &o {
@@ -853,12 +860,18 @@ async fn a_rankings_mark_moves_with_every_append_whatever_its_id() {
                         db::points::append(&mut c, e).await?;
                         marks.push(db::points::mark(&mut c, &path, &months).await?);
                     }
-                    Ok(marks)
+                    let totals = db::points::totals(&mut c, &top, &months).await?;
+                    Ok((marks, totals))
                 }
                 .scope_boxed()
             })
             .await
             .expect("writes");
-        assert_eq!(marks, vec!["0", "1", "2", "2", "2"], "{}", db.engine());
+        assert_eq!(marks, vec!["0", "1", "2", "2", "2", "3"], "{}", db.engine());
+        let mut sums: Vec<(Uuid, i64)> = totals.into_iter().map(|(m, _, _, t)| (m, t)).collect();
+        sums.sort();
+        let mut want = vec![(ma.id, 2), (mb.id, 1)];
+        want.sort();
+        assert_eq!(sums, want, "{}", db.engine());
     }
 }

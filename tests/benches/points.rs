@@ -86,6 +86,9 @@ async fn seed(url: &str, branches: &[String], entries: usize) {
            JOIN mm ON mm.n = s.g % {members};
          INSERT INTO points_marks (org_id, period, appended)
            SELECT org_id, period, COUNT(*) FROM points_entries GROUP BY org_id, period;
+         INSERT INTO points_totals (member_id, org_id, period, total)
+           SELECT member_id, org_id, period, SUM(delta) FROM points_entries
+           WHERE NOT pending GROUP BY member_id, org_id, period;
          ALTER TABLE points_entries ADD CONSTRAINT points_entries_idem_key_key UNIQUE (idem_key);
          CREATE INDEX points_entries_member ON points_entries (member_id, period);
          CREATE INDEX points_entries_org ON points_entries (org_id, period);

@@ -2,7 +2,8 @@
 //! idempotency key inserts nothing), volunteer services.
 
 use super::schema::{
-    members, orgs, points_entries as pe, points_marks as pm, points_rules, volunteer_services as vs,
+    members, orgs, points_entries as pe, points_marks as pm, points_rules, points_totals as pt,
+    volunteer_services as vs,
 };
 use super::{db_error, naive, sync, utc, uuid, Conn};
 use crate::on;
@@ -172,6 +173,22 @@ pub async fn append(conn: &mut Conn<'_>, e: &Entry) -> Result<bool, Error> {
             .execute(c)
             .await)
         .map_err(db_error)?;
+        if !e.pending {
+            let member = e.member_id.to_string();
+            on!(conn, |c| diesel::insert_into(pt::table)
+                .values((
+                    pt::member_id.eq(&member),
+                    pt::org_id.eq(&org),
+                    pt::period.eq(&period),
+                    pt::total.eq(e.delta)
+                ))
+                .on_conflict((pt::org_id, pt::period, pt::member_id))
+                .do_update()
+                .set(pt::total.eq(pt::total + e.delta))
+                .execute(c)
+                .await)
+            .map_err(db_error)?;
+        }
         let s = [Scope::Member(e.member_id)];
         sync::record(conn, &s, Entity::PointsEntry, e.id, false, e.created_at).await?;
     }
@@ -325,8 +342,9 @@ pub async fn by_ids(conn: &mut Conn<'_>, ids: &[String]) -> Result<Vec<Entry>, E
     rows.into_iter().map(EntryRow::into_domain).collect()
 }
 
-/// Each member's total over `months` (posted entries), for the members of the branches inside
-/// `within`, every member listed (0 when they scored nothing): (member, name, branch, total).
+/// Each member's total over `months` (posted entries, summed from `points_totals`: a row per
+/// member, branch and month), for the members of the branches inside `within`, every member
+/// listed (0 when they scored nothing): (member, name, branch, total).
 pub async fn totals(
     conn: &mut Conn<'_>,
     within: &str,
@@ -340,16 +358,15 @@ pub async fn totals(
         .load(c)
         .await)
     .map_err(db_error)?;
-    let sums: Vec<(String, Option<i64>)> = on!(conn, |c| pe::table
-        .inner_join(orgs::table.on(orgs::id.eq(pe::org_id)))
+    let sums: Vec<(String, Option<i64>)> = on!(conn, |c| pt::table
+        .inner_join(orgs::table.on(orgs::id.eq(pt::org_id)))
         .filter(orgs::path.like(&like))
-        .filter(pe::pending.eq(false))
-        .filter(pe::period.eq_any(months))
-        .group_by(pe::member_id)
+        .filter(pt::period.eq_any(months))
+        .group_by(pt::member_id)
         .select((
-            pe::member_id,
+            pt::member_id,
             diesel::dsl::sql::<diesel::sql_types::Nullable<diesel::sql_types::BigInt>>(
-                "CAST(SUM(points_entries.delta) AS BIGINT)",
+                "CAST(SUM(points_totals.total) AS BIGINT)",
             ),
         ))
         .load(c)

@@ -466,6 +466,17 @@ diesel::table! {
 diesel::allow_tables_to_appear_in_same_query!(points_marks, orgs);
 
 diesel::table! {
+    points_totals (org_id, period, member_id) {
+        member_id -> Text,
+        org_id -> Text,
+        period -> Text,
+        total -> BigInt,
+    }
+}
+
+diesel::allow_tables_to_appear_in_same_query!(points_totals, orgs);
+
+diesel::table! {
     lesson_progress (member_id, item_id, lesson) {
         member_id -> Text,
         item_id -> Text,

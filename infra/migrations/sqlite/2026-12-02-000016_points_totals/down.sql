@@ -1,0 +1,1 @@
+DROP TABLE points_totals;
