@@ -808,9 +808,10 @@ async fn a_rankings_mark_moves_with_every_append_whatever_its_id() {
             org(Some(&root), OrgKind::Branch, "甲支部"),
             org(Some(&root), OrgKind::Branch, "乙支部"),
         );
-        let (ma, mb) = (
+        let (ma, mb, mc) = (
             member(&a, "甲0", "13900000001"),
             member(&b, "乙0", "13900000002"),
+            member(&b, "乙1", "13900000003"),
         );
         let entry = |id: Uuid, m: &Member, key: &str| Entry {
             id,
@@ -843,11 +844,11 @@ async fn a_rankings_mark_moves_with_every_append_whatever_its_id() {
         ];
         let (o, ms, path, top) = (
             vec![root.clone(), a.clone(), b.clone()],
-            vec![ma.clone(), mb.clone()],
+            vec![ma.clone(), mb.clone(), mc.clone()],
             a.path.clone(),
             root.path.clone(),
         );
-        let (marks, totals) = db
+        let (marks, (totals, first)) = db
             .write(move |mut c| {
                 async move {
                     for x in &o {
@@ -861,7 +862,8 @@ async fn a_rankings_mark_moves_with_every_append_whatever_its_id() {
                         marks.push(db::points::mark(&mut c, &path, &months).await?);
                     }
                     let totals = db::points::totals(&mut c, &top, &months).await?;
-                    Ok((marks, totals))
+                    let first = db::points::top(&mut c, &top, &months, 2).await?;
+                    Ok((marks, (totals, first)))
                 }
                 .scope_boxed()
             })
@@ -870,8 +872,11 @@ async fn a_rankings_mark_moves_with_every_append_whatever_its_id() {
         assert_eq!(marks, vec!["0", "1", "2", "2", "2", "3"], "{}", db.engine());
         let mut sums: Vec<(Uuid, i64)> = totals.into_iter().map(|(m, _, _, t)| (m, t)).collect();
         sums.sort();
-        let mut want = vec![(ma.id, 2), (mb.id, 1)];
+        let mut want = vec![(ma.id, 2), (mb.id, 1), (mc.id, 0)];
         want.sort();
         assert_eq!(sums, want, "{}", db.engine());
+        // Ranked and cut in the database: the most first, the member without entries at 0.
+        let first: Vec<(Uuid, i64)> = first.into_iter().map(|(m, _, _, t)| (m, t)).collect();
+        assert_eq!(first, vec![(ma.id, 2), (mb.id, 1)], "{}", db.engine());
     }
 }

@@ -505,8 +505,9 @@ pub enum RankSource {
 }
 
 /// `getRanking`: from Redis when it holds the ranking built from the ledger as it is now (its
-/// mark is the count of entries appended inside the org over the period), else from the database, which then refreshes Redis. The
-/// same lines either way; Redis down only means the database answers.
+/// mark is the count of entries appended inside the org over the period), else from the
+/// database, which then refreshes Redis; the same lines either way, and Redis down only means
+/// the database answers. Without Redis, the database ranks and cuts to `limit` itself.
 pub async fn ranking_cached(
     db: &yunlian_infra::Db,
     redis: Option<(&yunlian_infra::redis::Redis, &str)>,
@@ -517,47 +518,55 @@ pub async fn ranking_cached(
 ) -> Result<(Vec<Ranked>, RankSource), Error> {
     use yunlian_infra::db::ScopedFutureExt;
     let months = period.months();
-    let (p2, m2) = (p.clone(), months.clone());
+    let (p2, m2, marked) = (p.clone(), months.clone(), redis.is_some());
     let (path, mark) = db
         .read(move |mut c| {
             async move {
                 let o = db::orgs::get(&mut c, org).await?.ok_or(Error::NotFound)?;
                 authorize(&p2, Action::ReadOrg, &o.path)?;
-                let mark = db::points::mark(&mut c, &o.path, &m2).await?;
+                let mark = match marked {
+                    true => Some(db::points::mark(&mut c, &o.path, &m2).await?),
+                    false => None,
+                };
                 Ok((o.path, mark))
             }
             .scope_boxed()
         })
         .await?;
-    let key = redis.map(|(_, prefix)| format!("{prefix}rank:{org}:{period}"));
-    if let (Some((r, _)), Some(key)) = (redis, &key) {
-        match r.rank_read(key, limit).await {
-            Ok(Some((m, lines))) if m == mark => {
-                let items = lines
-                    .into_iter()
-                    .enumerate()
-                    .filter_map(|(i, (member, total, who))| {
-                        let (name, branch) = who.split_once('\t')?;
-                        Some(Ranked {
-                            position: i + 1,
-                            member_id: member.parse().ok()?,
-                            name: name.to_string(),
-                            org_id: branch.parse().ok()?,
-                            total,
-                        })
+    let (Some((r, prefix)), Some(mark)) = (redis, mark) else {
+        let lines = db
+            .snapshot(move |mut c| {
+                async move { db::points::top(&mut c, &path, &months, limit as i64).await }
+                    .scope_boxed()
+            })
+            .await?;
+        return Ok((rank(lines), RankSource::Database));
+    };
+    let key = format!("{prefix}rank:{org}:{period}");
+    match r.rank_read(&key, limit).await {
+        Ok(Some((m, lines))) if m == mark => {
+            let items = lines
+                .into_iter()
+                .enumerate()
+                .filter_map(|(i, (member, total, who))| {
+                    let (name, branch) = who.split_once('\t')?;
+                    Some(Ranked {
+                        position: i + 1,
+                        member_id: member.parse().ok()?,
+                        name: name.to_string(),
+                        org_id: branch.parse().ok()?,
+                        total,
                     })
-                    .collect();
-                return Ok((items, RankSource::Redis));
-            }
-            Ok(_) => {}
-            Err(e) => tracing::warn!(error = %e, "rankings: redis unavailable, reading the ledger"),
+                })
+                .collect();
+            return Ok((items, RankSource::Redis));
         }
+        Ok(_) => {}
+        Err(e) => tracing::warn!(error = %e, "rankings: redis unavailable, reading the ledger"),
     }
     let (mark, mut items) = from_ledger(db, path, months).await?;
-    if let (Some((r, _)), Some(key)) = (redis, &key) {
-        if let Err(e) = store_ranking(r, key, &mark, &items).await {
-            tracing::warn!(error = %e, "rankings: could not refresh redis");
-        }
+    if let Err(e) = store_ranking(r, &key, &mark, &items).await {
+        tracing::warn!(error = %e, "rankings: could not refresh redis");
     }
     items.truncate(limit);
     Ok((items, RankSource::Database))
