@@ -285,7 +285,12 @@ pub async fn like_post(
     like: bool,
     now: DateTime<Utc>,
 ) -> Result<Post, Error> {
-    let (post, _) = visible_post(c, p, id).await?;
+    // The like's counter update writes the topic's row anyway: lock it first (a shared lock
+    // then upgraded would deadlock two likers), so a like never lands after a close.
+    let (post, path) = db::moments::lock_post(c, id)
+        .await?
+        .ok_or(Error::NotFound)?;
+    authorize(p, Action::ReadOrg, &path)?;
     if like {
         post.may_like()?;
     }
@@ -294,7 +299,8 @@ pub async fn like_post(
     Ok(post)
 }
 
-/// `likeComment` / `unlikeComment`.
+/// `likeComment` / `unlikeComment`. A like reads its topic under a shared lock, so it never
+/// lands on a topic closed meanwhile.
 pub async fn like_comment(
     c: &mut Conn<'_>,
     p: &Principal,
@@ -305,7 +311,7 @@ pub async fn like_comment(
     let (cm, path) = visible_comment(c, p, id).await?;
     if like {
         cm.may_like_or_report()?;
-        let (post, _) = db::moments::get_post(c, cm.post_id)
+        let (post, _) = db::moments::share_post(c, cm.post_id)
             .await?
             .ok_or(Error::NotFound)?;
         post.may_like()?;

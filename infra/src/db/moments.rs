@@ -181,6 +181,26 @@ pub async fn lock_post(conn: &mut Conn<'_>, id: Uuid) -> Result<Option<(Post, St
     get_post(conn, id).await
 }
 
+/// Reads a topic under a shared row lock (PostgreSQL): writers that only read the topic (a like
+/// on one of its comments) run side by side, and none lands after a close that committed first
+/// or before one that waits for them.
+pub async fn share_post(conn: &mut Conn<'_>, id: Uuid) -> Result<Option<(Post, String)>, Error> {
+    if let Some(c) = conn.pg() {
+        let found: Option<String> = posts::table
+            .find(id.to_string())
+            .select(posts::id)
+            .for_share()
+            .first(c)
+            .await
+            .optional()
+            .map_err(db_error)?;
+        if found.is_none() {
+            return Ok(None);
+        }
+    }
+    get_post(conn, id).await
+}
+
 pub async fn posts_by_ids(conn: &mut Conn<'_>, ids: &[String]) -> Result<Vec<Post>, Error> {
     let rows: Vec<PostRow> = on!(conn, |c| posts::table
         .filter(posts::id.eq_any(ids))
