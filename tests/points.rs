@@ -365,6 +365,26 @@ async fn a_month_of_a_branch_scores_as_the_hand_count_and_replays_change_nothing
         "{:?}",
         stats.body
     );
+    // Who: M0 watched it through, M1 skipped ahead (60 s credited), M2 was visited; by id.
+    let who: Vec<(String, bool, bool)> = line["learners"]
+        .as_array()
+        .expect("learners")
+        .iter()
+        .map(|l| {
+            (
+                l["member_id"].as_str().unwrap_or("").to_string(),
+                l["completed_at"].is_string(),
+                l["visit"].as_bool().unwrap_or(false),
+            )
+        })
+        .collect();
+    let mut want = vec![
+        (members[0].0.clone(), true, false),
+        (members[1].0.clone(), false, false),
+        (members[2].0.clone(), true, true),
+    ];
+    want.sort();
+    assert_eq!(who, want, "{:?}", stats.body);
 
     // M0's suggestion is accepted and resolved.
     let post = crate::moments::post_topic(&app, &sec, &branch, now() + TimeDelta::days(5)).await;

@@ -55,10 +55,25 @@ fuzz_one() { # engine database_url
   fi
 }
 
-fuzz_one sqlite ""
+# Both engines at once (each fuzzer waits on its server far more than it computes), each into
+# its own log, shown whole when it ends; either failing fails the run.
+logs=$(mktemp -d)
+fuzz_one sqlite "" >"$logs/sqlite.log" 2>&1 &
+pids=("$!")
+names=(sqlite)
 if [[ "$PG_URL" == postgres* ]]; then
   db="yl_fuzz_$(date +%s)_$$"
   psql "$PG_URL" -qc "CREATE DATABASE $db" >/dev/null
-  fuzz_one postgres "${PG_URL%/*}/$db"
+  fuzz_one postgres "${PG_URL%/*}/$db" >"$logs/postgres.log" 2>&1 &
+  pids+=("$!")
+  names+=(postgres)
+fi
+failed=0
+for i in "${!pids[@]}"; do
+  if ! wait "${pids[$i]}"; then failed=1; fi
+  cat "$logs/${names[$i]}.log"
+done
+if [[ "$PG_URL" == postgres* ]]; then
   psql "$PG_URL" -qc "DROP DATABASE IF EXISTS $db WITH (FORCE)" >/dev/null || true
 fi
+[ "$failed" = 0 ] || { echo "contract fuzzing failed"; exit 1; }

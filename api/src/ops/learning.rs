@@ -12,7 +12,7 @@ use yunlian_domain::events::{DomainEvent, LearningCompleted, QuizAllCorrect};
 use yunlian_domain::learning::{
     advance, check_item, required_percent, Item, ItemKind, Lesson, Progress, Question, Report,
 };
-use yunlian_domain::org::{is_within, path_ids};
+use yunlian_domain::org::{is_within, path_ids, OrgKind};
 use yunlian_domain::Error;
 use yunlian_infra::db::{self, Conn};
 
@@ -380,9 +380,24 @@ pub struct BranchLearning {
     pub completed: i64,
     /// completed × 1000 / members
     pub completion_permille: i64,
+    /// Who opened it, what they were credited and when they completed it (asked of a branch
+    /// or below; not for a whole township).
+    pub learners: Option<Vec<Learner>>,
 }
 
-/// `getLearningItemStats`: who viewed and completed it, per branch inside the org.
+/// A member who opened an item.
+#[derive(Debug, Clone, Serialize)]
+pub struct Learner {
+    pub member_id: Uuid,
+    pub name: String,
+    pub credited_secs: i64,
+    pub completed_at: Option<DateTime<Utc>>,
+    /// Completed through a learning visit (送学上门).
+    pub visit: bool,
+}
+
+/// `getLearningItemStats`: how many viewed and completed it per branch inside the org, and,
+/// asked of a branch or below, who.
 pub async fn stats(
     c: &mut Conn<'_>,
     p: &Principal,
@@ -394,6 +409,10 @@ pub async fn stats(
     db::learning::get_item(c, id)
         .await?
         .ok_or(Error::NotFound)?;
+    let learners: Option<Vec<_>> = match o.kind {
+        OrgKind::Committee => None,
+        _ => Some(db::learning::learners(c, id, &o.path).await?),
+    };
     Ok(db::learning::item_stats(c, id, &o.path)
         .await?
         .into_iter()
@@ -407,6 +426,18 @@ pub async fn stats(
             } else {
                 0
             },
+            learners: learners.as_ref().map(|all| {
+                all.iter()
+                    .filter(|l| l.1 == org_id)
+                    .map(|(member_id, _, name, secs, done, visit)| Learner {
+                        member_id: *member_id,
+                        name: name.clone(),
+                        credited_secs: *secs,
+                        completed_at: *done,
+                        visit: *visit,
+                    })
+                    .collect()
+            }),
         })
         .collect())
 }

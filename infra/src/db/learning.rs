@@ -352,6 +352,47 @@ pub async fn insert_visit(
 
 /// Per branch: (branch, members, who viewed the item, who completed it), for the branches
 /// inside `within`.
+/// Who of the members of the orgs inside `within` has opened an item, with what the server
+/// credited them and when they completed it: (member, their org, name, credited seconds,
+/// completed at, by a visit), by member id.
+#[allow(clippy::type_complexity)]
+pub async fn learners(
+    conn: &mut Conn<'_>,
+    item: Uuid,
+    within: &str,
+) -> Result<Vec<(Uuid, Uuid, String, i64, Option<DateTime<Utc>>, bool)>, Error> {
+    let like = format!("{within}%");
+    let rows: Vec<(
+        String,
+        String,
+        String,
+        i64,
+        Option<chrono::NaiveDateTime>,
+        bool,
+    )> = on!(conn, |c| lp::table
+        .inner_join(members::table.on(members::id.eq(lp::member_id)))
+        .inner_join(orgs::table.on(orgs::id.eq(members::org_id)))
+        .filter(lp::item_id.eq(item.to_string()))
+        .filter(orgs::path.like(&like))
+        .select((
+            members::id,
+            members::org_id,
+            members::name,
+            lp::credited_secs,
+            lp::completed_at,
+            lp::visit
+        ))
+        .order(members::id)
+        .load(c)
+        .await)
+    .map_err(db_error)?;
+    rows.into_iter()
+        .map(|(m, o, name, secs, done, visit)| {
+            Ok((uuid(&m)?, uuid(&o)?, name, secs, done.map(utc), visit))
+        })
+        .collect()
+}
+
 pub async fn item_stats(
     conn: &mut Conn<'_>,
     item: Uuid,

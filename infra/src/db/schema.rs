@@ -563,3 +563,4 @@ diesel::table! {
 
 diesel::allow_tables_to_appear_in_same_query!(learning_items, orgs);
 diesel::allow_tables_to_appear_in_same_query!(learning_progress, members);
+diesel::allow_tables_to_appear_in_same_query!(learning_progress, orgs);
