@@ -25,3 +25,4 @@ mod rosters;
 mod settings;
 mod sync;
 mod sync_sim;
+mod units;

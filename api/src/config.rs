@@ -283,38 +283,3 @@ impl Config {
         })
     }
 }
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn defaults_put_sqlite_under_the_data_dir() {
-        let c = Config::from_map(HashMap::new()).expect("defaults");
-        assert_eq!(c.bind, "127.0.0.1:8080");
-        assert_eq!(c.database_url, "sqlite://./data/yunlian.db");
-        assert!(c.redis_url.is_none());
-        let c = Config::from_map(HashMap::from([(
-            "YUNLIAN_DATA_DIR".into(),
-            "/srv/yl".into(),
-        )]))
-        .expect("data dir");
-        assert_eq!(c.database_url, "sqlite:///srv/yl/yunlian.db");
-    }
-
-    #[test]
-    fn bad_values_name_their_key_and_urls_hide_passwords() {
-        let e = Config::from_map(HashMap::from([("YUNLIAN_DB_POOL_SIZE".into(), "x".into())]));
-        assert!(matches!(
-            e,
-            Err(ConfigError::Invalid {
-                key: "YUNLIAN_DB_POOL_SIZE",
-                ..
-            })
-        ));
-        assert_eq!(
-            redact_url("postgres://yl:s3cret@db:5432/yl"),
-            "postgres://yl:***@db:5432/yl"
-        );
-    }
-}

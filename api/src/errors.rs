@@ -516,17 +516,3 @@ pub fn message(code: &str, lang: Lang) -> &'static str {
         Lang::En => en,
     }
 }
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn chinese_unless_english_is_preferred() {
-        assert_eq!(Lang::from_header(None), Lang::Zh);
-        assert_eq!(Lang::from_header(Some("en-US,en;q=0.9")), Lang::En);
-        assert_eq!(Lang::from_header(Some("zh-CN,zh;q=0.9,en;q=0.8")), Lang::Zh);
-        assert_eq!(Lang::from_header(Some("fr, en;q=0.5")), Lang::En);
-        assert_eq!(Lang::from_header(Some("fr")), Lang::Zh);
-    }
-}
