@@ -165,35 +165,30 @@ pub async fn get_post(conn: &mut Conn<'_>, id: Uuid) -> Result<Option<(Post, Str
 /// Locks a topic's row until the transaction ends (PostgreSQL; SQLite's writer is alone) and
 /// reads it: a comment then never lands on a topic closed meanwhile.
 pub async fn lock_post(conn: &mut Conn<'_>, id: Uuid) -> Result<Option<(Post, String)>, Error> {
-    if let Some(c) = conn.pg() {
-        let found: Option<String> = posts::table
-            .find(id.to_string())
-            .select(posts::id)
-            .for_update()
-            .first(c)
-            .await
-            .optional()
-            .map_err(db_error)?;
-        if found.is_none() {
-            return Ok(None);
-        }
-    }
-    get_post(conn, id).await
+    locked_post(conn, id, false).await
 }
 
 /// Reads a topic under a shared row lock (PostgreSQL): writers that only read the topic (a like
 /// on one of its comments) run side by side, and none lands after a close that committed first
 /// or before one that waits for them.
 pub async fn share_post(conn: &mut Conn<'_>, id: Uuid) -> Result<Option<(Post, String)>, Error> {
+    locked_post(conn, id, true).await
+}
+
+async fn locked_post(
+    conn: &mut Conn<'_>,
+    id: Uuid,
+    shared: bool,
+) -> Result<Option<(Post, String)>, Error> {
     if let Some(c) = conn.pg() {
-        let found: Option<String> = posts::table
-            .find(id.to_string())
-            .select(posts::id)
-            .for_share()
-            .first(c)
-            .await
-            .optional()
-            .map_err(db_error)?;
+        let q = posts::table.find(id.to_string()).select(posts::id);
+        let found: Option<String> = if shared {
+            q.for_share().first(c).await
+        } else {
+            q.for_update().first(c).await
+        }
+        .optional()
+        .map_err(db_error)?;
         if found.is_none() {
             return Ok(None);
         }
