@@ -26,3 +26,4 @@ mod settings;
 mod sync;
 mod sync_sim;
 mod units;
+mod warnings;

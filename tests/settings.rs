@@ -62,6 +62,26 @@ async fn a_townships_settings_reach_its_branches_and_their_meetings() {
     )
     .await;
     assert_eq!(bad.status, StatusCode::UNPROCESSABLE_ENTITY);
+    // Impossible warning thresholds are refused by field, and an unknown cadence as malformed.
+    let bad = put(
+        &branch,
+        &admin,
+        json!({"overrides": {"warn_due_within_days": 40, "rectification_days": 0}}),
+    )
+    .await;
+    assert_eq!(bad.status, StatusCode::UNPROCESSABLE_ENTITY);
+    let fields: Vec<&str> = bad.body["errors"]
+        .as_array()
+        .map(|a| a.iter().filter_map(|e| e["field"].as_str()).collect())
+        .unwrap_or_default();
+    assert_eq!(fields, ["warn_due_within_days", "rectification_days"]);
+    let bad = put(
+        &branch,
+        &admin,
+        json!({"overrides": {"cadence_themed_party_day": "fortnight"}}),
+    )
+    .await;
+    assert_eq!(bad.status, StatusCode::BAD_REQUEST);
 
     let s = app
         .get(&format!("/v1/orgs/{branch}/settings"), &sec)
@@ -73,7 +93,11 @@ async fn a_townships_settings_reach_its_branches_and_their_meetings() {
         s["effective"],
         json!({"checkin_opens_before_min": 45, "checkin_on_time_after_min": 15,
                "video_present_share": "1/2", "video_token_grace_minutes": 30,
-               "case_due_days_need": 7, "case_due_days_suggestion": 15, "case_due_soon_hours": 48})
+               "case_due_days_need": 7, "case_due_days_suggestion": 15, "case_due_soon_hours": 48,
+               "cadence_branch_general_meeting": "quarter", "cadence_branch_committee_meeting": "month",
+               "cadence_party_group_meeting": "month", "cadence_party_lecture": "quarter",
+               "cadence_themed_party_day": "month", "cadence_org_life_meeting": "year",
+               "warn_due_within_days": 7, "rectification_days": 10})
     );
 
     // A meeting planned without its own window takes the branch's.

@@ -436,6 +436,23 @@ pub fn message(code: &str, lang: Lang) -> &'static str {
         "not_a_quiz" => ("该学习内容不是测验", "That item is not a quiz"),
         "quiz_already_submitted" => ("该测验已提交", "The quiz was already submitted"),
         "list_already_published" => ("该红黄榜已发布", "The lists were already published"),
+        "warning_not_yours" => ("该预警不是发给您的", "That warning is not addressed to you"),
+        "rectification_not_awaiting_answer" => (
+            "该整改提示单不在待答复状态",
+            "That rectification notice is not waiting for an answer",
+        ),
+        "rectification_not_answered" => (
+            "该整改提示单尚未答复",
+            "That rectification notice has not been answered",
+        ),
+        "rectification_own_answer" => (
+            "不能审核自己提交的整改答复",
+            "You may not decide on your own answer",
+        ),
+        "rectification_decided_above" => (
+            "整改答复由上级党组织审核",
+            "The org above decides on a rectification answer",
+        ),
         "list_not_published" => ("该红黄榜尚未发布", "The lists are not published yet"),
         "not_an_image" => (
             "上传的文件不是图片（支持 JPEG、PNG、WebP）",

@@ -70,6 +70,20 @@ jobs! {
     "points"          every |cx| cx.relay_every,           Once       => points;
     "points_expiry"   every |_| Duration::from_secs(3600), Once       => points_expiry;
     "rankings"        every |cx| cx.rankings_every,        Once       => rankings;
+    "warnings"        every |_| Duration::from_secs(60),   Once       => warnings_scan;
+    "warnings_events" every |cx| cx.relay_every,           Once       => warnings_events;
+}
+
+/// The warnings scan: every branch's calendar, cases, learning and notices evaluated now;
+/// returns how many warnings it raised or resolved.
+async fn warnings_scan(cx: &JobCx) -> Result<usize, Error> {
+    let s = crate::ops::warnings::scan(&cx.db, cx.settings, cx.clock.now()).await?;
+    Ok(s.raised + s.resolved)
+}
+
+/// The warnings consumer: absences and yellow lists become member warnings.
+async fn warnings_events(cx: &JobCx) -> Result<usize, Error> {
+    crate::ops::warnings::consume(&cx.db, cx.clock.now()).await
 }
 
 /// The Redis rankings of the current periods rebuilt from the ledger where they are stale.

@@ -3,7 +3,7 @@
 
 use crate::handlers::{
     attendance, auth, cases, devices, health, images, learning, meetings, members, moments, orgs,
-    points, roles, settings, sync, video,
+    points, roles, settings, sync, video, warnings,
 };
 use actix_web::web;
 
@@ -109,6 +109,14 @@ routes! {
     get    "/v1/points/admonitions"            "getAdmonitionCounts" => points::get_admonition_counts;
     post   "/v1/volunteer-services"            "recordVolunteerService" => points::record_volunteer_service;
     post   "/v1/volunteer-services/{service_id}/confirm" "confirmVolunteerService" => points::confirm_volunteer_service;
+    get    "/v1/compliance"                    "getCompliance"       => warnings::get_compliance;
+    get    "/v1/warnings"                      "listWarnings"        => warnings::list_warnings;
+    get    "/v1/warnings/{warning_id}"         "getWarning"          => warnings::get_warning;
+    post   "/v1/warnings/{warning_id}/read"    "markWarningRead"     => warnings::mark_warning_read;
+    post   "/v1/warnings/{warning_id}/acknowledge" "acknowledgeWarning" => warnings::acknowledge_warning;
+    post   "/v1/warnings/{warning_id}/rectification/answer" "answerRectification" => warnings::answer_rectification;
+    post   "/v1/warnings/{warning_id}/rectification/verify" "verifyRectification" => warnings::verify_rectification;
+    post   "/v1/warnings/{warning_id}/rectification/return" "returnRectification" => warnings::return_rectification;
     post   "/v1/devices"                       "registerDevice"      => devices::register_device;
     get    "/v1/devices"                       "listDevices"         => devices::list_devices;
     post   "/v1/devices/{device_id}/revoke"    "revokeDevice"        => devices::revoke_device;

@@ -5,6 +5,7 @@
 use crate::attendance::{FinalStatus, MeetingType};
 use crate::auth::Role;
 use crate::moments::{CaseState, Category};
+use crate::warnings::{Level, Recipient, Rule};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
@@ -91,6 +92,39 @@ pub struct QuizAllCorrect {
     pub at: DateTime<Utc>,
 }
 
+/// The secretary published a branch's red and yellow lists; warnings tell the yellow ones.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ListPublished {
+    pub list_id: Uuid,
+    pub org_id: Uuid,
+    pub period: String,
+    /// The members on the yellow list.
+    pub yellow: Vec<Uuid>,
+    pub at: DateTime<Utc>,
+}
+
+/// A warning was raised (or raised again after it had cleared): stored, now to be delivered.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct WarningRaised {
+    pub warning_id: Uuid,
+    pub org_id: Uuid,
+    pub rule: Rule,
+    pub level: Level,
+    pub recipient: Recipient,
+    pub at: DateTime<Utc>,
+}
+
+/// A warning's condition cleared (or its notice was verified): the resolution is pushed too.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct WarningResolved {
+    pub warning_id: Uuid,
+    pub org_id: Uuid,
+    pub rule: Rule,
+    pub recipient: Recipient,
+    pub resolution: String,
+    pub at: DateTime<Utc>,
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub enum DomainEvent {
     FinalStatusSet(FinalStatusSet),
@@ -100,6 +134,9 @@ pub enum DomainEvent {
     VolunteerConfirmed(VolunteerConfirmed),
     LearningCompleted(LearningCompleted),
     QuizAllCorrect(QuizAllCorrect),
+    ListPublished(ListPublished),
+    WarningRaised(WarningRaised),
+    WarningResolved(WarningResolved),
 }
 
 macro_rules! topics {
@@ -144,6 +181,9 @@ topics! {
     VolunteerConfirmed => "volunteer.confirmed", "member",  member_id;
     LearningCompleted => "learning.completed",   "member",  member_id;
     QuizAllCorrect => "quiz.all_correct",        "member",  member_id;
+    ListPublished  => "list.published",          "list",    list_id;
+    WarningRaised  => "warning.raised",          "warning", warning_id;
+    WarningResolved => "warning.resolved",       "warning", warning_id;
 }
 
 #[cfg(test)]
@@ -175,7 +215,10 @@ mod tests {
                 "case.overdue",
                 "volunteer.confirmed",
                 "learning.completed",
-                "quiz.all_correct"
+                "quiz.all_correct",
+                "list.published",
+                "warning.raised",
+                "warning.resolved"
             ]
         );
     }

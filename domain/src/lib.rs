@@ -15,6 +15,7 @@ pub mod roster;
 pub mod settings;
 pub mod sync;
 pub mod text;
+pub mod warnings;
 
 pub use error::{Error, FieldError};
 

@@ -3,6 +3,7 @@
 //! [`resolve`] walks the org path from the root, the nearest ancestor that sets a value winning.
 //! The server's configuration gives the root's defaults.
 
+use crate::attendance::Cadence;
 use crate::error::FieldError;
 use serde::{Deserialize, Serialize};
 
@@ -62,6 +63,19 @@ pub struct Settings {
     pub case_due_days_suggestion: i64,
     /// A case due within this many hours is "due soon" (48).
     pub case_due_soon_hours: i64,
+    /// How often a branch must hold each meeting type (DOMAIN.md's cadences).
+    pub cadence_branch_general_meeting: Cadence,
+    pub cadence_branch_committee_meeting: Cadence,
+    pub cadence_party_group_meeting: Cadence,
+    pub cadence_party_lecture: Cadence,
+    pub cadence_themed_party_day: Cadence,
+    pub cadence_org_life_meeting: Cadence,
+    /// A required meeting neither held nor planned this many days before its period ends is
+    /// reminded (blue); a member's learning behind this many days before the month ends (7).
+    pub warn_due_within_days: i64,
+    /// A rectification notice is to be answered this many days after the period it follows
+    /// (and after a return) (10).
+    pub rectification_days: i64,
 }
 
 impl Default for Settings {
@@ -75,6 +89,14 @@ impl Default for Settings {
             case_due_days_need: 7,
             case_due_days_suggestion: 15,
             case_due_soon_hours: 48,
+            cadence_branch_general_meeting: Cadence::Quarter,
+            cadence_branch_committee_meeting: Cadence::Month,
+            cadence_party_group_meeting: Cadence::Month,
+            cadence_party_lecture: Cadence::Quarter,
+            cadence_themed_party_day: Cadence::Month,
+            cadence_org_life_meeting: Cadence::Year,
+            warn_due_within_days: 7,
+            rectification_days: 10,
         }
     }
 }
@@ -97,6 +119,22 @@ pub struct Overrides {
     pub case_due_days_suggestion: Option<i64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub case_due_soon_hours: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cadence_branch_general_meeting: Option<Cadence>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cadence_branch_committee_meeting: Option<Cadence>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cadence_party_group_meeting: Option<Cadence>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cadence_party_lecture: Option<Cadence>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cadence_themed_party_day: Option<Cadence>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cadence_org_life_meeting: Option<Cadence>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub warn_due_within_days: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rectification_days: Option<i64>,
 }
 
 impl Overrides {
@@ -135,6 +173,9 @@ impl Overrides {
             365,
         );
         positive("case_due_soon_hours", self.case_due_soon_hours, 24 * 30);
+        // A reminder earlier than a month would fire before a monthly period began.
+        positive("warn_due_within_days", self.warn_due_within_days, 27);
+        positive("rectification_days", self.rectification_days, 90);
         if errs.is_empty() {
             Ok(())
         } else {
@@ -162,6 +203,24 @@ pub fn resolve(root: Settings, chain: &[Overrides]) -> Settings {
             .case_due_days_suggestion
             .unwrap_or(s.case_due_days_suggestion),
         case_due_soon_hours: o.case_due_soon_hours.unwrap_or(s.case_due_soon_hours),
+        cadence_branch_general_meeting: o
+            .cadence_branch_general_meeting
+            .unwrap_or(s.cadence_branch_general_meeting),
+        cadence_branch_committee_meeting: o
+            .cadence_branch_committee_meeting
+            .unwrap_or(s.cadence_branch_committee_meeting),
+        cadence_party_group_meeting: o
+            .cadence_party_group_meeting
+            .unwrap_or(s.cadence_party_group_meeting),
+        cadence_party_lecture: o.cadence_party_lecture.unwrap_or(s.cadence_party_lecture),
+        cadence_themed_party_day: o
+            .cadence_themed_party_day
+            .unwrap_or(s.cadence_themed_party_day),
+        cadence_org_life_meeting: o
+            .cadence_org_life_meeting
+            .unwrap_or(s.cadence_org_life_meeting),
+        warn_due_within_days: o.warn_due_within_days.unwrap_or(s.warn_due_within_days),
+        rectification_days: o.rectification_days.unwrap_or(s.rectification_days),
     })
 }
 

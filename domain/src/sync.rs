@@ -51,10 +51,13 @@ pub enum Entity {
     PointsEntry,
     /// A published red and yellow list, in its branch's scope.
     PointsList,
+    /// A warning (with its rectification notice), in its recipient's scope: the member's, or
+    /// the committee scope of the org it is addressed to.
+    Warning,
 }
 
 impl Entity {
-    pub const ALL: [Entity; 15] = [
+    pub const ALL: [Entity; 16] = [
         Entity::Org,
         Entity::Member,
         Entity::Device,
@@ -70,6 +73,7 @@ impl Entity {
         Entity::Household,
         Entity::PointsEntry,
         Entity::PointsList,
+        Entity::Warning,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -89,6 +93,7 @@ impl Entity {
             Entity::Household => "household",
             Entity::PointsEntry => "points_entry",
             Entity::PointsList => "points_list",
+            Entity::Warning => "warning",
         }
     }
 

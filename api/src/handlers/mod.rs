@@ -16,6 +16,7 @@ pub mod roles;
 pub mod settings;
 pub mod sync;
 pub mod video;
+pub mod warnings;
 
 use crate::errors::ApiError;
 use actix_web::http::StatusCode;

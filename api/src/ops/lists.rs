@@ -7,6 +7,7 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 use uuid::Uuid;
 use yunlian_domain::auth::{Action, Principal};
+use yunlian_domain::events::{DomainEvent, ListPublished};
 use yunlian_domain::org::OrgKind;
 use yunlian_domain::points::{generate, ListKind, Period};
 use yunlian_domain::Error;
@@ -82,6 +83,20 @@ pub async fn publish(
     if !db::lists::publish(c, &locked, p.member_id, now).await? {
         return Err(Error::Conflict("list_already_published"));
     }
+    // Warnings tell the members on the yellow list.
+    let e = DomainEvent::ListPublished(ListPublished {
+        list_id: locked.id,
+        org_id: locked.org_id,
+        period: locked.period.clone(),
+        yellow: locked
+            .entries
+            .iter()
+            .filter(|e| e.list == ListKind::Yellow)
+            .map(|e| e.member_id)
+            .collect(),
+        at: now,
+    });
+    db::outbox::append(c, &e, now).await?;
     Ok(List {
         state: "published".into(),
         published_by: Some(p.member_id),

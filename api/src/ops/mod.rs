@@ -12,6 +12,7 @@ pub mod moments;
 pub mod points;
 pub mod settings;
 pub mod video;
+pub mod warnings;
 
 use yunlian_domain::auth::{Action, Principal};
 use yunlian_domain::Error;

@@ -404,3 +404,47 @@ pub async fn due_for_overdue(
     .map_err(db_error)?;
     rows.iter().map(|r| uuid(r)).collect()
 }
+
+/// (id, branch, handler, assignee, due) of a case.
+type DueRow = (
+    String,
+    String,
+    String,
+    Option<String>,
+    Option<chrono::NaiveDateTime>,
+);
+
+/// Every assigned, unresolved case with its branch, as the warning rules read them.
+pub async fn assigned_open(
+    conn: &mut Conn<'_>,
+) -> Result<Vec<(Uuid, yunlian_domain::warnings::CaseFact)>, Error> {
+    let rows: Vec<DueRow> = on!(conn, |cx| cases::table
+        .filter(cases::state.eq(enum_text(CaseState::Assigned)))
+        .filter(cases::due_at.is_not_null())
+        .select((
+            cases::id,
+            cases::org_id,
+            cases::handler_org_id,
+            cases::assignee_id,
+            cases::due_at
+        ))
+        .load(cx)
+        .await)
+    .map_err(db_error)?;
+    rows.into_iter()
+        .filter_map(|(id, org, handler, assignee, due)| {
+            due.map(|d| (id, org, handler, assignee, d))
+        })
+        .map(|(id, org, handler, assignee, due)| {
+            Ok((
+                uuid(&org)?,
+                yunlian_domain::warnings::CaseFact {
+                    id: uuid(&id)?,
+                    handler_org_id: uuid(&handler)?,
+                    assignee_id: u(assignee)?,
+                    due_at: utc(due),
+                },
+            ))
+        })
+        .collect()
+}

@@ -296,3 +296,31 @@ pub async fn by_video_room(conn: &mut Conn<'_>, room: &str) -> Result<Option<Mee
     .map_err(db_error)?;
     row.map(MeetingRow::into_domain).transpose()
 }
+
+/// Every meeting starting at or after `since`, as the compliance calendar reads it.
+pub async fn facts_since(
+    conn: &mut Conn<'_>,
+    since: chrono::DateTime<chrono::Utc>,
+) -> Result<Vec<yunlian_domain::warnings::MeetingFact>, Error> {
+    let rows: Vec<(String, String, chrono::NaiveDateTime, String)> = on!(conn, |c| meetings::table
+        .filter(meetings::starts_at.ge(naive(since)))
+        .select((
+            meetings::org_id,
+            meetings::meeting_type,
+            meetings::starts_at,
+            meetings::status
+        ))
+        .load(c)
+        .await)
+    .map_err(db_error)?;
+    rows.into_iter()
+        .map(|(org, t, at, status)| {
+            Ok(yunlian_domain::warnings::MeetingFact {
+                org_id: uuid(&org)?,
+                meeting_type: enum_parse("meeting type", &t)?,
+                starts_at: utc(at),
+                status: enum_parse("meeting status", &status)?,
+            })
+        })
+        .collect()
+}

@@ -23,6 +23,7 @@ pub mod sessions;
 pub mod settings;
 pub mod sync;
 pub mod synced;
+pub mod warnings;
 
 use diesel::{Connection as _, SqliteConnection};
 use diesel_async::pooled_connection::deadpool::{Object, Pool};

@@ -188,3 +188,16 @@ pub async fn rename(
     sync::record(conn, &[Scope::Org(id)], Entity::Org, id, false, now).await?;
     Ok(())
 }
+
+/// Every org of these kinds (the warnings scan reads every branch and party group).
+pub async fn of_kinds(conn: &mut Conn<'_>, kinds: &[OrgKind]) -> Result<Vec<Org>, Error> {
+    let kinds: Vec<&str> = kinds.iter().map(|k| k.as_str()).collect();
+    let rows: Vec<OrgRow> = on!(conn, |c| orgs::table
+        .filter(orgs::kind.eq_any(&kinds))
+        .select(OrgRow::as_select())
+        .order(orgs::id)
+        .load(c)
+        .await)
+    .map_err(db_error)?;
+    rows.into_iter().map(OrgRow::into_domain).collect()
+}

@@ -564,3 +564,53 @@ diesel::table! {
 diesel::allow_tables_to_appear_in_same_query!(learning_items, orgs);
 diesel::allow_tables_to_appear_in_same_query!(learning_progress, members);
 diesel::allow_tables_to_appear_in_same_query!(learning_progress, orgs);
+
+diesel::table! {
+    warnings (id) {
+        id -> Text,
+        dedup_key -> Text,
+        rule -> Text,
+        level -> Text,
+        org_id -> Text,
+        recipient_member_id -> Nullable<Text>,
+        recipient_org_id -> Nullable<Text>,
+        subject -> Text,
+        period -> Text,
+        detail -> Text,
+        created_at -> Timestamp,
+        delivered_at -> Nullable<Timestamp>,
+        read_at -> Nullable<Timestamp>,
+        read_by -> Nullable<Text>,
+        acknowledged_at -> Nullable<Timestamp>,
+        acknowledged_by -> Nullable<Text>,
+        resolved_at -> Nullable<Timestamp>,
+        resolution -> Nullable<Text>,
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    rectifications (id) {
+        id -> Text,
+        warning_id -> Text,
+        org_id -> Text,
+        period -> Text,
+        state -> Text,
+        due_at -> Timestamp,
+        answer -> Nullable<Text>,
+        attachments -> Text,
+        answered_by -> Nullable<Text>,
+        answered_at -> Nullable<Timestamp>,
+        decided_by -> Nullable<Text>,
+        decided_at -> Nullable<Timestamp>,
+        return_reason -> Nullable<Text>,
+        rounds -> BigInt,
+        escalated_at -> Nullable<Timestamp>,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::allow_tables_to_appear_in_same_query!(warnings, orgs);
+diesel::allow_tables_to_appear_in_same_query!(warnings, rectifications);
+diesel::allow_tables_to_appear_in_same_query!(rectifications, orgs);

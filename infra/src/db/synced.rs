@@ -5,7 +5,7 @@
 use super::schema::orgs as orgs_table;
 use super::{
     attendance, cases, clock_ins, db_error, devices, lists, meetings, members, moments, orgs,
-    points, Conn,
+    points, warnings, Conn,
 };
 use crate::on;
 use diesel::prelude::*;
@@ -105,6 +105,11 @@ pub async fn rows(
         Entity::PointsEntry => {
             for e in points::by_ids(conn, &keys).await? {
                 out.insert(e.id, json(&e)?);
+            }
+        }
+        Entity::Warning => {
+            for w in warnings::by_ids(conn, &keys).await? {
+                out.insert(w.id, json(&w)?);
             }
         }
         Entity::PointsList => {

@@ -1,0 +1,2 @@
+DROP TABLE rectifications;
+DROP TABLE warnings;

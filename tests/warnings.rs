@@ -1,0 +1,646 @@
+//! Warnings: a township of 40 branches walked through a quarter day by day on an injected
+//! clock, with the jobs run as the server runs them; every reminder, warning, admonition and
+//! rectification notice comes once, and resolves when its condition clears.
+
+use crate::helpers::{roster_csv, spawn_app_on, TestApp};
+use chrono::{DateTime, TimeDelta, Utc};
+use reqwest::StatusCode;
+use serde_json::{json, Value};
+use std::collections::{BTreeSet, HashMap};
+use std::sync::Arc;
+use yunlian_api::jobs::{run_once, JobCx};
+use yunlian_domain::ports::{Clock, FixedClock};
+
+/// Runs one round of a job as the test's own replica, waiting while the server's holds the lease.
+pub async fn run(cx: &JobCx, name: &'static str) -> usize {
+    for _ in 0..500 {
+        if let Some(n) = run_once(name, cx, "test").await.expect(name) {
+            return n;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    panic!("{name}: the lease never came free");
+}
+
+pub async fn job_cx(app: &TestApp, clock: &Arc<FixedClock>) -> JobCx {
+    JobCx {
+        db: yunlian_infra::Db::connect(&app.database_url, 2)
+            .await
+            .expect("db"),
+        bus: yunlian_infra::bus::Bus::memory(16),
+        clock: clock.clone() as Arc<dyn Clock>,
+        close_grace: TimeDelta::minutes(30),
+        settings: Default::default(),
+        tombstone_days: 180,
+        relay_every: std::time::Duration::from_secs(1),
+        rankings_every: std::time::Duration::from_secs(300),
+        redis: None,
+    }
+}
+
+/// A branch's roster of `n` imported into `branch`, the first made secretary; their tokens.
+pub async fn staff(
+    app: &TestApp,
+    admin: &str,
+    branch: &str,
+    first_phone: u64,
+    n: usize,
+) -> Vec<(String, String)> {
+    let r = app
+        .import(admin, branch, &roster_csv(n, first_phone), false)
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{:?}", r.body);
+    let roster = app
+        .list_all(&format!("/v1/members?org_id={branch}"), admin)
+        .await;
+    let mut out = Vec::new();
+    for (i, m) in roster.iter().enumerate() {
+        let id = m["id"].as_str().expect("id").to_string();
+        let r = app
+            .post(
+                &format!("/v1/members/{id}/password"),
+                admin,
+                json!({"password": "dangyuan2026"}),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::NO_CONTENT);
+        if i == 0 {
+            let r = app
+                .post(
+                    "/v1/roles",
+                    admin,
+                    json!({"member_id": id, "org_id": branch, "role": "secretary"}),
+                )
+                .await;
+            assert_eq!(r.status, StatusCode::CREATED);
+        }
+        let (t, _) = app
+            .login(m["phone"].as_str().expect("phone"), "dangyuan2026")
+            .await;
+        out.push((id, t));
+    }
+    out
+}
+
+async fn plan(app: &TestApp, admin: &str, org: &str, kind: &str, starts: DateTime<Utc>) {
+    let r = app
+        .post(
+            "/v1/meetings",
+            admin,
+            json!({"org_id": org, "meeting_type": kind, "title": "组织生活",
+                   "starts_at": starts, "ends_at": starts + TimeDelta::hours(1)}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "plan {kind}: {:?}", r.body);
+}
+
+const PARTY_DAY: &str = "themed_party_day";
+const COMMITTEE: &str = "branch_committee_meeting";
+const GENERAL: &str = "branch_general_meeting";
+const LECTURE: &str = "party_lecture";
+
+/// (branch, rule, meeting type or what it is about, period, resolution or `open`), as the
+/// township's admin lists them.
+type Seen = BTreeSet<(usize, String, String, String, String)>;
+
+fn line(
+    b: usize,
+    rule: &str,
+    about: &str,
+    period: &str,
+    res: &str,
+) -> (usize, String, String, String, String) {
+    (b, rule.into(), about.into(), period.into(), res.into())
+}
+
+#[tokio::test]
+async fn a_township_of_forty_branches_gets_each_warning_of_its_quarter_once() {
+    // Midnight of 1 October in the village; every step is one village midnight later.
+    let t0: DateTime<Utc> = "2026-09-30T16:00:00Z".parse().expect("t0");
+    let day = |d: i64| t0 + TimeDelta::days(d);
+    let at10 = |d: i64| day(d) + TimeDelta::hours(2);
+    let clock = Arc::new(FixedClock::at(t0));
+    let vars = HashMap::from([
+        ("YUNLIAN_ACCESS_TOKEN_TTL_SECS", (120 * 86400).to_string()),
+        ("YUNLIAN_REFRESH_TOKEN_TTL_DAYS", "150".to_string()),
+    ]);
+    let app = spawn_app_on(vars, clock.clone()).await;
+    let cx = job_cx(&app, &clock).await;
+    let admin = app.admin().await;
+    let root = app.root_id(&admin).await;
+    let township = app
+        .create_org(&admin, &root, "committee", "新杭镇党委")
+        .await;
+    let mut branches = Vec::new();
+    for i in 0..40 {
+        branches.push(
+            app.create_org(&admin, &township, "branch", &format!("第{i:02}村党支部"))
+                .await,
+        );
+    }
+    let index: HashMap<String, usize> = branches
+        .iter()
+        .enumerate()
+        .map(|(i, b)| (b.clone(), i))
+        .collect();
+    // Branch 0 has a secretary and a member; 32 and 33 a secretary who answers notices.
+    let b0 = staff(&app, &admin, &branches[0], 13990000000, 2).await;
+    let (sec0, member) = (b0[0].clone(), b0[1].clone());
+    let sec32 = staff(&app, &admin, &branches[32], 13990000100, 1).await[0]
+        .1
+        .clone();
+    let sec33 = staff(&app, &admin, &branches[33], 13990000200, 1).await[0]
+        .1
+        .clone();
+
+    // What every branch plans on the first day: the whole quarter, on time. 30 plans October's
+    // party day late, 31 skips October's, 32 and 33 October's and November's, 34 every one,
+    // 35 the quarter's party lecture.
+    for (i, b) in branches.iter().enumerate() {
+        for (d, kind) in [
+            (12, COMMITTEE),
+            (42, COMMITTEE),
+            (72, COMMITTEE),
+            (50, GENERAL),
+        ] {
+            plan(&app, &admin, b, kind, at10(d)).await;
+        }
+        if i != 35 {
+            plan(&app, &admin, b, LECTURE, at10(60)).await;
+        }
+        let party_days: &[i64] = match i {
+            30 => &[40, 70],
+            31 => &[40, 70],
+            32 | 33 => &[64],
+            34 => &[],
+            _ => &[10, 40, 70],
+        };
+        for d in party_days {
+            plan(&app, &admin, b, PARTY_DAY, at10(*d)).await;
+        }
+    }
+
+    let mut case = String::new();
+    let mut notice_due: HashMap<usize, DateTime<Utc>> = HashMap::new();
+    let warning_of = |b: usize, rule: &str, all: &[Value]| -> String {
+        all.iter()
+            .find(|w| {
+                w["rule"] == rule && index.get(w["org_id"].as_str().unwrap_or("")) == Some(&b)
+            })
+            .and_then(|w| w["id"].as_str())
+            .map(str::to_string)
+            .unwrap_or_else(|| panic!("branch {b} has a {rule} warning"))
+    };
+    for d in 1..=92 {
+        clock.advance(TimeDelta::days(1));
+        match d {
+            1 => {
+                // A life need relayed in branch 0, accepted and assigned: due in 7 days.
+                let post = crate::moments::post_topic(&app, &sec0.1, &branches[0], day(20)).await;
+                let c = app
+                    .post(
+                        &format!("/v1/posts/{post}/comments"),
+                        &member.1,
+                        json!({"body": "村口路灯坏了", "category": "life_need"}),
+                    )
+                    .await;
+                assert_eq!(c.status, StatusCode::CREATED, "{:?}", c.body);
+                case = c.body["case_id"].as_str().expect("case").to_string();
+                let r = app
+                    .post(
+                        &format!("/v1/cases/{case}/accept"),
+                        &sec0.1,
+                        json!({"assignee_id": sec0.0}),
+                    )
+                    .await;
+                assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
+            }
+            10 => {
+                let r = app
+                    .post(
+                        &format!("/v1/cases/{case}/resolve"),
+                        &sec0.1,
+                        json!({"reply": "路灯已修好"}),
+                    )
+                    .await;
+                assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
+            }
+            25 => plan(&app, &admin, &branches[30], PARTY_DAY, at10(27)).await,
+            32 => {
+                // October's lists of branch 0: both were absent without leave every time.
+                let l = app
+                    .post(
+                        "/v1/points/lists",
+                        &sec0.1,
+                        json!({"org_id": branches[0], "period": "2026-10"}),
+                    )
+                    .await;
+                assert_eq!(l.status, StatusCode::CREATED, "{:?}", l.body);
+                let p = app
+                    .post(
+                        &format!("/v1/points/lists/{}/publish", l.id()),
+                        &sec0.1,
+                        json!({}),
+                    )
+                    .await;
+                assert_eq!(p.status, StatusCode::OK, "{:?}", p.body);
+            }
+            62 | 63 => {
+                let all = app
+                    .list_all(
+                        &format!("/v1/warnings?org_id={township}&rule=meeting_overdue_again"),
+                        &admin,
+                    )
+                    .await;
+                let (w32, w33) = (
+                    warning_of(32, "meeting_overdue_again", &all),
+                    warning_of(33, "meeting_overdue_again", &all),
+                );
+                if d == 62 {
+                    for (w, token) in [(&w32, &sec32), (&w33, &sec33)] {
+                        let r = app
+                            .post(
+                                &format!("/v1/warnings/{w}/rectification/answer"),
+                                token,
+                                json!({"answer": "支部已研究整改，12月5日补开主题党日"}),
+                            )
+                            .await;
+                        assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
+                        assert_eq!(r.body["rectification"]["state"], "answered");
+                    }
+                } else {
+                    let v = app
+                        .post(
+                            &format!("/v1/warnings/{w32}/rectification/verify"),
+                            &admin,
+                            json!({}),
+                        )
+                        .await;
+                    assert_eq!(v.status, StatusCode::OK, "{:?}", v.body);
+                    assert_eq!(v.body["rectification"]["state"], "verified");
+                    assert_eq!(v.body["resolution"], "verified");
+                    let r = app
+                        .post(
+                            &format!("/v1/warnings/{w33}/rectification/return"),
+                            &admin,
+                            json!({"reason": "缺少会议记录照片"}),
+                        )
+                        .await;
+                    assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
+                    assert_eq!(r.body["rectification"]["state"], "returned");
+                    let due: DateTime<Utc> = r.body["rectification"]["due_at"]
+                        .as_str()
+                        .expect("due")
+                        .parse()
+                        .expect("time");
+                    assert_eq!(due, day(63) + TimeDelta::days(10));
+                    notice_due.insert(33, due);
+                }
+            }
+            _ => {}
+        }
+        for job in [
+            "close_out",
+            "case_overdue",
+            "points",
+            "warnings_events",
+            "warnings",
+        ] {
+            run(&cx, job).await;
+        }
+        // A scan run twice in a row changes nothing.
+        if d % 30 == 0 {
+            assert_eq!(run(&cx, "warnings").await, 0, "day {d}: a second scan");
+        }
+    }
+
+    // The township's view: every committee warning of its branches, with how it ended.
+    let all = app
+        .list_all(&format!("/v1/warnings?org_id={township}"), &admin)
+        .await;
+    let seen: Seen = all
+        .iter()
+        .map(|w| {
+            let b = index[w["org_id"].as_str().expect("org")];
+            let subject = w["subject"].as_str().expect("subject");
+            let about = subject.rsplit(':').next().unwrap_or_default();
+            let about = if subject.starts_with("org:") {
+                about
+            } else {
+                subject.split(':').next().unwrap_or_default()
+            };
+            let res = w["resolution"].as_str().unwrap_or("open");
+            line(
+                b,
+                w["rule"].as_str().expect("rule"),
+                about,
+                w["period"].as_str().expect("period"),
+                res,
+            )
+        })
+        .collect();
+    assert_eq!(seen.len(), all.len(), "no warning twice");
+    let due_day = all
+        .iter()
+        .find(|w| w["rule"] == "case_overdue")
+        .map(|w| w["period"].as_str().unwrap_or_default().to_string())
+        .unwrap_or_default();
+    let expected: Seen = [
+        line(0, "case_overdue", "case", &due_day, "cleared"),
+        line(30, "meeting_due_soon", PARTY_DAY, "2026-10", "cleared"),
+        line(31, "meeting_due_soon", PARTY_DAY, "2026-10", "superseded"),
+        line(31, "meeting_overdue", PARTY_DAY, "2026-10", "cleared"),
+        line(32, "meeting_due_soon", PARTY_DAY, "2026-10", "superseded"),
+        line(32, "meeting_overdue", PARTY_DAY, "2026-10", "cleared"),
+        line(32, "meeting_due_soon", PARTY_DAY, "2026-11", "superseded"),
+        line(32, "meeting_overdue", PARTY_DAY, "2026-11", "cleared"),
+        line(
+            32,
+            "meeting_overdue_again",
+            PARTY_DAY,
+            "2026-11",
+            "verified",
+        ),
+        line(33, "meeting_due_soon", PARTY_DAY, "2026-10", "superseded"),
+        line(33, "meeting_overdue", PARTY_DAY, "2026-10", "cleared"),
+        line(33, "meeting_due_soon", PARTY_DAY, "2026-11", "superseded"),
+        line(33, "meeting_overdue", PARTY_DAY, "2026-11", "cleared"),
+        line(33, "meeting_overdue_again", PARTY_DAY, "2026-11", "cleared"),
+        // Returned and not answered again by its new date: escalated to the township.
+        line(
+            33,
+            "rectification_overdue",
+            "rectification",
+            "2026-11",
+            "open",
+        ),
+        line(34, "meeting_due_soon", PARTY_DAY, "2026-10", "superseded"),
+        line(34, "meeting_overdue", PARTY_DAY, "2026-10", "open"),
+        line(34, "meeting_due_soon", PARTY_DAY, "2026-11", "superseded"),
+        line(34, "meeting_overdue", PARTY_DAY, "2026-11", "open"),
+        line(34, "meeting_overdue_again", PARTY_DAY, "2026-11", "open"),
+        line(
+            34,
+            "rectification_overdue",
+            "rectification",
+            "2026-11",
+            "open",
+        ),
+        line(34, "meeting_due_soon", PARTY_DAY, "2026-12", "superseded"),
+        line(34, "meeting_overdue", PARTY_DAY, "2026-12", "open"),
+        line(34, "meeting_overdue_again", PARTY_DAY, "2026-12", "open"),
+        line(35, "meeting_due_soon", LECTURE, "2026-Q4", "superseded"),
+        line(35, "meeting_overdue", LECTURE, "2026-Q4", "open"),
+    ]
+    .into_iter()
+    .collect();
+    assert_eq!(seen, expected);
+    assert!(notice_due[&33] < day(92));
+
+    // Branch 34's notices: issued, never answered, escalated once each date passed; 33's
+    // escalation is addressed to the township's committee.
+    let by = |b: usize, rule: &str, period: &str| -> &Value {
+        all.iter()
+            .find(|w| {
+                index[w["org_id"].as_str().unwrap_or("")] == b
+                    && w["rule"] == rule
+                    && w["period"] == period
+            })
+            .unwrap_or_else(|| panic!("{b} {rule} {period}"))
+    };
+    let red = by(34, "meeting_overdue_again", "2026-11");
+    assert_eq!(red["level"], "red");
+    assert_eq!(red["rectification"]["state"], "issued");
+    assert!(red["rectification"]["escalated_at"].is_string());
+    let up = by(33, "rectification_overdue", "2026-11");
+    assert_eq!(
+        up["recipient"],
+        json!({"kind": "committee", "id": township})
+    );
+    assert_eq!(
+        by(34, "meeting_overdue_again", "2026-12")["rectification"]["escalated_at"],
+        Value::Null
+    );
+
+    // Each warning raised once and resolved at most once, by its events.
+    let events = app.published_events().await;
+    let count = |topic: &str, id: &str| {
+        events
+            .iter()
+            .filter(|e| e.topic == topic && e.subject == format!("warning:{id}"))
+            .count()
+    };
+    for w in &all {
+        let id = w["id"].as_str().expect("id");
+        assert_eq!(count("warning.raised", id), 1, "{w}");
+        assert_eq!(
+            count("warning.resolved", id),
+            usize::from(!w["resolved_at"].is_null()),
+            "{w}"
+        );
+    }
+
+    // The member of branch 0: five absences (three party days, the general meeting, the
+    // lecture), October's yellow list; the secretary got the case's reminder.
+    let mine = app.list_all("/v1/warnings", &member.1).await;
+    let rules: Vec<(&str, &str)> = mine
+        .iter()
+        .map(|w| {
+            (
+                w["rule"].as_str().unwrap_or(""),
+                w["level"].as_str().unwrap_or(""),
+            )
+        })
+        .collect();
+    assert_eq!(
+        rules
+            .iter()
+            .filter(|r| **r == ("member_absent", "yellow"))
+            .count(),
+        5
+    );
+    assert_eq!(
+        rules
+            .iter()
+            .filter(|r| r.0 == "member_yellow_listed")
+            .count(),
+        1
+    );
+    assert_eq!(rules.len(), 6);
+    let sec_own = app
+        .list_all("/v1/warnings?rule=case_due_soon", &sec0.1)
+        .await;
+    assert_eq!(sec_own.len(), 1);
+    assert_eq!(sec_own[0]["resolution"], "superseded");
+
+    // Read and acknowledged once by the recipient; nobody else may.
+    let w = mine[0]["id"].as_str().expect("id");
+    let r = app
+        .post(&format!("/v1/warnings/{w}/read"), &member.1, json!({}))
+        .await;
+    assert_eq!(r.status, StatusCode::OK);
+    let first = r.body["read_at"].clone();
+    clock.advance(TimeDelta::hours(1));
+    let again = app
+        .post(&format!("/v1/warnings/{w}/read"), &member.1, json!({}))
+        .await;
+    assert_eq!(again.body["read_at"], first);
+    let r = app
+        .post(&format!("/v1/warnings/{w}/acknowledge"), &sec0.1, json!({}))
+        .await;
+    assert_eq!(
+        (r.status, r.code()),
+        (StatusCode::FORBIDDEN, "warning_not_yours")
+    );
+    let r = app
+        .post(&format!("/v1/warnings/{w}/acknowledge"), &sec32, json!({}))
+        .await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
+    let r = app
+        .post(
+            &format!("/v1/warnings/{w}/acknowledge"),
+            &member.1,
+            json!({}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert_eq!(r.body["acknowledged_by"], member.0.as_str());
+
+    // Wrong moves on notices.
+    let w34 = red["id"].as_str().expect("id");
+    let w32 = by(32, "meeting_overdue_again", "2026-11")["id"]
+        .as_str()
+        .expect("id");
+    let answer = json!({"answer": "已整改"});
+    let r = app
+        .post(
+            &format!("/v1/warnings/{w34}/rectification/answer"),
+            &sec32,
+            answer.clone(),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND, "another branch's notice");
+    let r = app
+        .post(
+            &format!("/v1/warnings/{w32}/rectification/answer"),
+            &sec32,
+            answer.clone(),
+        )
+        .await;
+    assert_eq!(
+        (r.status, r.code()),
+        (StatusCode::CONFLICT, "rectification_not_awaiting_answer")
+    );
+    let r = app
+        .post(
+            &format!("/v1/warnings/{w32}/rectification/verify"),
+            &sec32,
+            json!({}),
+        )
+        .await;
+    assert_eq!(
+        (r.status, r.code()),
+        (StatusCode::FORBIDDEN, "rectification_decided_above")
+    );
+    let r = app
+        .post(
+            &format!("/v1/warnings/{w34}/rectification/verify"),
+            &admin,
+            json!({}),
+        )
+        .await;
+    assert_eq!(
+        (r.status, r.code()),
+        (StatusCode::CONFLICT, "rectification_not_answered")
+    );
+    let r = app
+        .post(
+            &format!("/v1/warnings/{w34}/rectification/answer"),
+            &admin,
+            json!({"answer": "  "}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
+    // The admin answers for branch 34 and may then not verify that answer.
+    let r = app
+        .post(
+            &format!("/v1/warnings/{w34}/rectification/answer"),
+            &admin,
+            answer,
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
+    let r = app
+        .post(
+            &format!("/v1/warnings/{w34}/rectification/verify"),
+            &admin,
+            json!({}),
+        )
+        .await;
+    assert_eq!(
+        (r.status, r.code()),
+        (StatusCode::FORBIDDEN, "rectification_own_answer")
+    );
+    // Answered, 34's escalation clears at the next scan.
+    run(&cx, "warnings").await;
+    let up34 = app
+        .get(
+            &format!(
+                "/v1/warnings/{}",
+                by(34, "rectification_overdue", "2026-11")["id"]
+                    .as_str()
+                    .expect("id")
+            ),
+            &admin,
+        )
+        .await;
+    assert_eq!(up34.body["resolution"], "cleared");
+
+    // The calendar the township sees: 13 requirements a branch (October to December and
+    // January monthly, the fourth and first quarters, 2027's annual meeting).
+    let c = app
+        .get(&format!("/v1/compliance?org_id={township}"), &admin)
+        .await;
+    assert_eq!(c.status, StatusCode::OK, "{:?}", c.body);
+    assert_eq!(
+        (
+            c.body["total"].as_i64(),
+            c.body["held"].as_i64(),
+            c.body["overdue"].as_i64()
+        ),
+        (Some(520), Some(311), Some(9))
+    );
+    let b34 = c.body["branches"]
+        .as_array()
+        .and_then(|a| a.iter().find(|b| b["org_id"] == branches[34].as_str()))
+        .expect("34");
+    assert_eq!(
+        (b34["held"].as_i64(), b34["overdue"].as_i64()),
+        (Some(5), Some(3))
+    );
+    // A member sees no township calendar.
+    let r = app
+        .get(&format!("/v1/compliance?org_id={township}"), &member.1)
+        .await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
+
+    // The phones get their warnings: the member's in a pull.
+    let pull = app
+        .post(
+            "/v1/sync/pull",
+            &member.1,
+            json!({"client_id": uuid::Uuid::now_v7(), "schema_version": 1, "limit": 1000}),
+        )
+        .await;
+    assert_eq!(pull.status, StatusCode::OK, "{:?}", pull.body);
+    let synced: usize = pull.body["scopes"]
+        .as_array()
+        .map(|s| {
+            s.iter()
+                .flat_map(|s| s["changes"].as_array().cloned().unwrap_or_default())
+                .filter(|c| c["entity"] == "warning")
+                .count()
+        })
+        .unwrap_or_default();
+    assert_eq!(synced, 6);
+}
