@@ -12,7 +12,7 @@ use yunlian_domain::ports::{Clock, FixedClock};
 use yunlian_infra::db::{self, ScopedFutureExt};
 
 /// What a replica's jobs run with: its own pool on the test's database, the test's clock.
-async fn job_cx(
+pub async fn job_cx(
     url: &str,
     clock: Arc<FixedClock>,
     redis: Option<(yunlian_infra::redis::Redis, String)>,

@@ -942,19 +942,7 @@ async fn an_undecided_adjustment_voids_itself_after_fourteen_days() {
         .await;
     assert_eq!(a.status, StatusCode::CREATED);
     clock.advance(TimeDelta::days(15));
-    let cx = yunlian_api::jobs::JobCx {
-        db: yunlian_infra::Db::connect(&app.database_url, 2)
-            .await
-            .expect("db"),
-        bus: yunlian_infra::bus::Bus::memory(16),
-        clock: clock.clone() as Arc<dyn Clock>,
-        close_grace: TimeDelta::minutes(30),
-        settings: Default::default(),
-        tombstone_days: 180,
-        relay_every: std::time::Duration::from_secs(1),
-        rankings_every: std::time::Duration::from_secs(300),
-        redis: None,
-    };
+    let cx = crate::jobs::job_cx(&app.database_url, clock.clone(), None).await;
     let n = yunlian_api::jobs::run_once("points_expiry", &cx, "test")
         .await
         .expect("round");

@@ -9,7 +9,7 @@ use serde_json::{json, Value};
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 use yunlian_api::jobs::{run_once, JobCx};
-use yunlian_domain::ports::{Clock, FixedClock};
+use yunlian_domain::ports::FixedClock;
 
 /// Runs one round of a job as the test's own replica, waiting while the server's holds the lease.
 pub async fn run(cx: &JobCx, name: &'static str) -> usize {
@@ -20,22 +20,6 @@ pub async fn run(cx: &JobCx, name: &'static str) -> usize {
         tokio::time::sleep(std::time::Duration::from_millis(10)).await;
     }
     panic!("{name}: the lease never came free");
-}
-
-pub async fn job_cx(app: &TestApp, clock: &Arc<FixedClock>) -> JobCx {
-    JobCx {
-        db: yunlian_infra::Db::connect(&app.database_url, 2)
-            .await
-            .expect("db"),
-        bus: yunlian_infra::bus::Bus::memory(16),
-        clock: clock.clone() as Arc<dyn Clock>,
-        close_grace: TimeDelta::minutes(30),
-        settings: Default::default(),
-        tombstone_days: 180,
-        relay_every: std::time::Duration::from_secs(1),
-        rankings_every: std::time::Duration::from_secs(300),
-        redis: None,
-    }
 }
 
 /// A branch's roster of `n` imported into `branch`, the first made secretary; their tokens.
@@ -125,7 +109,7 @@ async fn a_township_of_forty_branches_gets_each_warning_of_its_quarter_once() {
         ("YUNLIAN_REFRESH_TOKEN_TTL_DAYS", "150".to_string()),
     ]);
     let app = spawn_app_on(vars, clock.clone()).await;
-    let cx = job_cx(&app, &clock).await;
+    let cx = crate::jobs::job_cx(&app.database_url, clock.clone(), None).await;
     let admin = app.admin().await;
     let root = app.root_id(&admin).await;
     let township = app

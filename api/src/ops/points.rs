@@ -220,40 +220,19 @@ pub async fn score_event(
     }
 }
 
-/// The consumer's round: every event of its topics it has not handled, oldest first, each in
-/// its own transaction that first records it as handled (a redelivery, or a replay of the
-/// whole outbox, then changes nothing). Returns how many entries were written.
+/// The consumer's round (see [`super::consume`]). Returns how many entries were written.
 pub async fn consume(db: &yunlian_infra::Db, now: DateTime<Utc>) -> Result<usize, Error> {
-    use yunlian_infra::db::ScopedFutureExt;
-    let mut written = 0;
-    loop {
-        let events = db
-            .read(move |mut c| {
-                async move { db::outbox::unconsumed(&mut c, CONSUMER, TOPICS, 200).await }
-                    .scope_boxed()
-            })
-            .await?;
-        if events.is_empty() {
-            return Ok(written);
-        }
-        for e in events {
-            written += db
-                .write(move |mut c| {
-                    let e = e.clone();
-                    async move {
-                        if !db::outbox::consume_once(&mut c, CONSUMER, e.id, now).await? {
-                            return Ok(0);
-                        }
-                        match DomainEvent::parse(&e.topic, &e.payload) {
-                            Some(ev) => score_event(&mut c, &ev, e.id, now).await,
-                            None => Ok(0),
-                        }
-                    }
-                    .scope_boxed()
-                })
-                .await?;
-        }
-    }
+    super::consume(
+        db,
+        CONSUMER,
+        TOPICS,
+        |c, e, id, now| {
+            use yunlian_infra::db::ScopedFutureExt;
+            async move { score_event(c, &e, id, now).await }.scope_boxed()
+        },
+        now,
+    )
+    .await
 }
 
 /// `createPointsAdjustment`: a violation (within the rules' range) or an admonition, with a

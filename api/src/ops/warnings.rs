@@ -361,38 +361,16 @@ async fn on_event(c: &mut Conn<'_>, e: &DomainEvent, now: DateTime<Utc>) -> Resu
     }
 }
 
-/// The consumer's round: every event of its topics not yet handled, oldest first, each in its
-/// own transaction that first records it as handled.
+/// The consumer's round (see [`super::consume`]).
 pub async fn consume(db: &Db, now: DateTime<Utc>) -> Result<usize, Error> {
-    let mut done = 0;
-    loop {
-        let events = db
-            .read(move |mut c| {
-                async move { db::outbox::unconsumed(&mut c, CONSUMER, TOPICS, 200).await }
-                    .scope_boxed()
-            })
-            .await?;
-        if events.is_empty() {
-            return Ok(done);
-        }
-        for e in events {
-            done += db
-                .write(move |mut c| {
-                    let e = e.clone();
-                    async move {
-                        if !db::outbox::consume_once(&mut c, CONSUMER, e.id, now).await? {
-                            return Ok(0);
-                        }
-                        match DomainEvent::parse(&e.topic, &e.payload) {
-                            Some(ev) => on_event(&mut c, &ev, now).await,
-                            None => Ok(0),
-                        }
-                    }
-                    .scope_boxed()
-                })
-                .await?;
-        }
-    }
+    super::consume(
+        db,
+        CONSUMER,
+        TOPICS,
+        |c, e, _, now| async move { on_event(c, &e, now).await }.scope_boxed(),
+        now,
+    )
+    .await
 }
 
 /// May `p` act on this warning as its recipient? Not found when they cannot see its org at
