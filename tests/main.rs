@@ -12,6 +12,7 @@ mod bad_input_table;
 mod closeout;
 mod contract;
 mod contract_check;
+mod events;
 mod foundation;
 mod golden;
 mod images;

@@ -13,13 +13,13 @@ use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 /// A `redis-server` of this test's own on a free port.
-struct OwnRedis {
+pub struct OwnRedis {
     child: Child,
-    port: u16,
+    pub port: u16,
 }
 
 impl OwnRedis {
-    async fn start(port: u16) -> OwnRedis {
+    pub async fn start(port: u16) -> OwnRedis {
         let child = Command::new("redis-server")
             .args([
                 "--port",
@@ -53,7 +53,7 @@ impl OwnRedis {
         panic!("redis-server did not start on port {port}");
     }
 
-    fn kill(&mut self) {
+    pub fn kill(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
@@ -65,7 +65,7 @@ impl Drop for OwnRedis {
     }
 }
 
-fn free_port() -> u16 {
+pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .map(|a| a.port())

@@ -436,6 +436,10 @@ pub fn message(code: &str, lang: Lang) -> &'static str {
         "not_a_quiz" => ("该学习内容不是测验", "That item is not a quiz"),
         "quiz_already_submitted" => ("该测验已提交", "The quiz was already submitted"),
         "list_already_published" => ("该红黄榜已发布", "The lists were already published"),
+        "invalid_last_event_id" => (
+            "Last-Event-ID 格式不正确",
+            "Not a Last-Event-ID this server gave (epoch:offset)",
+        ),
         "warning_not_yours" => ("该预警不是发给您的", "That warning is not addressed to you"),
         "rectification_not_awaiting_answer" => (
             "该整改提示单不在待答复状态",

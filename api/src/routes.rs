@@ -2,8 +2,8 @@
 //! it against openapi.yaml (method, path and operationId), so the two cannot drift apart.
 
 use crate::handlers::{
-    attendance, auth, cases, devices, health, images, learning, meetings, members, moments, orgs,
-    points, roles, settings, sync, video, warnings,
+    attendance, auth, cases, devices, events, health, images, learning, meetings, members, moments,
+    orgs, points, roles, settings, sync, video, warnings,
 };
 use actix_web::web;
 
@@ -110,6 +110,7 @@ routes! {
     post   "/v1/volunteer-services"            "recordVolunteerService" => points::record_volunteer_service;
     post   "/v1/volunteer-services/{service_id}/confirm" "confirmVolunteerService" => points::confirm_volunteer_service;
     get    "/v1/compliance"                    "getCompliance"       => warnings::get_compliance;
+    get    "/v1/events"                        "streamEvents"        => events::stream_events;
     get    "/v1/warnings"                      "listWarnings"        => warnings::list_warnings;
     get    "/v1/warnings/{warning_id}"         "getWarning"          => warnings::get_warning;
     post   "/v1/warnings/{warning_id}/read"    "markWarningRead"     => warnings::mark_warning_read;

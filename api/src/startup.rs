@@ -89,6 +89,12 @@ impl Application {
             rankings_every: std::time::Duration::from_secs(config.rankings_every_secs),
             redis: redis.clone().map(|r| (r, config.redis_prefix.clone())),
         });
+        // The hub reads the events stream on a connection of its own (its reads block).
+        let reader = match &config.redis_url {
+            Some(url) => Some(Redis::connect(url).await.map_err(StartError::Redis)?),
+            None => None,
+        };
+        let hub = yunlian_infra::stream::Hub::start(&bus, reader, &config.redis_prefix).await;
         let listener = TcpListener::bind(&config.bind)?;
         let port = listener.local_addr()?.port();
         let workers = config.workers;
@@ -100,6 +106,7 @@ impl Application {
             limiter,
             clock,
             jwt: JwtKeys::new(&secret),
+            hub,
             objects: yunlian_infra::objects::Objects::open(&config.objects)
                 .map_err(StartError::Storage)?,
             config,

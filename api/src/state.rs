@@ -19,6 +19,8 @@ pub struct AppState {
     pub clock: Arc<dyn Clock>,
     pub jwt: JwtKeys,
     pub config: Config,
+    /// This instance's delivery of warnings to connected phones (`streamEvents`).
+    pub hub: yunlian_infra::stream::Hub,
     /// Uploaded images (a directory, or an S3-compatible bucket).
     pub objects: yunlian_infra::objects::Objects,
 }

@@ -111,6 +111,10 @@ pub struct WarningRaised {
     pub rule: Rule,
     pub level: Level,
     pub recipient: Recipient,
+    /// The path of the committee's org, for a committee recipient: an instance delivering it
+    /// tells who sees that committee without a query.
+    #[serde(default)]
+    pub committee_path: Option<String>,
     pub at: DateTime<Utc>,
 }
 
@@ -121,6 +125,8 @@ pub struct WarningResolved {
     pub org_id: Uuid,
     pub rule: Rule,
     pub recipient: Recipient,
+    #[serde(default)]
+    pub committee_path: Option<String>,
     pub resolution: String,
     pub at: DateTime<Utc>,
 }

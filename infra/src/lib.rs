@@ -10,6 +10,7 @@ pub mod password;
 pub mod ratelimit;
 /// The Redis client, behind a circuit breaker.
 pub mod redis;
+pub mod stream;
 pub mod workbook;
 
 pub use db::Db;

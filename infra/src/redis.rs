@@ -247,3 +247,93 @@ impl Redis {
         )))
     }
 }
+
+/// Streams, for delivery to connected phones: the reader holds a connection of its own (a
+/// blocking read would hold up every other command on a shared one).
+pub type StreamEntry = (String, Vec<(String, String)>);
+
+impl Redis {
+    /// The value at `key`, set to `value` first when there is none (`SET NX` then `GET`).
+    pub async fn get_or_set(&self, key: &str, value: &str) -> Result<String, Error> {
+        let mut c = self.conn.clone();
+        let (_, v): (Option<String>, Option<String>) = self
+            .call(
+                redis::pipe()
+                    .cmd("SET")
+                    .arg(key)
+                    .arg(value)
+                    .arg("NX")
+                    .get(key)
+                    .query_async(&mut c),
+            )
+            .await?;
+        v.ok_or_else(|| unavailable("epoch vanished"))
+    }
+
+    /// The id of the stream's newest entry (`0-0` when it is empty or absent).
+    pub async fn xlast(&self, key: &str) -> Result<String, Error> {
+        let mut c = self.conn.clone();
+        let last: Vec<StreamEntry> = self
+            .call(
+                redis::cmd("XREVRANGE")
+                    .arg(key)
+                    .arg("+")
+                    .arg("-")
+                    .arg("COUNT")
+                    .arg(1)
+                    .query_async(&mut c),
+            )
+            .await?;
+        Ok(last
+            .into_iter()
+            .next()
+            .map(|(id, _)| id)
+            .unwrap_or_else(|| "0-0".into()))
+    }
+
+    /// Entries after `after`, waiting up to `block_ms` for the first (`XREAD BLOCK`).
+    pub async fn xread(
+        &self,
+        key: &str,
+        after: &str,
+        count: usize,
+        block_ms: u64,
+    ) -> Result<Vec<StreamEntry>, Error> {
+        let mut c = self.conn.clone();
+        let r: Option<Vec<(String, Vec<StreamEntry>)>> = self
+            .call(
+                redis::cmd("XREAD")
+                    .arg("COUNT")
+                    .arg(count)
+                    .arg("BLOCK")
+                    .arg(block_ms)
+                    .arg("STREAMS")
+                    .arg(key)
+                    .arg(after)
+                    .query_async(&mut c),
+            )
+            .await?;
+        Ok(r.into_iter().flatten().flat_map(|(_, e)| e).collect())
+    }
+
+    /// Entries from `from` (inclusive; `-` for the oldest) to `to`, at most `count`.
+    pub async fn xrange(
+        &self,
+        key: &str,
+        from: &str,
+        to: &str,
+        count: usize,
+    ) -> Result<Vec<StreamEntry>, Error> {
+        let mut c = self.conn.clone();
+        self.call(
+            redis::cmd("XRANGE")
+                .arg(key)
+                .arg(from)
+                .arg(to)
+                .arg("COUNT")
+                .arg(count)
+                .query_async(&mut c),
+        )
+        .await
+    }
+}

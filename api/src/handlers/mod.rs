@@ -4,6 +4,7 @@ pub mod attendance;
 pub mod auth;
 pub mod cases;
 pub mod devices;
+pub mod events;
 pub mod health;
 pub mod images;
 pub mod learning;

@@ -30,8 +30,18 @@ pub const TOPICS: &[&str] = &["attendance.final_status", "list.published"];
 /// How far back the scan looks for resolved warnings that may hold again.
 const REOPEN_WINDOW_DAYS: i64 = 400;
 
+/// The path of a committee recipient's org, carried in the events for delivery.
+async fn committee_path(c: &mut Conn<'_>, r: Recipient) -> Result<Option<String>, Error> {
+    match r {
+        Recipient::Member(_) => Ok(None),
+        Recipient::Committee(o) => Ok(db::orgs::get(c, o).await?.map(|o| o.path)),
+    }
+}
+
 async fn raised(c: &mut Conn<'_>, w: &Warning, now: DateTime<Utc>) -> Result<(), Error> {
+    let committee_path = committee_path(c, w.recipient).await?;
     let e = DomainEvent::WarningRaised(WarningRaised {
+        committee_path,
         warning_id: w.id,
         org_id: w.org_id,
         rule: w.rule,
@@ -48,7 +58,9 @@ async fn resolved(
     why: &str,
     now: DateTime<Utc>,
 ) -> Result<(), Error> {
+    let committee_path = committee_path(c, w.recipient).await?;
     let e = DomainEvent::WarningResolved(WarningResolved {
+        committee_path,
         warning_id: w.id,
         org_id: w.org_id,
         rule: w.rule,
