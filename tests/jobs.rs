@@ -27,6 +27,7 @@ pub async fn job_cx(
         relay_every: std::time::Duration::from_secs(1),
         rankings_every: std::time::Duration::from_secs(300),
         redis,
+        push: yunlian_infra::push::Gateway::Log,
     }
 }
 

@@ -19,6 +19,7 @@ mod images;
 mod jobs;
 mod moments;
 mod points;
+mod push;
 mod races;
 mod redis_outage;
 mod repository;

@@ -33,6 +33,8 @@ pub const KEYS: &[(&str, &str)] = &[
     ("YUNLIAN_LIVEKIT_URL", "(unset: no video)"),
     ("YUNLIAN_LIVEKIT_API_KEY", "(unset)"),
     ("YUNLIAN_LIVEKIT_API_SECRET", "(unset)"),
+    ("YUNLIAN_PUSH_WEBHOOK_URL", "(unset: pushes are logged)"),
+    ("YUNLIAN_PUSH_WEBHOOK_SECRET", "(unset)"),
     ("YUNLIAN_OBJECT_STORE", "(unset: $YUNLIAN_DATA_DIR/objects)"),
     ("YUNLIAN_S3_ENDPOINT", "(unset: the bucket's AWS endpoint)"),
     ("YUNLIAN_WORKERS", "(number of cores)"),
@@ -68,6 +70,8 @@ pub struct Config {
     /// A video room token stops working this long after its meeting's end.
     pub video_token_grace_minutes: i64,
     pub livekit: Option<LiveKit>,
+    /// The county's push relay (url, signing secret), when it has one.
+    pub push_webhook: Option<(String, String)>,
     /// Where uploaded images are kept.
     pub objects: yunlian_infra::objects::Location,
     pub workers: Option<usize>,
@@ -227,6 +231,21 @@ impl Config {
                 })
             }
         };
+        let push_webhook = match (
+            get("YUNLIAN_PUSH_WEBHOOK_URL"),
+            get("YUNLIAN_PUSH_WEBHOOK_SECRET"),
+        ) {
+            (Some(url), Some(secret)) if secret.len() >= 32 && url.starts_with("http") => {
+                Some((url, secret))
+            }
+            (None, None) => None,
+            _ => {
+                return Err(ConfigError::Invalid {
+                    key: "YUNLIAN_PUSH_WEBHOOK_URL",
+                    why: "set an http(s) YUNLIAN_PUSH_WEBHOOK_URL and a YUNLIAN_PUSH_WEBHOOK_SECRET of 32+ characters together".into(),
+                })
+            }
+        };
         let objects = match get("YUNLIAN_OBJECT_STORE") {
             None => yunlian_infra::objects::Location::Dir(data_dir.join("objects")),
             Some(v) => match v.strip_prefix("s3://") {
@@ -277,6 +296,7 @@ impl Config {
             video_present_share,
             video_token_grace_minutes: num("YUNLIAN_VIDEO_TOKEN_GRACE_MINUTES", 30)?,
             livekit,
+            push_webhook,
             objects,
             workers,
             log_json,

@@ -440,6 +440,12 @@ pub fn message(code: &str, lang: Lang) -> &'static str {
             "Last-Event-ID 格式不正确",
             "Not a Last-Event-ID this server gave (epoch:offset)",
         ),
+        "invalid_provider" => (
+            "推送通道不正确",
+            "Not a push channel this server knows (huawei, xiaomi, oppo, vivo, honor, apns, jpush, getui)",
+        ),
+        "invalid_push_token" => ("推送令牌格式不正确", "Not a valid push token"),
+        "push_not_dead" => ("该推送不在死信队列中", "That push is not a dead letter"),
         "warning_not_yours" => ("该预警不是发给您的", "That warning is not addressed to you"),
         "rectification_not_awaiting_answer" => (
             "该整改提示单不在待答复状态",

@@ -26,6 +26,8 @@ pub struct JobCx {
     pub relay_every: Duration,
     /// How often the rankings job runs.
     pub rankings_every: Duration,
+    /// Where pushes to phones go.
+    pub push: yunlian_infra::push::Gateway,
     /// Redis and its key prefix, when configured.
     pub redis: Option<(yunlian_infra::redis::Redis, String)>,
 }
@@ -72,6 +74,18 @@ jobs! {
     "rankings"        every |cx| cx.rankings_every,        Once       => rankings;
     "warnings"        every |_| Duration::from_secs(60),   Once       => warnings_scan;
     "warnings_events" every |cx| cx.relay_every,           Once       => warnings_events;
+    "push_gather"     every |cx| cx.relay_every,           Once       => push_gather;
+    "push_send"       every |_| Duration::from_secs(5),    Once       => push_send;
+}
+
+/// Warning events gathered into one push per recipient a minute.
+async fn push_gather(cx: &JobCx) -> Result<usize, Error> {
+    crate::ops::push::consume(&cx.db, cx.clock.now()).await
+}
+
+/// Due pushes sent through the gateway (retried, then dead-lettered).
+async fn push_send(cx: &JobCx) -> Result<usize, Error> {
+    crate::ops::push::send_due(&cx.db, &cx.push, cx.clock.now()).await
 }
 
 /// The warnings scan: every branch's calendar, cases, learning and notices evaluated now;

@@ -121,6 +121,10 @@ routes! {
     post   "/v1/devices"                       "registerDevice"      => devices::register_device;
     get    "/v1/devices"                       "listDevices"         => devices::list_devices;
     post   "/v1/devices/{device_id}/revoke"    "revokeDevice"        => devices::revoke_device;
+    put    "/v1/devices/{device_id}/push-token" "registerPushToken"  => devices::register_push_token;
+    delete "/v1/devices/{device_id}/push-token" "deletePushToken"    => devices::delete_push_token;
+    get    "/v1/push/dead-letters"             "listDeadLetters"     => warnings::list_dead_letters;
+    post   "/v1/push/dead-letters/{push_id}/replay" "replayDeadLetter" => warnings::replay_dead_letter;
     post   "/v1/sync/push"                     "syncPush"            => sync::push;
     post   "/v1/sync/pull"                     "syncPull"            => sync::pull;
     get    "/v1/sync/status"                   "syncStatus"          => sync::status;

@@ -88,6 +88,11 @@ impl Application {
             relay_every: std::time::Duration::from_millis(config.outbox_relay_ms),
             rankings_every: std::time::Duration::from_secs(config.rankings_every_secs),
             redis: redis.clone().map(|r| (r, config.redis_prefix.clone())),
+            push: match &config.push_webhook {
+                Some((url, secret)) => yunlian_infra::push::Gateway::webhook(url, secret)
+                    .map_err(|e| StartError::Storage(yunlian_domain::Error::Internal(e)))?,
+                None => yunlian_infra::push::Gateway::Log,
+            },
         });
         // The hub reads the events stream on a connection of its own (its reads block).
         let reader = match &config.redis_url {

@@ -7,6 +7,7 @@ pub mod db;
 pub mod images;
 pub mod objects;
 pub mod password;
+pub mod push;
 pub mod ratelimit;
 /// The Redis client, behind a circuit breaker.
 pub mod redis;

@@ -143,3 +143,58 @@ pub async fn revoke_device(
     tracing::info!(device = %id, by = %by, "device revoked");
     Ok(HttpResponse::NoContent().finish())
 }
+
+#[derive(Deserialize, Clone)]
+#[serde(deny_unknown_fields)]
+pub struct PushTokenBody {
+    provider: String,
+    token: String,
+}
+
+/// `registerPushToken`: the phone's own device only.
+pub async fn register_push_token(
+    state: web::Data<AppState>,
+    user: AuthUser,
+    id: web::Path<Uuid>,
+    body: web::Json<PushTokenBody>,
+) -> Result<HttpResponse, ApiError> {
+    let (p, id, now, b) = (
+        user.0.clone(),
+        id.into_inner(),
+        state.clock.now(),
+        body.into_inner(),
+    );
+    let t = state
+        .db
+        .write(move |mut c| {
+            let (p, b) = (p.clone(), b.clone());
+            async move {
+                let t = yunlian_domain::warnings::push::PushToken {
+                    provider: b.provider,
+                    token: b.token,
+                };
+                crate::ops::push::register_token(&mut c, &p, id, t, now).await
+            }
+            .scope_boxed()
+        })
+        .await?;
+    // The token addresses a person's phone: its provider only in the log.
+    tracing::info!(device = %id, provider = %t.provider, "push token registered");
+    Ok(HttpResponse::Ok().json(serde_json::json!({ "device_id": id, "provider": t.provider })))
+}
+
+pub async fn delete_push_token(
+    state: web::Data<AppState>,
+    user: AuthUser,
+    id: web::Path<Uuid>,
+) -> Result<HttpResponse, ApiError> {
+    let (p, id) = (user.0.clone(), id.into_inner());
+    state
+        .db
+        .write(move |mut c| {
+            let p = p.clone();
+            async move { crate::ops::push::delete_token(&mut c, &p, id).await }.scope_boxed()
+        })
+        .await?;
+    Ok(HttpResponse::NoContent().finish())
+}

@@ -196,3 +196,46 @@ pub async fn get_compliance(
         .await?;
     Ok(HttpResponse::Ok().json(r))
 }
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeadLettersQuery {
+    org_id: Uuid,
+    cursor: Option<String>,
+    limit: Option<i64>,
+}
+
+pub async fn list_dead_letters(
+    state: web::Data<AppState>,
+    user: AuthUser,
+    q: crate::extract::Query<DeadLettersQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let q = q.into_inner();
+    let limit = limit(q.limit)?;
+    let after = decode_cursor(q.cursor.as_deref())?;
+    let (p, org) = (user.0.clone(), q.org_id);
+    let rows = state
+        .db
+        .read(move |mut c| {
+            async move { ops::push::dead_letters(&mut c, &p, org, after, limit + 1).await }
+                .scope_boxed()
+        })
+        .await?;
+    Ok(HttpResponse::Ok().json(page(rows, limit, |p| p.id)))
+}
+
+pub async fn replay_dead_letter(
+    state: web::Data<AppState>,
+    user: AuthUser,
+    id: web::Path<Uuid>,
+) -> Result<HttpResponse, ApiError> {
+    let (p, id, now) = (user.0.clone(), id.into_inner(), state.clock.now());
+    let r = state
+        .db
+        .write(move |mut c| {
+            let p = p.clone();
+            async move { ops::push::replay(&mut c, &p, id, now).await }.scope_boxed()
+        })
+        .await?;
+    Ok(HttpResponse::Ok().json(r))
+}

@@ -10,6 +10,7 @@ pub mod meetings;
 pub mod members;
 pub mod moments;
 pub mod points;
+pub mod push;
 pub mod settings;
 pub mod video;
 pub mod warnings;

@@ -4,6 +4,7 @@
 //! dedup key (one per rule, subject and period) and resolves what no longer holds.
 
 pub mod calendar;
+pub mod push;
 pub mod rectification;
 pub mod rules;
 

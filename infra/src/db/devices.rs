@@ -123,6 +123,8 @@ pub async fn revoke(
     .await)
     .map_err(db_error)?;
     if n == 1 {
+        // A revoked phone is pushed to no more.
+        super::push::delete_token(conn, d.id).await?;
         sync::record(
             conn,
             &[Scope::Member(d.member_id)],

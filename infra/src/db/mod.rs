@@ -17,6 +17,7 @@ pub mod moments;
 pub mod orgs;
 pub mod outbox;
 pub mod points;
+pub mod push;
 pub mod roles;
 pub mod schema;
 pub mod sessions;

@@ -614,3 +614,31 @@ diesel::table! {
 diesel::allow_tables_to_appear_in_same_query!(warnings, orgs);
 diesel::allow_tables_to_appear_in_same_query!(warnings, rectifications);
 diesel::allow_tables_to_appear_in_same_query!(rectifications, orgs);
+
+diesel::table! {
+    push_tokens (device_id) {
+        device_id -> Text,
+        member_id -> Text,
+        provider -> Text,
+        token -> Text,
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    pushes (id) {
+        id -> Text,
+        member_id -> Text,
+        org_id -> Text,
+        items -> Text,
+        state -> Text,
+        attempts -> BigInt,
+        send_at -> Timestamp,
+        last_error -> Nullable<Text>,
+        created_at -> Timestamp,
+        sent_at -> Nullable<Timestamp>,
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::allow_tables_to_appear_in_same_query!(pushes, orgs);
