@@ -82,6 +82,15 @@ async fn a_townships_settings_reach_its_branches_and_their_meetings() {
     )
     .await;
     assert_eq!(bad.status, StatusCode::BAD_REQUEST);
+    // A B threshold that meets the A one inherited from above is refused too.
+    let bad = put(&branch, &admin, json!({"overrides": {"grade_b_min": 95}})).await;
+    assert_eq!(
+        (bad.status, bad.body["errors"][0]["code"].as_str()),
+        (
+            StatusCode::UNPROCESSABLE_ENTITY,
+            Some("grades_out_of_order")
+        )
+    );
 
     let s = app
         .get(&format!("/v1/orgs/{branch}/settings"), &sec)
@@ -97,7 +106,8 @@ async fn a_townships_settings_reach_its_branches_and_their_meetings() {
                "cadence_branch_general_meeting": "quarter", "cadence_branch_committee_meeting": "month",
                "cadence_party_group_meeting": "month", "cadence_party_lecture": "quarter",
                "cadence_themed_party_day": "month", "cadence_org_life_meeting": "year",
-               "warn_due_within_days": 7, "rectification_days": 10})
+               "warn_due_within_days": 7, "rectification_days": 10,
+               "assessment_quarter_min": 25, "grade_a_min": 90, "grade_b_min": 80})
     );
 
     // A meeting planned without its own window takes the branch's.

@@ -331,6 +331,11 @@ async fn a_township_of_forty_branches_gets_each_warning_of_its_quarter_once() {
         .unwrap_or_default();
     let expected: Seen = [
         line(0, "case_overdue", "case", &due_day, "cleared"),
+        // Quarters under 25 points of the checklist (see the table below).
+        line(0, "assessment_below", "assessment", "2026-Q4", "open"),
+        line(32, "assessment_below", "assessment", "2026-Q4", "open"),
+        line(33, "assessment_below", "assessment", "2026-Q4", "open"),
+        line(34, "assessment_below", "assessment", "2026-Q4", "open"),
         line(30, "meeting_due_soon", PARTY_DAY, "2026-10", "cleared"),
         line(31, "meeting_due_soon", PARTY_DAY, "2026-10", "superseded"),
         line(31, "meeting_overdue", PARTY_DAY, "2026-10", "cleared"),
@@ -579,6 +584,107 @@ async fn a_township_of_forty_branches_gets_each_warning_of_its_quarter_once() {
         )
         .await;
     assert_eq!(up34.body["resolution"], "cleared");
+
+    // The township's table of branches: each month's checklist (of 10: organisational life 4,
+    // attendance 2, learning 2, cases 1, notices answered 1), the quarter against 25, the
+    // grade on 100 and the card. A branch without members faults no attendance or learning;
+    // branch 0's and the two secretaries' absences and no learning cost them all four; 0's case
+    // closed after its due time; 33's returned notice stands unanswered in December.
+    let table = app
+        .get(
+            &format!("/v1/assessments?org_id={township}&year=2026"),
+            &admin,
+        )
+        .await;
+    assert_eq!(table.status, StatusCode::OK, "{:?}", table.body);
+    let row = |b: usize| -> Value {
+        table.body["items"]
+            .as_array()
+            .and_then(|a| {
+                a.iter()
+                    .find(|r| r["org_id"] == branches[b].as_str())
+                    .cloned()
+            })
+            .unwrap_or_else(|| panic!("branch {b} in the table"))
+    };
+    let months = |b: usize| -> Vec<i64> {
+        row(b)["months"]
+            .as_array()
+            .map(|m| m.iter().filter_map(|m| m["total"].as_i64()).collect())
+            .unwrap_or_default()
+    };
+    for (b, by_month, q4, score, grade, card) in [
+        (5, [10, 10, 10], 30, 100, "A", Value::Null),
+        (0, [5, 6, 6], 17, 56, "C", json!("blue")),
+        (30, [10, 10, 10], 30, 100, "A", Value::Null),
+        (31, [8, 10, 10], 28, 93, "A", Value::Null),
+        (32, [4, 4, 6], 14, 46, "C", json!("blue")),
+        (33, [4, 4, 5], 13, 43, "C", json!("blue")),
+        (34, [8, 8, 8], 24, 80, "B", json!("blue")),
+        (35, [10, 10, 9], 29, 96, "A", Value::Null),
+    ] {
+        let r = row(b);
+        assert_eq!(months(b), by_month, "branch {b}: {r}");
+        assert_eq!(r["quarters"][0]["total"], q4, "branch {b}");
+        assert_eq!(
+            (r["score"].as_i64(), r["grade"].as_str()),
+            (Some(score), Some(grade)),
+            "branch {b}"
+        );
+        assert_eq!(r["card"], card, "branch {b}");
+    }
+    assert_eq!(
+        row(34)["months"][2]["warnings"],
+        0,
+        "November's notice unanswered in December"
+    );
+    let one = app
+        .get(
+            &format!("/v1/orgs/{}/assessment?year=2026", branches[34]),
+            &admin,
+        )
+        .await;
+    assert_eq!(one.body, row(34));
+    let r = app
+        .get(&format!("/v1/orgs/{township}/assessment?year=2026"), &admin)
+        .await;
+    assert_eq!(
+        (r.status, r.body["errors"][0]["code"].as_str()),
+        (StatusCode::UNPROCESSABLE_ENTITY, Some("org_not_a_branch"))
+    );
+    let r = app
+        .get(&format!("/v1/assessments?org_id={township}"), &member.1)
+        .await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
+    // The workbook for the township's notice: a title row, Chinese headers, a row per branch.
+    let x = app
+        .client
+        .get(format!(
+            "{}/v1/assessments/export?org_id={township}&year=2026",
+            app.base
+        ))
+        .bearer_auth(&admin)
+        .send()
+        .await
+        .expect("export");
+    assert_eq!(x.status(), StatusCode::OK);
+    let bytes = x.bytes().await.expect("bytes");
+    let mut book: calamine::Xlsx<_> =
+        calamine::open_workbook_from_rs(std::io::Cursor::new(bytes.to_vec())).expect("xlsx");
+    use calamine::Reader;
+    let sheet = book.worksheet_range("积分考核").expect("sheet");
+    let rows: Vec<Vec<String>> = sheet
+        .rows()
+        .map(|r| r.iter().map(|c| c.to_string()).collect())
+        .collect();
+    assert_eq!(rows[0][0], "新杭镇党委 2026年 基层党组织积分考核");
+    assert_eq!(rows[1][..4], ["党组织", "一季度", "二季度", "三季度"]);
+    assert_eq!(rows.len(), 2 + 40);
+    let r34 = rows
+        .iter()
+        .find(|r| r[0] == "第34村党支部")
+        .expect("34's row");
+    assert_eq!(r34[4..8], ["24", "80", "B（成长型）", "蓝牌"]);
 
     // The calendar the township sees: 13 requirements a branch (October to December and
     // January monthly, the fourth and first quarters, 2027's annual meeting).

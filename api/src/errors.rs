@@ -360,6 +360,10 @@ pub fn message(code: &str, lang: Lang) -> &'static str {
         "invalid_phone" => ("手机号格式不正确", "Not a valid mobile number"),
         "duplicate_phone_in_file" => ("文件中手机号重复", "This phone appears earlier in the file"),
         "out_of_range" => ("超出允许范围", "Out of range"),
+        "grades_out_of_order" => (
+            "B 级分数线须低于 A 级",
+            "The B grade's threshold must be under the A grade's",
+        ),
         "invalid_date" => ("日期格式不正确", "Not a valid date"),
         "invalid_status" => (
             "党员类别应为“正式党员”或“预备党员”",

@@ -111,6 +111,9 @@ routes! {
     post   "/v1/volunteer-services/{service_id}/confirm" "confirmVolunteerService" => points::confirm_volunteer_service;
     get    "/v1/compliance"                    "getCompliance"       => warnings::get_compliance;
     get    "/v1/events"                        "streamEvents"        => events::stream_events;
+    get    "/v1/orgs/{org_id}/assessment"      "getBranchAssessment" => warnings::get_branch_assessment;
+    get    "/v1/assessments"                   "listBranchAssessments" => warnings::list_branch_assessments;
+    get    "/v1/assessments/export"            "exportBranchAssessments" => warnings::export_branch_assessments;
     get    "/v1/warnings"                      "listWarnings"        => warnings::list_warnings;
     get    "/v1/warnings/{warning_id}"         "getWarning"          => warnings::get_warning;
     post   "/v1/warnings/{warning_id}/read"    "markWarningRead"     => warnings::mark_warning_read;

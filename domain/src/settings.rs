@@ -76,6 +76,12 @@ pub struct Settings {
     /// A rectification notice is to be answered this many days after the period it follows
     /// (and after a return) (10).
     pub rectification_days: i64,
+    /// A branch's quarter under this many points (of 30) is warned (25).
+    pub assessment_quarter_min: i64,
+    /// A year at this many points (of 100) or more is graded A, 示范型 (90) ...
+    pub grade_a_min: i64,
+    /// ... at this many B, 成长型 (80); under it C, 孵化型.
+    pub grade_b_min: i64,
 }
 
 impl Default for Settings {
@@ -97,6 +103,9 @@ impl Default for Settings {
             cadence_org_life_meeting: Cadence::Year,
             warn_due_within_days: 7,
             rectification_days: 10,
+            assessment_quarter_min: 25,
+            grade_a_min: 90,
+            grade_b_min: 80,
         }
     }
 }
@@ -135,6 +144,12 @@ pub struct Overrides {
     pub warn_due_within_days: Option<i64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rectification_days: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub assessment_quarter_min: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub grade_a_min: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub grade_b_min: Option<i64>,
 }
 
 impl Overrides {
@@ -176,6 +191,14 @@ impl Overrides {
         // A reminder earlier than a month would fire before a monthly period began.
         positive("warn_due_within_days", self.warn_due_within_days, 27);
         positive("rectification_days", self.rectification_days, 90);
+        positive("assessment_quarter_min", self.assessment_quarter_min, 30);
+        positive("grade_a_min", self.grade_a_min, 100);
+        positive("grade_b_min", self.grade_b_min, 100);
+        if let (Some(a), Some(b)) = (self.grade_a_min, self.grade_b_min) {
+            if b >= a {
+                errs.push(FieldError::new("grade_b_min", "grades_out_of_order"));
+            }
+        }
         if errs.is_empty() {
             Ok(())
         } else {
@@ -221,6 +244,9 @@ pub fn resolve(root: Settings, chain: &[Overrides]) -> Settings {
             .unwrap_or(s.cadence_org_life_meeting),
         warn_due_within_days: o.warn_due_within_days.unwrap_or(s.warn_due_within_days),
         rectification_days: o.rectification_days.unwrap_or(s.rectification_days),
+        assessment_quarter_min: o.assessment_quarter_min.unwrap_or(s.assessment_quarter_min),
+        grade_a_min: o.grade_a_min.unwrap_or(s.grade_a_min),
+        grade_b_min: o.grade_b_min.unwrap_or(s.grade_b_min),
     })
 }
 

@@ -282,7 +282,7 @@ pub async fn confirm_volunteer_service(
 
 const XLSX: &str = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet";
 
-fn workbook(bytes: Vec<u8>, filename: &str) -> HttpResponse {
+pub fn workbook(bytes: Vec<u8>, filename: &str) -> HttpResponse {
     HttpResponse::Ok()
         .content_type(XLSX)
         .insert_header((

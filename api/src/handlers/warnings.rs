@@ -239,3 +239,70 @@ pub async fn replay_dead_letter(
         .await?;
     Ok(HttpResponse::Ok().json(r))
 }
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct YearQuery {
+    year: Option<i32>,
+}
+
+pub async fn get_branch_assessment(
+    state: web::Data<AppState>,
+    user: AuthUser,
+    org: web::Path<Uuid>,
+    q: crate::extract::Query<YearQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let (p, org, year) = (user.0.clone(), org.into_inner(), q.into_inner().year);
+    let (now, root) = (state.clock.now(), state.config.settings_root());
+    let r = state
+        .db
+        .snapshot(move |mut c| {
+            async move { ops::assessment::get(&mut c, &p, org, year, root, now).await }
+                .scope_boxed()
+        })
+        .await?;
+    Ok(HttpResponse::Ok().json(r))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AssessmentsQuery {
+    org_id: Uuid,
+    year: Option<i32>,
+}
+
+pub async fn list_branch_assessments(
+    state: web::Data<AppState>,
+    user: AuthUser,
+    q: crate::extract::Query<AssessmentsQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let q = q.into_inner();
+    let (p, org, year) = (user.0.clone(), q.org_id, q.year);
+    let (now, root) = (state.clock.now(), state.config.settings_root());
+    let items = state
+        .db
+        .snapshot(move |mut c| {
+            async move { ops::assessment::list(&mut c, &p, org, year, root, now).await }
+                .scope_boxed()
+        })
+        .await?;
+    Ok(HttpResponse::Ok().json(serde_json::json!({ "items": items })))
+}
+
+pub async fn export_branch_assessments(
+    state: web::Data<AppState>,
+    user: AuthUser,
+    q: crate::extract::Query<AssessmentsQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let q = q.into_inner();
+    let (p, org, year) = (user.0.clone(), q.org_id, q.year);
+    let (now, root) = (state.clock.now(), state.config.settings_root());
+    let (bytes, name) = state
+        .db
+        .snapshot(move |mut c| {
+            async move { ops::assessment::export(&mut c, &p, org, year, root, now).await }
+                .scope_boxed()
+        })
+        .await?;
+    Ok(super::points::workbook(bytes, &name))
+}

@@ -2,6 +2,7 @@
 //! events, all in the caller's transaction and with no HTTP in sight. Handlers, sync mutations
 //! and jobs call them alike; none calls another entry point.
 
+pub mod assessment;
 pub mod attendance;
 pub mod cases;
 pub mod learning;

@@ -92,6 +92,11 @@ pub async fn update(
         created_at: now,
     };
     db::settings::insert(c, &v).await?;
+    let after = load(c, org.id, &org.path, root).await?;
+    // A grade B threshold inherited from above may meet a new A here (or the other way round).
+    if after.effective.grade_b_min >= after.effective.grade_a_min {
+        return Err(Error::invalid("grade_b_min", "grades_out_of_order"));
+    }
     tracing::info!(org = %org.id, version = v.version, by = %p.member_id, "settings changed");
-    load(c, org.id, &org.path, root).await
+    Ok(after)
 }

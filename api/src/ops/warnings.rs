@@ -198,8 +198,10 @@ pub async fn scan(db: &Db, root: Settings, now: DateTime<Utc>) -> Result<Scanned
     let world = db
         .snapshot(move |mut c| async move { load_world(&mut c, now).await }.scope_boxed())
         .await?;
+    let quarters = last_quarter(db, root, now).await?;
     let mut out = Scanned::default();
     for b in &world.branches {
+        let quarter = quarters.get(&b.id).cloned();
         let keepers = world.keepers.get(&b.id).cloned().unwrap_or_default();
         let orgs: Vec<Uuid> = keepers.iter().map(|k| k.org_id).collect();
         let meetings: Vec<_> = world
@@ -238,6 +240,7 @@ pub async fn scan(db: &Db, root: Settings, now: DateTime<Utc>) -> Result<Scanned
                         learning,
                         learning_minimum,
                         rectifications: notices,
+                        quarter: quarter.clone(),
                     };
                     let changes = reconcile(&stored, evaluate(&facts, &s, now));
                     let mut n = (0, 0);
@@ -266,6 +269,44 @@ pub async fn scan(db: &Db, root: Settings, now: DateTime<Utc>) -> Result<Scanned
         out.resolved += resolved_n;
     }
     Ok(out)
+}
+
+/// Each branch's points for the quarter that ended last, in the days after it ended (when its
+/// warning is raised, once).
+async fn last_quarter(
+    db: &Db,
+    root: Settings,
+    now: DateTime<Utc>,
+) -> Result<HashMap<Uuid, (String, i64)>, Error> {
+    use yunlian_domain::attendance::Cadence;
+    use yunlian_domain::warnings::calendar::{bounds, period_of};
+    let q = period_of(Cadence::Quarter, now).previous();
+    let (_, end) = bounds(q);
+    if now - end > TimeDelta::days(root.warn_due_within_days) {
+        return Ok(HashMap::new());
+    }
+    let yunlian_domain::points::Period::Quarter(year, _) = q else {
+        return Ok(HashMap::new());
+    };
+    let key = q.to_string();
+    db.snapshot(move |mut c| {
+        let key = key.clone();
+        async move {
+            let Some(top) = db::orgs::root(&mut c).await? else {
+                return Ok(HashMap::new());
+            };
+            let all = super::assessment::assess_within(&mut c, &top, year, root, end).await?;
+            Ok(all
+                .into_iter()
+                .filter_map(|a| {
+                    let t = a.quarters.iter().find(|x| x.quarter == key)?.total;
+                    Some((a.org_id, (key.clone(), t)))
+                })
+                .collect())
+        }
+        .scope_boxed()
+    })
+    .await
 }
 
 /// A notice answered since the snapshot no longer escalates.

@@ -3,6 +3,7 @@
 //! function of loaded facts and the settings in force; a scan stores what they raise under a
 //! dedup key (one per rule, subject and period) and resolves what no longer holds.
 
+pub mod assessment;
 pub mod calendar;
 pub mod push;
 pub mod rectification;
@@ -35,6 +36,8 @@ pub enum Rule {
     MeetingOverdue,
     /// ... and the period before it too (red: an admonition with a rectification notice).
     MeetingOverdueAgain,
+    /// A branch's quarter scored under the township's minimum (六安's 季度预警).
+    AssessmentBelow,
     /// A member was absent without leave (to the member).
     MemberAbsent,
     /// A member was placed on a published yellow list (to the member).
@@ -50,10 +53,11 @@ pub enum Rule {
 }
 
 impl Rule {
-    pub const ALL: [Rule; 9] = [
+    pub const ALL: [Rule; 10] = [
         Rule::MeetingDueSoon,
         Rule::MeetingOverdue,
         Rule::MeetingOverdueAgain,
+        Rule::AssessmentBelow,
         Rule::MemberAbsent,
         Rule::MemberYellowListed,
         Rule::LearningBehind,
@@ -67,6 +71,7 @@ impl Rule {
             Rule::MeetingDueSoon => "meeting_due_soon",
             Rule::MeetingOverdue => "meeting_overdue",
             Rule::MeetingOverdueAgain => "meeting_overdue_again",
+            Rule::AssessmentBelow => "assessment_below",
             Rule::MemberAbsent => "member_absent",
             Rule::MemberYellowListed => "member_yellow_listed",
             Rule::LearningBehind => "learning_behind",
@@ -81,9 +86,13 @@ impl Rule {
     }
 
     /// Rules the scan evaluates (and so resolves when their condition clears); the others are
-    /// raised and resolved by the events that report them.
+    /// raised and resolved by the events that report them, or (a quarter's score, which is
+    /// final) raised once and kept.
     pub fn scanned(self) -> bool {
-        !matches!(self, Rule::MemberAbsent | Rule::MemberYellowListed)
+        !matches!(
+            self,
+            Rule::MemberAbsent | Rule::MemberYellowListed | Rule::AssessmentBelow
+        )
     }
 }
 

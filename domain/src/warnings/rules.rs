@@ -42,6 +42,8 @@ pub struct Facts {
     pub learning_minimum: i64,
     /// Its rectification notices still owed an answer.
     pub rectifications: Vec<Rectification>,
+    /// The last ended quarter's points, when they are known: (quarter, total).
+    pub quarter: Option<(String, i64)>,
 }
 
 fn type_name(t: MeetingType) -> String {
@@ -132,6 +134,20 @@ pub fn evaluate(f: &Facts, s: &Settings, now: DateTime<Utc>) -> Vec<Raise> {
                 subject: format!("member:{}:learning", l.member_id),
                 period: month.to_string(),
                 detail: json!({ "points": l.points, "minimum": f.learning_minimum }),
+                rectification_due: None,
+            });
+        }
+    }
+    if let Some((q, total)) = &f.quarter {
+        if *total < s.assessment_quarter_min {
+            out.push(Raise {
+                rule: Rule::AssessmentBelow,
+                level: Level::Yellow,
+                recipient: committee,
+                org_id: f.branch_id,
+                subject: format!("org:{}:assessment", f.branch_id),
+                period: q.clone(),
+                detail: json!({ "total": total, "minimum": s.assessment_quarter_min }),
                 rectification_due: None,
             });
         }

@@ -4,6 +4,7 @@
 //! connection, inside or outside a transaction) and write each query once inside [`on!`], which
 //! compiles the body against both backends. The few per-dialect differences live here.
 
+pub mod assessment;
 pub mod attendance;
 pub mod cases;
 pub mod clock_ins;

@@ -574,3 +574,18 @@ pub async fn owed(conn: &mut Conn<'_>) -> Result<HashMap<Uuid, Vec<Rectification
     }
     Ok(out)
 }
+
+/// Open warnings about each org inside `within`.
+pub async fn open_counts(conn: &mut Conn<'_>, within: &str) -> Result<HashMap<Uuid, i64>, Error> {
+    let like = format!("{within}%");
+    let rows: Vec<(String, i64)> = on!(conn, |c| wt::table
+        .inner_join(orgs::table.on(orgs::id.eq(wt::org_id)))
+        .filter(orgs::path.like(&like))
+        .filter(wt::resolved_at.is_null())
+        .group_by(wt::org_id)
+        .select((wt::org_id, diesel::dsl::count_star()))
+        .load(c)
+        .await)
+    .map_err(db_error)?;
+    rows.into_iter().map(|(o, n)| Ok((uuid(&o)?, n))).collect()
+}
