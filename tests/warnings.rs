@@ -397,6 +397,8 @@ async fn a_township_of_forty_branches_gets_each_warning_of_its_quarter_once() {
             })
             .unwrap_or_else(|| panic!("{b} {rule} {period}"))
     };
+    // One quarter behind: 太湖's blue card.
+    assert_eq!(by(34, "assessment_below", "2026-Q4")["level"], "blue");
     let red = by(34, "meeting_overdue_again", "2026-11");
     assert_eq!(red["level"], "red");
     assert_eq!(red["rectification"]["state"], "issued");

@@ -145,6 +145,8 @@ struct World {
     cases: HashMap<Uuid, Vec<CaseFact>>,
     notices: HashMap<Uuid, Vec<Rectification>>,
     stored: HashMap<Uuid, Vec<OpenWarning>>,
+    /// What each org overrides of the settings (resolved along each branch's path).
+    settings: HashMap<Uuid, yunlian_domain::settings::Overrides>,
 }
 
 async fn load_world(c: &mut Conn<'_>, now: DateTime<Utc>) -> Result<World, Error> {
@@ -173,8 +175,8 @@ async fn load_world(c: &mut Conn<'_>, now: DateTime<Utc>) -> Result<World, Error
             created_at: o.created_at,
         });
     }
-    // A year's meetings and four periods of the longest cadence back.
-    let since = now - TimeDelta::days(366 * 5);
+    // As far back as the calendar looks: two years before the current one.
+    let since = now - TimeDelta::days(366 * 3 + 31);
     let meetings = db::meetings::facts_since(c, since).await?;
     let mut cases: HashMap<Uuid, Vec<CaseFact>> = HashMap::new();
     for (org, f) in db::cases::assigned_open(c).await? {
@@ -182,7 +184,19 @@ async fn load_world(c: &mut Conn<'_>, now: DateTime<Utc>) -> Result<World, Error
     }
     let notices = db::warnings::owed(c).await?;
     let stored = db::warnings::scanned(c, now - TimeDelta::days(REOPEN_WINDOW_DAYS)).await?;
+    let mut ids: Vec<Uuid> = Vec::new();
+    for b in &branches {
+        ids.extend(yunlian_domain::org::path_ids(&b.path));
+    }
+    ids.sort();
+    ids.dedup();
+    let settings = db::settings::current(c, &ids)
+        .await?
+        .into_iter()
+        .map(|v| (v.org_id, v.overrides))
+        .collect();
     Ok(World {
+        settings,
         branches,
         keepers,
         meetings,
@@ -201,7 +215,7 @@ pub async fn scan(db: &Db, root: Settings, now: DateTime<Utc>) -> Result<Scanned
     let quarters = last_quarter(db, root, now).await?;
     let mut out = Scanned::default();
     for b in &world.branches {
-        let quarter = quarters.get(&b.id).cloned();
+        out.branches += 1;
         let keepers = world.keepers.get(&b.id).cloned().unwrap_or_default();
         let orgs: Vec<Uuid> = keepers.iter().map(|k| k.org_id).collect();
         let meetings: Vec<_> = world
@@ -214,35 +228,43 @@ pub async fn scan(db: &Db, root: Settings, now: DateTime<Utc>) -> Result<Scanned
             .iter()
             .flat_map(|o| world.stored.get(o).cloned().unwrap_or_default())
             .collect();
-        let (branch, path, parent) = (b.id, b.path.clone(), b.parent_id);
-        let cases = world.cases.get(&b.id).cloned().unwrap_or_default();
-        let notices = world.notices.get(&b.id).cloned().unwrap_or_default();
+        let chain: Vec<yunlian_domain::settings::Overrides> =
+            yunlian_domain::org::path_ids(&b.path)
+                .iter()
+                .filter_map(|id| world.settings.get(id).copied())
+                .collect();
+        let s = yunlian_domain::settings::resolve(root, &chain);
+        let (branch, path) = (b.id, b.path.clone());
+        let (learning, learning_minimum) = if learning_due(&s, now) {
+            db.read(move |mut c| {
+                async move { learning(&mut c, branch, &path, &s, now).await }.scope_boxed()
+            })
+            .await?
+        } else {
+            (Vec::new(), 0)
+        };
+        let facts = Facts {
+            branch_id: b.id,
+            parent_id: b.parent_id,
+            requirements: calendar(&keepers, &meetings, &s, now),
+            cases: world.cases.get(&b.id).cloned().unwrap_or_default(),
+            learning,
+            learning_minimum,
+            rectifications: world.notices.get(&b.id).cloned().unwrap_or_default(),
+            quarter: quarters.get(&b.id).cloned(),
+        };
+        // Decided on the snapshot; written only where something changed. Every write below is
+        // conditional (a key raised once, a resolution or reopening only from the state read),
+        // so a change made since the snapshot is never undone.
+        let changes = reconcile(&stored, evaluate(&facts, &s, now));
+        if changes.raise.is_empty() && changes.reopen.is_empty() && changes.resolve.is_empty() {
+            continue;
+        }
+        let changes = std::sync::Arc::new(changes);
         let (raised_n, resolved_n) = db
             .write(move |mut c| {
-                let (keepers, meetings, stored, cases, notices, path) = (
-                    keepers.clone(),
-                    meetings.clone(),
-                    stored.clone(),
-                    cases.clone(),
-                    notices.clone(),
-                    path.clone(),
-                );
+                let changes = changes.clone();
                 async move {
-                    let s = super::settings::effective(&mut c, &path, root).await?;
-                    let requirements = calendar(&keepers, &meetings, &s, now);
-                    let (learning, learning_minimum) =
-                        learning(&mut c, branch, &path, &s, now).await?;
-                    let facts = Facts {
-                        branch_id: branch,
-                        parent_id: parent,
-                        requirements,
-                        cases,
-                        learning,
-                        learning_minimum,
-                        rectifications: notices,
-                        quarter: quarter.clone(),
-                    };
-                    let changes = reconcile(&stored, evaluate(&facts, &s, now));
                     let mut n = (0, 0);
                     for r in changes
                         .raise
@@ -264,7 +286,6 @@ pub async fn scan(db: &Db, root: Settings, now: DateTime<Utc>) -> Result<Scanned
                 .scope_boxed()
             })
             .await?;
-        out.branches += 1;
         out.raised += raised_n;
         out.resolved += resolved_n;
     }
@@ -277,7 +298,7 @@ async fn last_quarter(
     db: &Db,
     root: Settings,
     now: DateTime<Utc>,
-) -> Result<HashMap<Uuid, (String, i64)>, Error> {
+) -> Result<HashMap<Uuid, (String, i64, usize)>, Error> {
     use yunlian_domain::attendance::Cadence;
     use yunlian_domain::warnings::calendar::{bounds, period_of};
     let q = period_of(Cadence::Quarter, now).previous();
@@ -300,7 +321,7 @@ async fn last_quarter(
                 .into_iter()
                 .filter_map(|a| {
                     let t = a.quarters.iter().find(|x| x.quarter == key)?.total;
-                    Some((a.org_id, (key.clone(), t)))
+                    Some((a.org_id, (key.clone(), t, a.quarters_behind)))
                 })
                 .collect())
         }
@@ -322,8 +343,14 @@ async fn still_owed(c: &mut Conn<'_>, r: &Raise, now: DateTime<Utc>) -> Result<b
         .is_some_and(|n| n.is_overdue(now)))
 }
 
-/// Each member's learning points this month, read only in the month's last days (when the rule
-/// can fire) and only where the township sets a minimum.
+/// In the month's last days, when the learning rule can fire.
+fn learning_due(s: &Settings, now: DateTime<Utc>) -> bool {
+    use yunlian_domain::attendance::Cadence;
+    use yunlian_domain::warnings::calendar::{bounds, period_of};
+    now >= bounds(period_of(Cadence::Month, now)).1 - TimeDelta::days(s.warn_due_within_days)
+}
+
+/// Each member's learning points this month, where the township sets a minimum.
 async fn learning(
     c: &mut Conn<'_>,
     branch: Uuid,
@@ -332,9 +359,9 @@ async fn learning(
     now: DateTime<Utc>,
 ) -> Result<(Vec<LearningFact>, i64), Error> {
     use yunlian_domain::attendance::Cadence;
-    use yunlian_domain::warnings::calendar::{bounds, period_of};
+    use yunlian_domain::warnings::calendar::period_of;
     let month = period_of(Cadence::Month, now);
-    if now < bounds(month).1 - TimeDelta::days(s.warn_due_within_days) {
+    if !learning_due(s, now) {
         return Ok((Vec::new(), 0));
     }
     let (rules, _) = super::points::effective(c, path).await?;

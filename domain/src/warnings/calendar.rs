@@ -11,8 +11,13 @@ use uuid::Uuid;
 
 /// How many periods before the current one the calendar looks at: an overdue meeting stays
 /// on the calendar (and its warning open) until a meeting of its type is held, or this many
-/// periods have passed.
-pub const LOOKBACK: u32 = 4;
+/// periods have passed (four months or quarters, two years).
+pub fn lookback(c: Cadence) -> u32 {
+    match c {
+        Cadence::Month | Cadence::Quarter => 4,
+        Cadence::Year => 2,
+    }
+}
 
 /// The cadence the township sets for a meeting type.
 pub fn cadence(s: &Settings, t: MeetingType) -> Cadence {
@@ -124,7 +129,7 @@ pub struct Requirement {
 }
 
 /// The calendar of `keepers` at `now`: for each org and required type, the current period and
-/// up to [`LOOKBACK`] before it (none that ended before the org existed), oldest first.
+/// up to [`lookback`] before it (none that ended before the org existed), oldest first.
 pub fn calendar(
     keepers: &[Keeper],
     meetings: &[MeetingFact],
@@ -139,7 +144,7 @@ pub fn calendar(
             }
             let c = cadence(s, t);
             let mut periods = vec![period_of(c, now)];
-            for _ in 0..LOOKBACK {
+            for _ in 0..lookback(c) {
                 let before = periods[periods.len() - 1].previous();
                 periods.push(before);
             }

@@ -42,8 +42,9 @@ pub struct Facts {
     pub learning_minimum: i64,
     /// Its rectification notices still owed an answer.
     pub rectifications: Vec<Rectification>,
-    /// The last ended quarter's points, when they are known: (quarter, total).
-    pub quarter: Option<(String, i64)>,
+    /// The last ended quarter's points, when they are known: (quarter, total, quarters behind
+    /// running up to it).
+    pub quarter: Option<(String, i64, usize)>,
 }
 
 fn type_name(t: MeetingType) -> String {
@@ -138,11 +139,16 @@ pub fn evaluate(f: &Facts, s: &Settings, now: DateTime<Utc>) -> Vec<Raise> {
             });
         }
     }
-    if let Some((q, total)) = &f.quarter {
+    if let Some((q, total, behind)) = &f.quarter {
         if *total < s.assessment_quarter_min {
             out.push(Raise {
                 rule: Rule::AssessmentBelow,
-                level: Level::Yellow,
+                // 太湖's card: blue, yellow, red for one, two, three quarters behind.
+                level: match behind {
+                    0 | 1 => Level::Blue,
+                    2 => Level::Yellow,
+                    _ => Level::Red,
+                },
                 recipient: committee,
                 org_id: f.branch_id,
                 subject: format!("org:{}:assessment", f.branch_id),
