@@ -464,6 +464,22 @@ async fn a_township_of_forty_branches_gets_each_warning_of_its_quarter_once() {
     assert_eq!(sec_own.len(), 1);
     assert_eq!(sec_own[0]["resolution"], "superseded");
 
+    // Bad queries have their codes.
+    let r = app.get("/v1/warnings?limit=0", &member.1).await;
+    assert_eq!(
+        (r.status, r.body["errors"][0]["code"].as_str()),
+        (StatusCode::UNPROCESSABLE_ENTITY, Some("invalid_limit"))
+    );
+    let r = app.get("/v1/warnings?level=purple", &member.1).await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    let r = app
+        .get(
+            &format!("/v1/push/dead-letters?org_id={township}&limit=1000"),
+            &admin,
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
+
     // Read and acknowledged once by the recipient; nobody else may.
     let w = mine[0]["id"].as_str().expect("id");
     let r = app
