@@ -166,13 +166,23 @@ async fn with_redis_killed_logins_pushes_pulls_and_clock_ins_go_on_and_readiness
         .get_multiplexed_async_connection()
         .await
         .expect("redis");
+    // (The absences they report raise warnings too, whose events follow on the same stream.)
     let mut published = 0;
     for _ in 0..100 {
-        published = redis::cmd("XLEN")
+        let entries: Vec<(String, Vec<(String, String)>)> = redis::cmd("XRANGE")
             .arg(format!("{prefix}events"))
-            .query_async::<u64>(&mut conn)
+            .arg("-")
+            .arg("+")
+            .query_async(&mut conn)
             .await
-            .unwrap_or(0);
+            .unwrap_or_default();
+        published = entries
+            .iter()
+            .filter(|(_, f)| {
+                f.iter()
+                    .any(|(k, v)| k == "topic" && v == "attendance.final_status")
+            })
+            .count();
         if published >= 3 {
             break;
         }
