@@ -136,3 +136,17 @@ where
 pub fn created<T: Serialize>(body: &T) -> actix_web::HttpResponse {
     actix_web::HttpResponse::build(StatusCode::CREATED).json(body)
 }
+
+const XLSX: &str = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet";
+
+/// A workbook for the notice board, as a download.
+pub fn workbook(bytes: Vec<u8>, filename: &str) -> actix_web::HttpResponse {
+    actix_web::HttpResponse::Ok()
+        .content_type(XLSX)
+        .insert_header((
+            actix_web::http::header::CONTENT_DISPOSITION,
+            format!("attachment; filename=\"{filename}\""),
+        ))
+        .insert_header((actix_web::http::header::CACHE_CONTROL, "no-store"))
+        .body(bytes)
+}

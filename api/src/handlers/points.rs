@@ -1,6 +1,6 @@
 //! The points ledger: thin handlers over `ops::points`.
 
-use super::{created, decode_cursor, limit, page};
+use super::{created, decode_cursor, limit, page, workbook};
 use crate::auth::AuthUser;
 use crate::errors::ApiError;
 use crate::ops;
@@ -278,19 +278,6 @@ pub async fn confirm_volunteer_service(
         })
         .await?;
     Ok(HttpResponse::Ok().json(s))
-}
-
-const XLSX: &str = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet";
-
-pub fn workbook(bytes: Vec<u8>, filename: &str) -> HttpResponse {
-    HttpResponse::Ok()
-        .content_type(XLSX)
-        .insert_header((
-            actix_web::http::header::CONTENT_DISPOSITION,
-            format!("attachment; filename=\"{filename}\""),
-        ))
-        .insert_header((actix_web::http::header::CACHE_CONTROL, "no-store"))
-        .body(bytes)
 }
 
 #[derive(Deserialize, Clone)]

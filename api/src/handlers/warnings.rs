@@ -304,5 +304,5 @@ pub async fn export_branch_assessments(
                 .scope_boxed()
         })
         .await?;
-    Ok(super::points::workbook(bytes, &name))
+    Ok(super::workbook(bytes, &name))
 }

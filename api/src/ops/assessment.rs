@@ -16,7 +16,6 @@ use yunlian_domain::warnings::assessment::{
     MonthFacts, MonthScore, MONTH_MAX,
 };
 use yunlian_domain::warnings::calendar::bounds;
-use yunlian_domain::warnings::Keeper;
 use yunlian_domain::Error;
 use yunlian_infra::db::{self, Conn};
 use yunlian_infra::workbook::{self, Cell};
@@ -55,30 +54,8 @@ pub async fn assess_within(
     root: Settings,
     now: DateTime<Utc>,
 ) -> Result<Vec<BranchAssessment>, Error> {
-    let orgs: Vec<Org> = db::orgs::of_kinds(
-        c,
-        &[OrgKind::Branch, OrgKind::GeneralBranch, OrgKind::Group],
-    )
-    .await?
-    .into_iter()
-    .filter(|o| o.path.starts_with(&within.path))
-    .collect();
-    let mut keepers: HashMap<Uuid, Vec<Keeper>> = HashMap::new();
-    let mut branch_of: HashMap<Uuid, Uuid> = HashMap::new();
-    for o in &orgs {
-        let (branch, is_group) = match (o.kind, o.parent_id) {
-            (OrgKind::Group, Some(p)) => (p, true),
-            (OrgKind::Group, None) => continue,
-            _ => (o.id, false),
-        };
-        branch_of.insert(o.id, branch);
-        keepers.entry(branch).or_default().push(Keeper {
-            org_id: o.id,
-            branch_id: branch,
-            is_group,
-            created_at: o.created_at,
-        });
-    }
+    let world = super::warnings::keepers(c, &within.path).await?;
+    let branch_of = world.branch_of();
     let (from, to) = bounds(Period::Year(year));
     let to = to.min(now);
     let meetings = db::meetings::facts_since(c, from).await?;
@@ -91,9 +68,9 @@ pub async fn assess_within(
             .or_default() += n;
     }
     let mut out = Vec::new();
-    for b in orgs.iter().filter(|o| o.kind != OrgKind::Group) {
+    for b in &world.branches {
         let s = super::settings::effective(c, &b.path, root).await?;
-        let ks = keepers.get(&b.id).cloned().unwrap_or_default();
+        let ks = world.of.get(&b.id).cloned().unwrap_or_default();
         let months: Vec<MonthScore> = scored_months(year, b.created_at, now)
             .into_iter()
             .map(|m| {

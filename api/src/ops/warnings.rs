@@ -149,15 +149,33 @@ struct World {
     settings: HashMap<Uuid, yunlian_domain::settings::Overrides>,
 }
 
-async fn load_world(c: &mut Conn<'_>, now: DateTime<Utc>) -> Result<World, Error> {
+/// Every branch, and the orgs that keep each one's cadence (the branch and its party groups).
+pub struct Keepers {
+    pub branches: Vec<Org>,
+    pub of: HashMap<Uuid, Vec<Keeper>>,
+}
+
+impl Keepers {
+    /// The branch each keeper belongs to (a group's branch, a branch itself).
+    pub fn branch_of(&self) -> HashMap<Uuid, Uuid> {
+        self.of
+            .values()
+            .flatten()
+            .map(|k| (k.org_id, k.branch_id))
+            .collect()
+    }
+}
+
+/// The branches (and their groups) inside `within` (every one for `/`).
+pub async fn keepers(c: &mut Conn<'_>, within: &str) -> Result<Keepers, Error> {
     let orgs = db::orgs::of_kinds(
         c,
         &[OrgKind::Branch, OrgKind::GeneralBranch, OrgKind::Group],
     )
     .await?;
-    let mut keepers: HashMap<Uuid, Vec<Keeper>> = HashMap::new();
+    let mut of: HashMap<Uuid, Vec<Keeper>> = HashMap::new();
     let mut branches = Vec::new();
-    for o in &orgs {
+    for o in orgs.iter().filter(|o| o.path.starts_with(within)) {
         let (branch, is_group) = match o.kind {
             OrgKind::Group => match o.parent_id {
                 Some(p) => (p, true),
@@ -168,13 +186,21 @@ async fn load_world(c: &mut Conn<'_>, now: DateTime<Utc>) -> Result<World, Error
                 (o.id, false)
             }
         };
-        keepers.entry(branch).or_default().push(Keeper {
+        of.entry(branch).or_default().push(Keeper {
             org_id: o.id,
             branch_id: branch,
             is_group,
             created_at: o.created_at,
         });
     }
+    Ok(Keepers { branches, of })
+}
+
+async fn load_world(c: &mut Conn<'_>, now: DateTime<Utc>) -> Result<World, Error> {
+    let Keepers {
+        branches,
+        of: keepers,
+    } = keepers(c, "/").await?;
     // As far back as the calendar looks: two years before the current one.
     let since = now - TimeDelta::days(366 * 3 + 31);
     let meetings = db::meetings::facts_since(c, since).await?;
@@ -650,16 +676,14 @@ pub async fn compliance(
 ) -> Result<Compliance, Error> {
     let o = db::orgs::get(c, org).await?.ok_or(Error::NotFound)?;
     authorize(p, Action::ReadMembers, &o.path)?;
-    let world = load_world(c, now).await?;
+    let world = keepers(c, &o.path).await?;
+    let since = now - TimeDelta::days(366 * 3 + 31);
+    let meetings = db::meetings::facts_since(c, since).await?;
     let mut branches = Vec::new();
-    for b in world
-        .branches
-        .iter()
-        .filter(|b| b.path.starts_with(&o.path))
-    {
-        let keepers = world.keepers.get(&b.id).cloned().unwrap_or_default();
+    for b in &world.branches {
+        let keepers = world.of.get(&b.id).cloned().unwrap_or_default();
         let s = super::settings::effective(c, &b.path, root).await?;
-        let requirements = calendar(&keepers, &world.meetings, &s, now);
+        let requirements = calendar(&keepers, &meetings, &s, now);
         let count = |st| requirements.iter().filter(|r| r.standing == st).count();
         branches.push(BranchCompliance {
             org_id: b.id,
