@@ -752,3 +752,159 @@ async fn a_township_of_forty_branches_gets_each_warning_of_its_quarter_once() {
         .unwrap_or_default();
     assert_eq!(synced, 6);
 }
+
+/// The township verifying and returning one answered notice at once, many times with a seeded
+/// interleaving: one decision lands, the other is told the notice is no longer answered, and
+/// the warning is resolved exactly when the verification won.
+#[tokio::test]
+async fn a_verification_racing_a_return_of_one_notice_lands_once() {
+    use crate::helpers::{race_rounds, seed};
+    use rand::{Rng, SeedableRng};
+    use std::time::Duration;
+    use yunlian_domain::ports::Clock;
+    use yunlian_domain::warnings::{RectAction, Rectification, Warning};
+    use yunlian_infra::db::ScopedFutureExt;
+    let seed = seed("RACE_SEED", "verify vs return");
+    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+    let clock = Arc::new(FixedClock::at("2026-12-03T01:00:00Z".parse().expect("t")));
+    let app = spawn_app_on(HashMap::new(), clock.clone()).await;
+    let admin = app.admin().await;
+    let root = app.root_id(&admin).await;
+    let township = app
+        .create_org(&admin, &root, "committee", "审核镇党委")
+        .await;
+    let branch = app
+        .create_org(&admin, &township, "branch", "整改村党支部")
+        .await;
+    let sec = staff(&app, &admin, &branch, 13991000000, 1).await[0].clone();
+    // A second township admin, to return what the first verifies.
+    let r = app
+        .import(&admin, &township, &roster_csv(1, 13991000100), false)
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{:?}", r.body);
+    let roster = app
+        .list_all(&format!("/v1/members?org_id={township}"), &admin)
+        .await;
+    let other = roster
+        .iter()
+        .find(|m| m["phone"] == "13991000100")
+        .expect("the second admin");
+    let other_id = other["id"].as_str().expect("id").to_string();
+    let r = app
+        .post(
+            &format!("/v1/members/{other_id}/password"),
+            &admin,
+            json!({"password": "dangyuan2026"}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT);
+    let r = app
+        .post(
+            "/v1/roles",
+            &admin,
+            json!({"member_id": other_id, "org_id": township, "role": "township_admin"}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{:?}", r.body);
+    let (other_token, _) = app.login("13991000100", "dangyuan2026").await;
+    let store = yunlian_infra::Db::connect(&app.database_url, 2)
+        .await
+        .expect("db");
+    let (branch_id, sec_id): (uuid::Uuid, uuid::Uuid) =
+        (branch.parse().expect("id"), sec.0.parse().expect("id"));
+    let rounds = race_rounds(200, 20);
+    let mut verified = 0;
+    for round in 0..rounds {
+        // An answered notice, as the scan and the branch would have left it.
+        let now = clock.now();
+        let w = store
+            .write(move |mut c| {
+                async move {
+                    let raise = yunlian_domain::warnings::Raise {
+                        rule: yunlian_domain::warnings::Rule::MeetingOverdueAgain,
+                        level: yunlian_domain::warnings::Level::Red,
+                        recipient: yunlian_domain::warnings::Recipient::Committee(branch_id),
+                        org_id: branch_id,
+                        subject: format!("org:{branch_id}:themed_party_day"),
+                        period: format!("round-{round}"),
+                        detail: json!({}),
+                        rectification_due: None,
+                    };
+                    let w = Warning::raised(&raise, now);
+                    yunlian_infra::db::warnings::insert(&mut c, &w, &raise.dedup_key()).await?;
+                    let n = Rectification::issue(w.id, branch_id, &raise.period, now, now);
+                    let answer = RectAction::Answer {
+                        text: "已补开".into(),
+                        attachments: vec![],
+                    };
+                    let n = n
+                        .transition(answer, sec_id, now)
+                        .map_err(yunlian_domain::Error::from)?;
+                    yunlian_infra::db::warnings::insert_notice(&mut c, &n).await?;
+                    Ok(w.id)
+                }
+                .scope_boxed()
+            })
+            .await
+            .expect("a notice");
+        let (d1, d2) = (rng.random_range(0..=1500), rng.random_range(0..=1500));
+        let (v, r) = tokio::join!(
+            async {
+                tokio::time::sleep(Duration::from_micros(d1)).await;
+                app.post(
+                    &format!("/v1/warnings/{w}/rectification/verify"),
+                    &admin,
+                    json!({}),
+                )
+                .await
+            },
+            async {
+                tokio::time::sleep(Duration::from_micros(d2)).await;
+                app.post(
+                    &format!("/v1/warnings/{w}/rectification/return"),
+                    &other_token,
+                    json!({"reason": "再补材料"}),
+                )
+                .await
+            }
+        );
+        let ok: Vec<bool> = [&v, &r]
+            .iter()
+            .map(|x| x.status == StatusCode::OK)
+            .collect();
+        assert_eq!(
+            ok.iter().filter(|o| **o).count(),
+            1,
+            "seed {seed} round {round}: {v:?} {r:?}"
+        );
+        for x in [&v, &r].iter().filter(|x| x.status != StatusCode::OK) {
+            assert_eq!(
+                (x.status, x.code()),
+                (StatusCode::CONFLICT, "rectification_not_answered"),
+                "seed {seed}"
+            );
+        }
+        let now = app.get(&format!("/v1/warnings/{w}"), &admin).await.body;
+        if ok[0] {
+            verified += 1;
+            assert_eq!(
+                (
+                    now["resolution"].as_str(),
+                    now["rectification"]["state"].as_str()
+                ),
+                (Some("verified"), Some("verified")),
+                "seed {seed}"
+            );
+        } else {
+            assert_eq!(
+                (
+                    now["resolved_at"].clone(),
+                    now["rectification"]["state"].as_str()
+                ),
+                (Value::Null, Some("returned")),
+                "seed {seed}"
+            );
+        }
+    }
+    eprintln!("verify vs return: {verified} of {rounds} verified");
+}
