@@ -179,3 +179,14 @@ pub async fn unconsumed(
     .map_err(db_error)?;
     rows.into_iter().map(into_event).collect()
 }
+
+/// How many committed events wait for the relay, without taking their locks (a relay mid-round
+/// holds them; `unpublished` would skip them and count none).
+pub async fn waiting(conn: &mut Conn<'_>) -> Result<i64, Error> {
+    on!(conn, |c| outbox::table
+        .filter(outbox::published_at.is_null())
+        .count()
+        .get_result(c)
+        .await)
+    .map_err(db_error)
+}
