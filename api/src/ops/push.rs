@@ -118,9 +118,13 @@ pub async fn send_due(db: &Db, gateway: &Gateway, now: DateTime<Utc>) -> Result<
     Ok(sent)
 }
 
-/// The caller's own, unrevoked device: another member's is `device_not_yours` (or not found
-/// outside the caller's subtree).
-async fn own_device(c: &mut Conn<'_>, p: &Principal, device: Uuid) -> Result<(), Error> {
+/// The caller's own device: another member's is `device_not_yours` (or not found outside the
+/// caller's subtree).
+async fn own_device(
+    c: &mut Conn<'_>,
+    p: &Principal,
+    device: Uuid,
+) -> Result<yunlian_domain::attendance::Device, Error> {
     let (d, path) = db::devices::get(c, device).await?.ok_or(Error::NotFound)?;
     if d.member_id != p.member_id {
         return Err(if p.sees(&path) {
@@ -129,10 +133,7 @@ async fn own_device(c: &mut Conn<'_>, p: &Principal, device: Uuid) -> Result<(),
             Error::NotFound
         });
     }
-    if d.revoked_at.is_some() {
-        return Err(Error::Conflict("device_revoked"));
-    }
-    Ok(())
+    Ok(d)
 }
 
 /// `registerPushToken`: the phone's token at its vendor's channel, replacing an earlier one.
@@ -143,7 +144,9 @@ pub async fn register_token(
     t: PushToken,
     now: DateTime<Utc>,
 ) -> Result<PushToken, Error> {
-    own_device(c, p, device).await?;
+    if own_device(c, p, device).await?.revoked_at.is_some() {
+        return Err(Error::Conflict("device_revoked"));
+    }
     let mut errs = Vec::new();
     if !PROVIDERS.contains(&t.provider.as_str()) {
         errs.push(yunlian_domain::FieldError::new(
@@ -166,14 +169,7 @@ pub async fn register_token(
 
 /// `deletePushToken`.
 pub async fn delete_token(c: &mut Conn<'_>, p: &Principal, device: Uuid) -> Result<(), Error> {
-    let (d, path) = db::devices::get(c, device).await?.ok_or(Error::NotFound)?;
-    if d.member_id != p.member_id {
-        return Err(if p.sees(&path) {
-            Error::Forbidden("device_not_yours")
-        } else {
-            Error::NotFound
-        });
-    }
+    own_device(c, p, device).await?;
     if !db::push::delete_token(c, device).await? {
         return Err(Error::NotFound);
     }

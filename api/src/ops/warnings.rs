@@ -263,7 +263,7 @@ pub async fn scan(db: &Db, root: Settings, now: DateTime<Utc>) -> Result<Scanned
         let (branch, path) = (b.id, b.path.clone());
         let (learning, learning_minimum) = if learning_due(&s, now) {
             db.read(move |mut c| {
-                async move { learning(&mut c, branch, &path, &s, now).await }.scope_boxed()
+                async move { learning(&mut c, branch, &path, now).await }.scope_boxed()
             })
             .await?
         } else {
@@ -376,20 +376,17 @@ fn learning_due(s: &Settings, now: DateTime<Utc>) -> bool {
     now >= bounds(period_of(Cadence::Month, now)).1 - TimeDelta::days(s.warn_due_within_days)
 }
 
-/// Each member's learning points this month, where the township sets a minimum.
+/// Each member's learning points this month, where the township sets a minimum (the scan
+/// asks only when [`learning_due`]).
 async fn learning(
     c: &mut Conn<'_>,
     branch: Uuid,
     path: &str,
-    s: &Settings,
     now: DateTime<Utc>,
 ) -> Result<(Vec<LearningFact>, i64), Error> {
     use yunlian_domain::attendance::Cadence;
     use yunlian_domain::warnings::calendar::period_of;
     let month = period_of(Cadence::Month, now);
-    if !learning_due(s, now) {
-        return Ok((Vec::new(), 0));
-    }
     let (rules, _) = super::points::effective(c, path).await?;
     let minimum = rules.lists.learning_min_points;
     if minimum <= 0 {
