@@ -28,6 +28,8 @@ pub async fn job_cx(
         rankings_every: std::time::Duration::from_secs(300),
         redis,
         push: yunlian_infra::push::Gateway::Log,
+        data_dir: std::env::temp_dir(),
+        disk_low_bytes: 0,
     }
 }
 
@@ -38,7 +40,8 @@ fn every_job_is_named_once_and_the_periodic_ones_run_once_across_replicas() {
     names.dedup();
     assert_eq!(names.len(), JOBS.len());
     for (name, runs) in JOBS {
-        let expected = if *name == "outbox_relay" {
+        // The relay and the disk check (each replica's own disk) run everywhere.
+        let expected = if matches!(*name, "outbox_relay" | "disk_space") {
             Runs::Everywhere
         } else {
             Runs::Once

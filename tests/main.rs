@@ -18,6 +18,7 @@ mod golden;
 mod images;
 mod jobs;
 mod moments;
+mod operations;
 mod points;
 mod push;
 mod races;

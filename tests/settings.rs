@@ -107,7 +107,9 @@ async fn a_townships_settings_reach_its_branches_and_their_meetings() {
                "cadence_party_group_meeting": "month", "cadence_party_lecture": "quarter",
                "cadence_themed_party_day": "month", "cadence_org_life_meeting": "year",
                "warn_due_within_days": 7, "rectification_days": 10,
-               "assessment_quarter_min": 25, "grade_a_min": 90, "grade_b_min": 80})
+               "assessment_quarter_min": 25, "grade_a_min": 90, "grade_b_min": 80,
+               "coordinates_precise_days": 90, "audit_retention_days": 1095,
+               "departed_retention_days": 365})
     );
 
     // A meeting planned without its own window takes the branch's.

@@ -93,6 +93,7 @@ impl FromRequest for AuthUser {
             let now = state.clock.now();
             let claims = state.jwt.verify(token, now.timestamp())?;
             let principal = load_principal(&state, claims.sub, claims.sid, now).await?;
+            yunlian_infra::db::audit::set_actor(principal.member_id);
             Ok(AuthUser(principal))
         })
     }

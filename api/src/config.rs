@@ -39,6 +39,9 @@ pub const KEYS: &[(&str, &str)] = &[
     ("YUNLIAN_S3_ENDPOINT", "(unset: the bucket's AWS endpoint)"),
     ("YUNLIAN_WORKERS", "(number of cores)"),
     ("YUNLIAN_LOG_FORMAT", "text"),
+    ("YUNLIAN_METRICS_TOKEN", "(unset: no /metrics)"),
+    ("YUNLIAN_SHUTDOWN_GRACE_SECS", "30"),
+    ("YUNLIAN_DISK_LOW_MB", "500"),
     ("RUST_LOG", "info"),
 ];
 
@@ -76,6 +79,13 @@ pub struct Config {
     pub objects: yunlian_infra::objects::Location,
     pub workers: Option<usize>,
     pub log_json: bool,
+    /// The bearer token a Prometheus scrape of `/metrics` presents; without one, no metrics.
+    pub metrics_token: Option<String>,
+    /// On SIGTERM, in-flight requests and job rounds get this long to finish.
+    pub shutdown_grace_secs: u64,
+    /// Below this much free space on the data directory, readiness says so and the township's
+    /// administrators are warned.
+    pub disk_low_bytes: u64,
 }
 
 impl Config {
@@ -107,6 +117,8 @@ impl std::fmt::Debug for Config {
                     .map(yunlian_domain::member::mask_phone),
             )
             .field("workers", &self.workers)
+            .field("metrics", &self.metrics_token.as_ref().map(|_| "token set"))
+            .field("shutdown_grace_secs", &self.shutdown_grace_secs)
             .finish_non_exhaustive()
     }
 }
@@ -300,6 +312,17 @@ impl Config {
             objects,
             workers,
             log_json,
+            metrics_token: match get("YUNLIAN_METRICS_TOKEN") {
+                Some(t) if t.len() < 16 => {
+                    return Err(ConfigError::Invalid {
+                        key: "YUNLIAN_METRICS_TOKEN",
+                        why: "at least 16 characters".into(),
+                    })
+                }
+                t => t,
+            },
+            shutdown_grace_secs: num("YUNLIAN_SHUTDOWN_GRACE_SECS", 30)? as u64,
+            disk_low_bytes: num("YUNLIAN_DISK_LOW_MB", 500)? as u64 * 1024 * 1024,
         })
     }
 }

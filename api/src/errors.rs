@@ -172,6 +172,11 @@ impl From<Error> for ApiError {
                 internal: Some(why),
                 ..ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "database_busy")
             },
+            Error::StorageFull(why) => ApiError {
+                retry_after: Some(60),
+                internal: Some(why),
+                ..ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "storage_full")
+            },
             Error::Internal(why) => ApiError {
                 internal: Some(why),
                 ..ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal")
@@ -348,6 +353,10 @@ pub fn message(code: &str, lang: Lang) -> &'static str {
         "implausible_device_time" => (
             "设备时间不可信，请校准手机时间",
             "The phone's time is not one a phone can have",
+        ),
+        "storage_full" => (
+            "服务器存储空间已满，请稍后重试",
+            "The server's disk is full; retry later",
         ),
         "database_busy" => (
             "系统繁忙，请稍后重试",

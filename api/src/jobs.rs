@@ -30,6 +30,9 @@ pub struct JobCx {
     pub push: yunlian_infra::push::Gateway,
     /// Redis and its key prefix, when configured.
     pub redis: Option<(yunlian_infra::redis::Redis, String)>,
+    /// Where the data lives, and the free space under which admins are warned.
+    pub data_dir: std::path::PathBuf,
+    pub disk_low_bytes: u64,
 }
 
 /// How a job is spread over replicas.
@@ -76,6 +79,25 @@ jobs! {
     "warnings_events" every |cx| cx.relay_every,           Once       => warnings_events;
     "push_gather"     every |cx| cx.relay_every,           Once       => push_gather;
     "push_send"       every |_| Duration::from_secs(5),    Once       => push_send;
+    "coordinates"     every |_| Duration::from_secs(3600), Once       => coarsen_coordinates;
+    "audit_retention" every |_| Duration::from_secs(3600), Once       => audit_retention;
+    "disk_space"      every |_| Duration::from_secs(60),   Everywhere => disk_space;
+}
+
+/// Clock-in coordinates past their township's precise period are coarsened.
+async fn coarsen_coordinates(cx: &JobCx) -> Result<usize, Error> {
+    crate::ops::privacy::coarsen_coordinates(&cx.db, cx.settings, cx.clock.now()).await
+}
+
+/// Audit entries past their township's retention go.
+async fn audit_retention(cx: &JobCx) -> Result<usize, Error> {
+    crate::ops::privacy::purge_audit(&cx.db, cx.settings, cx.clock.now()).await
+}
+
+/// The data directory's free space: under the threshold, the township's administrators are
+/// warned (once per episode).
+async fn disk_space(cx: &JobCx) -> Result<usize, Error> {
+    crate::ops::warnings::check_disk(&cx.db, &cx.data_dir, cx.disk_low_bytes, cx.clock.now()).await
 }
 
 /// Warning events gathered into one push per recipient a minute.
@@ -190,7 +212,9 @@ pub async fn run_once(
     if !taken {
         return Ok(None);
     }
+    metrics::gauge!("yunlian_job_lease_held", "job" => name).set(1.0);
     let done = round(name, cx).await;
+    metrics::gauge!("yunlian_job_lease_held", "job" => name).set(0.0);
     let h = holder.to_string();
     let released = cx
         .db
@@ -204,19 +228,44 @@ pub async fn run_once(
     done.map(Some)
 }
 
+/// The job runners of this replica, until [`Runners::stop`].
+pub struct Runners {
+    stop: tokio::sync::watch::Sender<bool>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl Runners {
+    /// Asks every runner to stop after its current round (a round is never cut: its lease is
+    /// given back when it ends) and waits up to `within` for them.
+    pub async fn stop(self, within: Duration) {
+        let _ = self.stop.send(true);
+        let all = futures_util::future::join_all(self.tasks);
+        if tokio::time::timeout(within, all).await.is_err() {
+            tracing::warn!(
+                "job rounds still running at shutdown; their leases expire by themselves"
+            );
+        }
+    }
+}
+
 /// Starts every job on this replica: each ticks at its interval and runs a round (under its
 /// lease where it runs once). A failed round is logged once until the job recovers.
-pub fn spawn_all(cx: JobCx) {
+pub fn spawn_all(cx: JobCx) -> Runners {
     let holder = Uuid::now_v7().to_string();
+    let (stop, stopping) = tokio::sync::watch::channel(false);
+    let mut tasks = Vec::new();
     for &(name, _) in JOBS {
-        let (cx, holder) = (cx.clone(), holder.clone());
-        tokio::spawn(async move {
+        let (cx, holder, mut stopping) = (cx.clone(), holder.clone(), stopping.clone());
+        tasks.push(tokio::spawn(async move {
             let mut tick = tokio::time::interval(every(name, &cx));
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             let mut failing = false;
             loop {
-                tick.tick().await;
-                match run_once(name, &cx, &holder).await {
+                tokio::select! {
+                    _ = tick.tick() => {}
+                    _ = stopping.changed() => break,
+                }
+                let outcome = match run_once(name, &cx, &holder).await {
                     Ok(done) => {
                         if failing {
                             tracing::info!(job = name, "job recovered");
@@ -225,15 +274,27 @@ pub fn spawn_all(cx: JobCx) {
                         if let Some(n) = done.filter(|n| *n > 0) {
                             tracing::info!(job = name, done = n, "job round");
                         }
+                        if done.is_some() {
+                            "ok"
+                        } else {
+                            "skipped"
+                        }
                     }
                     Err(e) => {
                         if !failing {
                             tracing::warn!(job = name, error = %e, "job round failed");
                             failing = true;
                         }
+                        "failed"
                     }
+                };
+                metrics::counter!("yunlian_job_runs_total", "job" => name, "outcome" => outcome)
+                    .increment(1);
+                if *stopping.borrow() {
+                    break;
                 }
             }
-        });
+        }));
     }
+    Runners { stop, tasks }
 }

@@ -1,6 +1,7 @@
 //! Yunlian's HTTP API: actix-web routes and handlers, the auth extractor, configuration and
 //! start-up. `main.rs` is a few lines around [`startup::Application`].
 
+pub mod admin;
 pub mod auth;
 pub mod config;
 pub mod errors;

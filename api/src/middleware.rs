@@ -36,11 +36,21 @@ pub async fn request_context(
     );
     req.extensions_mut().insert(RequestId(id.clone()));
     req.extensions_mut().insert(lang);
+    let method = req.method().to_string();
+    let operation = req
+        .match_pattern()
+        .and_then(|p| crate::routes::operation_id(&method, &p))
+        .unwrap_or("unmatched");
+    let now = req
+        .app_data::<actix_web::web::Data<crate::state::AppState>>()
+        .map(|s| s.clock.now())
+        .unwrap_or_else(chrono::Utc::now);
+    let audit = yunlian_infra::db::audit::Context::request(id.clone(), operation, now);
     // The path only: query strings may carry a phone number.
-    let span = tracing::info_span!("request", request_id = %id, method = %req.method(), path = %req.path());
+    let span = tracing::info_span!("request", request_id = %id, operation, method = %method, path = %req.path());
     let started = std::time::Instant::now();
     async move {
-        let res = next.call(req).await?;
+        let res = yunlian_infra::db::audit::within(audit, next.call(req)).await?;
         // Errors raised by actix itself (a body over the size limit, a content type it will not
         // read) become problems with codes like every other refusal.
         let framework = match res.response().error() {
@@ -57,7 +67,10 @@ pub async fn request_context(
                 .and_then(|e| e.as_error::<ApiError>())
         }) {
             Some(err) => {
-                if err.status.is_server_error() {
+                if err.code == "storage_full" {
+                    metrics::counter!("yunlian_storage_full_total").increment(1);
+                    tracing::error!(code = err.code, error = %err, "write refused: the disk is full");
+                } else if err.status.is_server_error() {
                     tracing::error!(code = err.code, error = %err, "request failed");
                 } else {
                     tracing::info!(code = err.code, "request refused");
@@ -77,9 +90,22 @@ pub async fn request_context(
         if let Ok(v) = HeaderValue::from_str(&id) {
             res.headers_mut().insert(REQUEST_ID, v);
         }
+        let elapsed = started.elapsed();
+        let status = res.status().as_u16();
+        let class = match status {
+            100..=199 => "1xx",
+            200..=299 => "2xx",
+            300..=399 => "3xx",
+            400..=499 => "4xx",
+            _ => "5xx",
+        };
+        metrics::counter!("yunlian_http_requests_total", "operation" => operation, "status" => class)
+            .increment(1);
+        metrics::histogram!("yunlian_http_request_duration_seconds", "operation" => operation)
+            .record(elapsed.as_secs_f64());
         tracing::info!(
-            status = res.status().as_u16(),
-            latency_ms = started.elapsed().as_secs_f64() * 1e3,
+            status,
+            latency_ms = elapsed.as_secs_f64() * 1e3,
             "request done"
         );
         Ok(res)

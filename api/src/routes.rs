@@ -2,8 +2,8 @@
 //! it against openapi.yaml (method, path and operationId), so the two cannot drift apart.
 
 use crate::handlers::{
-    attendance, auth, cases, devices, events, health, images, learning, meetings, members, moments,
-    orgs, points, roles, settings, sync, video, warnings,
+    attendance, audit, auth, cases, devices, docs, events, health, images, learning, meetings,
+    members, moments, orgs, points, roles, settings, sync, video, warnings,
 };
 use actix_web::web;
 
@@ -11,6 +11,14 @@ macro_rules! routes {
     ($( $method:ident $path:literal $op:literal => $handler:path ;)*) => {
         /// (method, path, operationId) of every route.
         pub const ROUTES: &[(&str, &str, &str)] = &[ $( (stringify!($method), $path, $op) ),* ];
+
+        /// The operationId of a matched route (`pattern` as the router matched it).
+        pub fn operation_id(method: &str, pattern: &str) -> Option<&'static str> {
+            ROUTES
+                .iter()
+                .find(|(m, p, _)| *p == pattern && m.eq_ignore_ascii_case(method))
+                .map(|(_, _, op)| *op)
+        }
 
         pub fn configure(cfg: &mut web::ServiceConfig) {
             $( cfg.route($path, web::$method().to($handler)); )*
@@ -21,6 +29,10 @@ macro_rules! routes {
 routes! {
     get    "/healthz"                          "healthz"             => health::healthz;
     get    "/readyz"                           "readyz"              => health::readyz;
+    get    "/metrics"                          "getMetrics"          => health::metrics;
+    get    "/openapi.yaml"                     "getOpenApi"          => docs::openapi;
+    get    "/docs"                             "getDocs"             => docs::page;
+    get    "/docs/assets/{file}"               "getDocsAsset"        => docs::asset;
     post   "/v1/auth/login"                    "login"               => auth::login;
     post   "/v1/auth/refresh"                  "refreshToken"        => auth::refresh_token;
     post   "/v1/auth/logout"                   "logout"              => auth::logout;
@@ -131,4 +143,6 @@ routes! {
     post   "/v1/sync/push"                     "syncPush"            => sync::push;
     post   "/v1/sync/pull"                     "syncPull"            => sync::pull;
     get    "/v1/sync/status"                   "syncStatus"          => sync::status;
+    get    "/v1/audit-events"                  "listAuditEvents"     => audit::list_audit_events;
+    get    "/v1/me/export"                     "exportMyData"        => audit::export_my_data;
 }

@@ -27,6 +27,10 @@ use yunlian_infra::{password, Db, SystemClock};
 pub struct Application {
     server: Server,
     port: u16,
+    jobs: crate::jobs::Runners,
+    grace: std::time::Duration,
+    /// The data directory's lock (the embedded database): held while the server runs.
+    _lock: Option<yunlian_infra::datadir::DirLock>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -39,6 +43,8 @@ pub enum StartError {
     Bootstrap(Error),
     #[error("io: {0}")]
     Io(#[from] std::io::Error),
+    #[error("{0}")]
+    Locked(#[from] yunlian_infra::datadir::LockError),
 }
 
 impl Application {
@@ -53,6 +59,13 @@ impl Application {
         clock: Arc<dyn Clock>,
     ) -> Result<Application, StartError> {
         tracing::info!(?config, "starting");
+        // One server per embedded database: the second refuses, naming the first.
+        let lock = if config.database_url.starts_with("postgres") {
+            None
+        } else {
+            Some(yunlian_infra::datadir::DirLock::acquire(&config.data_dir)?)
+        };
+        crate::telemetry::metrics();
         let db = Db::connect(&config.database_url, config.db_pool_size)
             .await
             .map_err(StartError::Storage)?;
@@ -78,7 +91,7 @@ impl Application {
         bootstrap(&db, &config, clock.as_ref())
             .await
             .map_err(StartError::Bootstrap)?;
-        crate::jobs::spawn_all(crate::jobs::JobCx {
+        let jobs = crate::jobs::spawn_all(crate::jobs::JobCx {
             db: db.clone(),
             bus: bus.clone(),
             clock: clock.clone(),
@@ -88,6 +101,8 @@ impl Application {
             relay_every: std::time::Duration::from_millis(config.outbox_relay_ms),
             rankings_every: std::time::Duration::from_secs(config.rankings_every_secs),
             redis: redis.clone().map(|r| (r, config.redis_prefix.clone())),
+            data_dir: config.data_dir.clone(),
+            disk_low_bytes: config.disk_low_bytes,
             push: match &config.push_webhook {
                 Some((url, secret)) => yunlian_infra::push::Gateway::webhook(url, secret)
                     .map_err(|e| StartError::Storage(yunlian_domain::Error::Internal(e)))?,
@@ -103,6 +118,7 @@ impl Application {
         let listener = TcpListener::bind(&config.bind)?;
         let port = listener.local_addr()?.port();
         let workers = config.workers;
+        let grace = std::time::Duration::from_secs(config.shutdown_grace_secs);
         let (json_limit, payload_limit) = (config.max_body_bytes, config.max_import_bytes);
         let state = web::Data::new(AppState {
             db,
@@ -142,10 +158,15 @@ impl Application {
         if let Some(w) = workers {
             server = server.workers(w);
         }
+        // SIGTERM or SIGINT: stop accepting, give in-flight requests this long.
+        server = server.shutdown_timeout(grace.as_secs());
         tracing::info!(port, "listening");
         Ok(Application {
             server: server.run(),
             port,
+            jobs,
+            grace,
+            _lock: lock,
         })
     }
 
@@ -153,8 +174,20 @@ impl Application {
         self.port
     }
 
+    /// Serves until SIGTERM or SIGINT (actix's signal handling): the listener closes, requests
+    /// in flight finish within the grace period, then the job runners stop after their current
+    /// round (each gives its lease back) and the process may exit.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
-        self.server.await
+        let served = self.server.await;
+        tracing::info!("HTTP server stopped; stopping the jobs");
+        self.jobs.stop(self.grace).await;
+        tracing::info!("stopped");
+        served
+    }
+
+    /// A handle that stops the server as SIGTERM would (tests).
+    pub fn handle(&self) -> actix_web::dev::ServerHandle {
+        self.server.handle()
     }
 }
 
@@ -203,32 +236,7 @@ fn write_private(path: &std::path::Path, contents: &str) -> std::io::Result<()> 
 /// First start: the root of the org tree, and its administrator from configuration. Later
 /// starts change nothing (an administrator who changed their password keeps it).
 async fn bootstrap(db: &Db, config: &Config, clock: &dyn Clock) -> Result<(), Error> {
-    let now = clock.now();
-    let root = match db
-        .read(move |mut c| async move { db::orgs::root(&mut c).await }.scope_boxed())
-        .await?
-    {
-        Some(r) => r,
-        None => {
-            let id = Uuid::now_v7();
-            let root = Org {
-                id,
-                parent_id: None,
-                kind: OrgKind::Committee,
-                name: org::parse_name(&config.root_org_name)
-                    .map_err(|e| Error::Invalid(vec![e]))?,
-                path: org::root_path(id),
-                depth: 0,
-                created_at: now,
-                updated_at: now,
-            };
-            let r = root.clone();
-            db.write(move |mut c| async move { db::orgs::insert(&mut c, &r).await }.scope_boxed())
-                .await?;
-            tracing::info!(org = %id, "created the root org");
-            root
-        }
-    };
+    let root = ensure_root(db, config, clock).await?;
     let rid = root.id;
     let admins = db
         .read(move |mut c| {
@@ -240,18 +248,60 @@ async fn bootstrap(db: &Db, config: &Config, clock: &dyn Clock) -> Result<(), Er
         return Ok(());
     }
     let (Some(phone), Some(pw)) = (&config.admin_phone, &config.admin_password) else {
-        tracing::warn!("no administrator yet: set YUNLIAN_ADMIN_PHONE and YUNLIAN_ADMIN_PASSWORD");
+        tracing::warn!("no administrator yet: set YUNLIAN_ADMIN_PHONE and YUNLIAN_ADMIN_PASSWORD, or run `yunlian create-admin`");
         return Ok(());
     };
     let phone = Phone::parse(phone).map_err(|e| Error::Invalid(vec![e]))?;
     yunlian_domain::member::check_password(pw).map_err(|e| Error::Invalid(vec![e]))?;
     let hash = password::hash(pw).await?;
+    insert_admin(db, &root, phone, config.admin_name.clone(), hash, clock).await?;
+    Ok(())
+}
+
+/// The root of the org tree, created on first use.
+pub(crate) async fn ensure_root(db: &Db, config: &Config, clock: &dyn Clock) -> Result<Org, Error> {
+    let now = clock.now();
+    if let Some(r) = db
+        .read(move |mut c| async move { db::orgs::root(&mut c).await }.scope_boxed())
+        .await?
+    {
+        return Ok(r);
+    }
+    let id = Uuid::now_v7();
+    let root = Org {
+        id,
+        parent_id: None,
+        kind: OrgKind::Committee,
+        name: org::parse_name(&config.root_org_name).map_err(|e| Error::Invalid(vec![e]))?,
+        path: org::root_path(id),
+        depth: 0,
+        created_at: now,
+        updated_at: now,
+    };
+    let r = root.clone();
+    db.write(move |mut c| async move { db::orgs::insert(&mut c, &r).await }.scope_boxed())
+        .await?;
+    tracing::info!(org = %id, "created the root org");
+    Ok(root)
+}
+
+/// A township administrator at the root org (start-up's first administrator, or `yunlian
+/// create-admin`), recorded in the audit log as the operator's act.
+pub(crate) async fn insert_admin(
+    db: &Db,
+    root: &Org,
+    phone: Phone,
+    name: String,
+    hash: String,
+    clock: &dyn Clock,
+) -> Result<Uuid, Error> {
+    let now = clock.now();
     let admin = Member {
         id: Uuid::now_v7(),
         org_id: root.id,
         group_id: None,
         fields: MemberFields {
-            name: config.admin_name.clone(),
+            name,
             phone: phone.clone(),
             status: MemberStatus::Full,
             join_date: None,
@@ -272,16 +322,23 @@ async fn bootstrap(db: &Db, config: &Config, clock: &dyn Clock) -> Result<(), Er
         granted_by: None,
         created_at: now,
     };
+    let id = admin.id;
     db.write(move |mut c| {
         async move {
+            if db::members::by_phone(&mut c, &admin.fields.phone)
+                .await?
+                .is_some()
+            {
+                return Err(Error::Conflict("phone_taken"));
+            }
             db::members::insert(&mut c, &admin, Some(hash)).await?;
             db::roles::insert(&mut c, &grant).await
         }
         .scope_boxed()
     })
     .await?;
-    tracing::info!(phone = %phone.masked(), "created the first administrator");
-    Ok(())
+    tracing::info!(phone = %phone.masked(), "created a township administrator");
+    Ok(id)
 }
 
 fn json_error(e: JsonPayloadError) -> ApiError {

@@ -105,6 +105,8 @@ pub enum Action {
     Moderate,
     /// Enter, post and void points adjustments (violations, admonitions): the committee.
     ManagePoints,
+    /// Read the audit log of the subtree: township admins only.
+    ReadAudit,
 }
 
 impl Principal {
@@ -120,7 +122,7 @@ impl Principal {
         let mut roles = self.roles_over(target_path);
         match action {
             Action::ReadOrg => roles.next().is_some(),
-            Action::ManageSettings => roles.any(|r| r == Role::TownshipAdmin),
+            Action::ManageSettings | Action::ReadAudit => roles.any(|r| r == Role::TownshipAdmin),
             Action::ManageOrg | Action::ManageMembers | Action::Moderate => {
                 roles.any(|r| matches!(r, Role::TownshipAdmin | Role::Secretary))
             }

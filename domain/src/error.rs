@@ -54,6 +54,10 @@ pub enum Error {
     /// A dependency (database, Redis) is down; the client should retry.
     #[error("unavailable: {0}")]
     Unavailable(String),
+    /// The disk holding the data is full: the write was not made (nothing half-written); the
+    /// client retries once an operator frees space.
+    #[error("storage full: {0}")]
+    StorageFull(String),
     #[error("internal: {0}")]
     Internal(String),
 }

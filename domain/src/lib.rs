@@ -2,6 +2,7 @@
 //! and the ports (traits) that `infra` makes real. No IO lives here.
 
 pub mod attendance;
+pub mod audit;
 pub mod auth;
 pub mod error;
 pub mod events;

@@ -82,6 +82,14 @@ pub struct Settings {
     pub grade_a_min: i64,
     /// ... at this many B, 成长型 (80); under it C, 孵化型.
     pub grade_b_min: i64,
+    /// Clock-in coordinates are kept precise this many days, then coarsened to about a
+    /// kilometre (90).
+    pub coordinates_precise_days: i64,
+    /// The audit log keeps an entry this many days (1095: three years).
+    pub audit_retention_days: i64,
+    /// A member who left keeps their phone number and device keys this many days, then they
+    /// are erased; their attendance stays counted (365).
+    pub departed_retention_days: i64,
 }
 
 impl Default for Settings {
@@ -106,6 +114,9 @@ impl Default for Settings {
             assessment_quarter_min: 25,
             grade_a_min: 90,
             grade_b_min: 80,
+            coordinates_precise_days: 90,
+            audit_retention_days: 1095,
+            departed_retention_days: 365,
         }
     }
 }
@@ -150,6 +161,12 @@ pub struct Overrides {
     pub grade_a_min: Option<i64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub grade_b_min: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub coordinates_precise_days: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub audit_retention_days: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub departed_retention_days: Option<i64>,
 }
 
 impl Overrides {
@@ -194,6 +211,23 @@ impl Overrides {
         positive("assessment_quarter_min", self.assessment_quarter_min, 30);
         positive("grade_a_min", self.grade_a_min, 100);
         positive("grade_b_min", self.grade_b_min, 100);
+        positive(
+            "coordinates_precise_days",
+            self.coordinates_precise_days,
+            3650,
+        );
+        positive(
+            "departed_retention_days",
+            self.departed_retention_days,
+            3650,
+        );
+        // An audit log kept less than a month would not outlive the questions asked of it.
+        if self
+            .audit_retention_days
+            .is_some_and(|v| !(30..=3650).contains(&v))
+        {
+            errs.push(FieldError::new("audit_retention_days", "out_of_range"));
+        }
         if let (Some(a), Some(b)) = (self.grade_a_min, self.grade_b_min) {
             if b >= a {
                 errs.push(FieldError::new("grade_b_min", "grades_out_of_order"));
@@ -247,6 +281,13 @@ pub fn resolve(root: Settings, chain: &[Overrides]) -> Settings {
         assessment_quarter_min: o.assessment_quarter_min.unwrap_or(s.assessment_quarter_min),
         grade_a_min: o.grade_a_min.unwrap_or(s.grade_a_min),
         grade_b_min: o.grade_b_min.unwrap_or(s.grade_b_min),
+        coordinates_precise_days: o
+            .coordinates_precise_days
+            .unwrap_or(s.coordinates_precise_days),
+        audit_retention_days: o.audit_retention_days.unwrap_or(s.audit_retention_days),
+        departed_retention_days: o
+            .departed_retention_days
+            .unwrap_or(s.departed_retention_days),
     })
 }
 

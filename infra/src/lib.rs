@@ -2,8 +2,11 @@
 //! embedded migrations, Redis, password hashing and the system clock.
 
 /// The bus committed domain events leave the outbox for (a Redis stream, or in-process).
+pub mod backup;
 pub mod bus;
+pub mod datadir;
 pub mod db;
+pub mod disk;
 pub mod images;
 pub mod objects;
 pub mod password;

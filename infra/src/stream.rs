@@ -312,6 +312,11 @@ impl Hub {
     }
 
     /// The epoch connections start in now.
+    /// Connections subscribed to this hub now.
+    pub fn connections(&self) -> usize {
+        self.tx.receiver_count()
+    }
+
     pub fn epoch(&self) -> String {
         self.lock().epoch.clone()
     }

@@ -29,6 +29,8 @@ pub struct TestApp {
     pub database_url: String,
     /// The server's Redis URL and key prefix, when the suite runs with Redis.
     pub redis: Option<(String, String)>,
+    /// Stops the server as SIGTERM would (`None`: a server in another process).
+    pub server: Option<actix_web::dev::ServerHandle>,
 }
 
 /// Which storage the suite runs on.
@@ -133,16 +135,27 @@ pub async fn spawn_app_on(
         .await
         .expect("server starts");
     let base = format!("http://127.0.0.1:{}", app.port());
+    let server = app.handle();
     tokio::spawn(app.run_until_stopped());
     TestApp {
         base,
         client: reqwest::Client::new(),
         database_url,
         redis,
+        server: Some(server),
     }
 }
 
 impl TestApp {
+    /// Stops the server gracefully and waits until it has let go of its data directory.
+    pub async fn stop(&self) {
+        if let Some(h) = &self.server {
+            h.stop(true).await;
+        }
+        // run_until_stopped then stops the jobs and drops the application (and its lock).
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    }
+
     /// Waits until the relay has published every committed outbox event, then returns them
     /// as the bus carried them: read back from the Redis stream `{prefix}events` when the
     /// suite runs with Redis, else (the in-process bus) as the outbox holds them.

@@ -273,6 +273,12 @@ pub async fn set_password_and_revoke(
         .db
         .write(move |mut c| {
             async move {
+                let path = db::members::get(&mut c, member)
+                    .await?
+                    .map(|(_, p)| p)
+                    .unwrap_or_default();
+                let changes = vec![yunlian_domain::audit::secret_changed("password")];
+                db::audit::note(&mut c, "member", member, &path, changes);
                 db::members::set_password(&mut c, member, &hash, now).await?;
                 db::sessions::revoke_all(&mut c, member, reason, now).await?;
                 Ok(())

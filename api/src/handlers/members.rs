@@ -97,11 +97,22 @@ pub async fn create_member(
         created_at: now,
         updated_at: now,
     };
-    let m = member.clone();
+    let (m, path) = (member.clone(), org.path.clone());
     state
         .db
         .write(move |mut c| {
-            async move { db::members::insert(&mut c, &m, hash).await }.scope_boxed()
+            async move {
+                if hash.is_some() {
+                    let mut changes = yunlian_domain::audit::diff_of(None, Some(&m.fields));
+                    changes.push(yunlian_domain::audit::secret_changed("password"));
+                    db::audit::note(&mut c, "member", m.id, &path, changes);
+                } else {
+                    let changes = yunlian_domain::audit::diff_of(None, Some(&m.fields));
+                    db::audit::note(&mut c, "member", m.id, &path, changes);
+                }
+                db::members::insert(&mut c, &m, hash).await
+            }
+            .scope_boxed()
         })
         .await?;
     tracing::info!(member = %member.id, org = %org.id, phone = %member.fields.phone.masked(), "member created");
@@ -334,6 +345,19 @@ pub async fn export_members(
         })
         .collect();
     let csv = roster::export(&rows)?;
+    let exported = vec![yunlian_domain::audit::Change {
+        field: "members_exported".into(),
+        before: serde_json::Value::Null,
+        after: serde_json::json!(rows.len()),
+    }];
+    db::audit::record(
+        &state.db,
+        "roster",
+        org.path.clone(),
+        org.path.clone(),
+        exported,
+    )
+    .await?;
     tracing::info!(org = %org.id, rows = rows.len(), by = %user.member_id, "roster exported");
     Ok(HttpResponse::Ok()
         .content_type("text/csv; charset=utf-8")
@@ -447,10 +471,25 @@ pub async fn import_members(
         return Ok(HttpResponse::Ok().json(report));
     }
     let n = members.len();
+    let path = org.path.clone();
     state
         .db
         .write(move |mut c| {
-            async move { db::members::insert_many(&mut c, &members).await }.scope_boxed()
+            async move {
+                // One entry for the import, and one per member it created (with their fields).
+                let changes = vec![yunlian_domain::audit::Change {
+                    field: "members_created".into(),
+                    before: serde_json::Value::Null,
+                    after: serde_json::json!(members.len()),
+                }];
+                db::audit::note(&mut c, "roster", &path, &path, changes);
+                for m in &members {
+                    let changes = yunlian_domain::audit::diff_of(None, Some(&m.fields));
+                    db::audit::note(&mut c, "member", m.id, &path, changes);
+                }
+                db::members::insert_many(&mut c, &members).await
+            }
+            .scope_boxed()
         })
         .await?;
     tracing::info!(org = %org.id, created = n, by = %user.member_id, "roster imported");

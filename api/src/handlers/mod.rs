@@ -1,9 +1,11 @@
 //! Handlers, one file per resource. A handler parses, authorises, calls infra, maps the result.
 
 pub mod attendance;
+pub mod audit;
 pub mod auth;
 pub mod cases;
 pub mod devices;
+pub mod docs;
 pub mod events;
 pub mod health;
 pub mod images;

@@ -45,7 +45,16 @@ pub async fn create_org(
     let o = new.clone();
     state
         .db
-        .write(move |mut c| async move { db::orgs::insert(&mut c, &o).await }.scope_boxed())
+        .write(move |mut c| {
+            async move {
+                let after =
+                    serde_json::json!({"name": o.name, "kind": o.kind, "parent_id": o.parent_id});
+                let changes = yunlian_domain::audit::diff(&serde_json::Value::Null, &after);
+                db::audit::note(&mut c, "org", o.id, &o.path, changes);
+                db::orgs::insert(&mut c, &o).await
+            }
+            .scope_boxed()
+        })
         .await?;
     tracing::info!(org = %id, parent = %parent.id, kind = new.kind.as_str(), "org created");
     Ok(created(&new))
@@ -108,11 +117,19 @@ pub async fn update_org(
     if let Some(name) = body.into_inner().name {
         let name = org::parse_name(&name).map_err(|e| Error::Invalid(vec![e]))?;
         let now = state.clock.now();
-        let (oid, n) = (org.id, name.clone());
+        let (oid, n, old, path) = (org.id, name.clone(), org.name.clone(), org.path.clone());
         state
             .db
             .write(move |mut c| {
-                async move { db::orgs::rename(&mut c, oid, &n, now).await }.scope_boxed()
+                async move {
+                    let changes = yunlian_domain::audit::diff(
+                        &serde_json::json!({ "name": old }),
+                        &serde_json::json!({ "name": n }),
+                    );
+                    db::audit::note(&mut c, "org", oid, &path, changes);
+                    db::orgs::rename(&mut c, oid, &n, now).await
+                }
+                .scope_boxed()
             })
             .await?;
         org.name = name;

@@ -63,10 +63,18 @@ pub async fn grant_role(
         granted_by: Some(user.member_id),
         created_at: state.clock.now(),
     };
-    let g = grant.clone();
+    let (g, path) = (grant.clone(), org.path.clone());
     state
         .db
-        .write(move |mut c| async move { db::roles::insert(&mut c, &g).await }.scope_boxed())
+        .write(move |mut c| {
+            async move {
+                let after = serde_json::json!({"member_id": g.member_id, "role": g.role});
+                let changes = yunlian_domain::audit::diff(&serde_json::Value::Null, &after);
+                db::audit::note(&mut c, "role_grant", g.id, &path, changes);
+                db::roles::insert(&mut c, &g).await
+            }
+            .scope_boxed()
+        })
         .await?;
     tracing::info!(grant = %grant.id, member = %grant.member_id, org = %org.id, role = grant.role.as_str(), by = %user.member_id, "role granted");
     Ok(created(&grant))
@@ -96,9 +104,18 @@ pub async fn revoke_role(
             "cannot_revoke_own_admin",
         ));
     }
+    let g = grant.clone();
     state
         .db
-        .write(move |mut c| async move { db::roles::delete(&mut c, id).await }.scope_boxed())
+        .write(move |mut c| {
+            async move {
+                let before = serde_json::json!({"member_id": g.member_id, "role": g.role});
+                let changes = yunlian_domain::audit::diff(&before, &serde_json::Value::Null);
+                db::audit::note(&mut c, "role_grant", id, &path, changes);
+                db::roles::delete(&mut c, id).await
+            }
+            .scope_boxed()
+        })
         .await?;
     tracing::info!(grant = %id, by = %user.member_id, "role revoked");
     Ok(HttpResponse::NoContent().finish())

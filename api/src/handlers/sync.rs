@@ -130,9 +130,11 @@ fn rejection(e: &Error) -> Option<(String, Option<Value>)> {
         }
         Error::NotFound => Some(("not_found".into(), None)),
         Error::Unauthenticated(c) => Some((c.to_string(), None)),
-        Error::RateLimited { .. } | Error::Busy(_) | Error::Unavailable(_) | Error::Internal(_) => {
-            None
-        }
+        Error::RateLimited { .. }
+        | Error::Busy(_)
+        | Error::Unavailable(_)
+        | Error::StorageFull(_)
+        | Error::Internal(_) => None,
     }
 }
 
@@ -192,10 +194,23 @@ pub async fn push(
         .map_err(|_| ImplausibleTime::CODE);
         let (id, name) = (m.id, m.name.clone());
         match apply_one(&state, &user, client, m, et, received).await? {
-            Step::Done(o) => results.push(MutationOut::from(o)),
-            Step::Seen(_, Some(o)) => results.push(MutationOut::from(o)),
+            Step::Done(o) => {
+                let out = MutationOut::from(o);
+                let outcome = if out.status == "rejected" { "rejected" } else { "applied" };
+                metrics::counter!("yunlian_sync_mutations_total", "outcome" => outcome)
+                    .increment(1);
+                results.push(out)
+            }
+            Step::Seen(_, Some(o)) => {
+                metrics::counter!("yunlian_sync_mutations_total", "outcome" => "duplicate")
+                    .increment(1);
+                results.push(MutationOut::from(o))
+            }
             // Processed long ago, its outcome since pruned: done, never applied again.
-            Step::Seen(id, None) => results.push(MutationOut {
+            Step::Seen(id, None) => results.push({
+                metrics::counter!("yunlian_sync_mutations_total", "outcome" => "duplicate")
+                    .increment(1);
+                MutationOut {
                 id,
                 name,
                 status: "seen".into(),
@@ -203,6 +218,7 @@ pub async fn push(
                 result: None,
                 event_time: received,
                 time_source: "server".into(),
+                }
             }),
             Step::Gap { expected } => {
                 let mut e = ApiError::new(StatusCode::CONFLICT, "mutation_gap");
@@ -221,6 +237,7 @@ pub async fn push(
             }
         }
     }
+    metrics::counter!("yunlian_sync_pushes_total").increment(1);
     let last = state
         .db
         .read(move |mut c| async move { db::sync::ledger(&mut c, client).await }.scope_boxed())
@@ -579,6 +596,8 @@ async fn pull_page(
             changes: outs,
         });
     }
+    let rows: usize = out.iter().map(|s| s.changes.len()).sum();
+    metrics::counter!("yunlian_sync_rows_pulled_total").increment(rows as u64);
     Ok(Some(json!({
         "last_mutation_id": ledger.map_or(0, |l| l.last_mutation_id),
         "has_more": more,

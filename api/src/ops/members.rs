@@ -77,6 +77,8 @@ pub async fn reset_password(
     let (_, path) = db::members::lock(c, id).await?.ok_or(Error::NotFound)?;
     authorize(p, Action::ManageMembers, &path)?;
     ensure_outranks(c, p, id).await?;
+    let changes = vec![yunlian_domain::audit::secret_changed("password")];
+    db::audit::note(c, "member", id, &path, changes);
     db::members::set_password(c, id, hash, now).await?;
     db::sessions::revoke_all(c, id, "password_reset", now).await?;
     Ok(())
@@ -124,6 +126,12 @@ pub async fn update(
         return Ok(before);
     }
     after.updated_at = now;
+    let mut changes = yunlian_domain::audit::diff_of(Some(&before.fields), Some(&after.fields));
+    changes.extend(yunlian_domain::audit::diff(
+        &serde_json::json!({"org_id": before.org_id, "group_id": before.group_id}),
+        &serde_json::json!({"org_id": after.org_id, "group_id": after.group_id}),
+    ));
+    db::audit::note(c, "member", after.id, &path, changes);
     db::members::update(c, &before, &after).await?;
     if (after.org_id, after.group_id) != (before.org_id, before.group_id) {
         end_displaced_roles(c, &after, &target.path, now).await?;

@@ -4,6 +4,7 @@
 
 pub mod assessment;
 pub mod attendance;
+pub mod audit;
 pub mod cases;
 pub mod learning;
 pub mod lists;
@@ -11,6 +12,7 @@ pub mod meetings;
 pub mod members;
 pub mod moments;
 pub mod points;
+pub mod privacy;
 pub mod push;
 pub mod settings;
 pub mod video;

@@ -108,6 +108,12 @@ pub async fn send_due(db: &Db, gateway: &Gateway, now: DateTime<Utc>) -> Result<
             }
         };
         sent += usize::from(state == PushState::Sent);
+        let outcome = match state {
+            PushState::Sent => "sent",
+            PushState::Dead => "dead",
+            _ => "retry",
+        };
+        metrics::counter!("yunlian_push_deliveries_total", "outcome" => outcome).increment(1);
         db.write(move |mut c| {
             let (p, error) = (p.clone(), error.clone());
             async move { db::push::record(&mut c, &p, state, at, error.as_deref(), now).await }

@@ -91,7 +91,11 @@ pub async fn update(
         created_by: Some(p.member_id),
         created_at: now,
     };
+    let before = db::settings::current(c, &[org.id]).await?.pop();
     db::settings::insert(c, &v).await?;
+    let changes =
+        yunlian_domain::audit::diff_of(before.as_ref().map(|b| &b.overrides), Some(&v.overrides));
+    db::audit::note(c, "settings", org.id, &org.path, changes);
     let after = load(c, org.id, &org.path, root).await?;
     // A grade B threshold inherited from above may meet a new A here (or the other way round).
     if after.effective.grade_b_min >= after.effective.grade_a_min {

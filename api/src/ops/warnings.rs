@@ -699,3 +699,58 @@ pub async fn compliance(
         branches,
     })
 }
+
+/// The disk job's round: under `low` free bytes on the data directory, one red warning a day
+/// to the root's committee (the township's administrators) with the figures; once space is
+/// back, the open ones resolve (`cleared`).
+pub async fn check_disk(
+    store: &Db,
+    dir: &std::path::Path,
+    low: u64,
+    now: DateTime<Utc>,
+) -> Result<usize, Error> {
+    let Ok(free) = yunlian_infra::disk::free_bytes(dir) else {
+        return Ok(0);
+    };
+    metrics::gauge!("yunlian_disk_free_bytes").set(free as f64);
+    let subject = "disk:data_dir";
+    let today = now.date_naive().to_string();
+    let yesterday = (now - chrono::TimeDelta::days(1)).date_naive().to_string();
+    store
+        .write(move |mut c| {
+            let (today, yesterday) = (today.clone(), yesterday.clone());
+            async move {
+                let Some(root) = db::orgs::root(&mut c).await? else {
+                    return Ok(0);
+                };
+                if free < low {
+                    let r = Raise {
+                        rule: Rule::DiskLow,
+                        level: Level::Red,
+                        recipient: Recipient::Committee(root.id),
+                        org_id: root.id,
+                        subject: subject.into(),
+                        period: today,
+                        detail: serde_json::json!({
+                            "free_bytes": free,
+                            "threshold_bytes": low,
+                        }),
+                        rectification_due: None,
+                    };
+                    return Ok(usize::from(raise(&mut c, &r, now).await?));
+                }
+                let mut n = 0;
+                for period in [today, yesterday] {
+                    let key = yunlian_domain::warnings::dedup_key(Rule::DiskLow, subject, &period);
+                    if let Some(w) = db::warnings::by_key(&mut c, &key).await? {
+                        if w.resolved_at.is_none() {
+                            n += usize::from(resolve_one(&mut c, w.id, "cleared", now).await?);
+                        }
+                    }
+                }
+                Ok(n)
+            }
+            .scope_boxed()
+        })
+        .await
+}

@@ -50,10 +50,13 @@ pub enum Rule {
     CaseOverdue,
     /// A rectification notice was not answered by its date: to the org above.
     RectificationOverdue,
+    /// The server's data directory is short of free space: to the township's administrators,
+    /// before writes start failing.
+    DiskLow,
 }
 
 impl Rule {
-    pub const ALL: [Rule; 10] = [
+    pub const ALL: [Rule; 11] = [
         Rule::MeetingDueSoon,
         Rule::MeetingOverdue,
         Rule::MeetingOverdueAgain,
@@ -64,6 +67,7 @@ impl Rule {
         Rule::CaseDueSoon,
         Rule::CaseOverdue,
         Rule::RectificationOverdue,
+        Rule::DiskLow,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -78,6 +82,7 @@ impl Rule {
             Rule::CaseDueSoon => "case_due_soon",
             Rule::CaseOverdue => "case_overdue",
             Rule::RectificationOverdue => "rectification_overdue",
+            Rule::DiskLow => "disk_low",
         }
     }
 
@@ -91,7 +96,7 @@ impl Rule {
     pub fn scanned(self) -> bool {
         !matches!(
             self,
-            Rule::MemberAbsent | Rule::MemberYellowListed | Rule::AssessmentBelow
+            Rule::MemberAbsent | Rule::MemberYellowListed | Rule::AssessmentBelow | Rule::DiskLow
         )
     }
 }

@@ -167,3 +167,102 @@ pub async fn by_ids(conn: &mut Conn<'_>, ids: &[String]) -> Result<Vec<ClockIn>,
     .map_err(db_error)?;
     rows.into_iter().map(ClockInRow::into_domain).collect()
 }
+
+/// Every clock-in of a member (their data export), oldest first.
+pub async fn of_member(conn: &mut Conn<'_>, member: Uuid) -> Result<Vec<ClockIn>, Error> {
+    let rows: Vec<ClockInRow> = on!(conn, |c| clock_ins::table
+        .filter(clock_ins::member_id.eq(member.to_string()))
+        .order(clock_ins::id.asc())
+        .select(ClockInRow::as_select())
+        .load(c)
+        .await)
+    .map_err(db_error)?;
+    rows.into_iter().map(ClockInRow::into_domain).collect()
+}
+
+/// Coordinates of the clock-ins at `org`'s meetings stored before `before` rounded to two decimals (about a
+/// kilometre) and their accuracy widened to match, at most `limit` rows a call; returns how
+/// many. The attendance judged from them stays as it was.
+pub async fn coarsen(
+    conn: &mut Conn<'_>,
+    org: Uuid,
+    before: chrono::DateTime<chrono::Utc>,
+    limit: i64,
+) -> Result<usize, Error> {
+    use super::schema::meetings;
+    use diesel::dsl::sql;
+    use diesel::sql_types::{Double, Nullable};
+    let t = naive(before);
+    let at_org: Vec<String> = on!(conn, |c| meetings::table
+        .filter(meetings::org_id.eq(org.to_string()))
+        .select(meetings::id)
+        .load(c)
+        .await)
+    .map_err(db_error)?;
+    let ids: Vec<String> = on!(conn, |c| clock_ins::table
+        .filter(clock_ins::meeting_id.eq_any(&at_org))
+        .filter(clock_ins::coarse.eq(false))
+        .filter(clock_ins::created_at.lt(t))
+        .select(clock_ins::id)
+        .limit(limit)
+        .load(c)
+        .await)
+    .map_err(db_error)?;
+    if ids.is_empty() {
+        return Ok(0);
+    }
+    on!(conn, |c| diesel::update(
+        clock_ins::table.filter(clock_ins::id.eq_any(&ids))
+    )
+    .set((
+        clock_ins::lat.eq(sql::<Nullable<Double>>("ROUND(lat * 100.0) / 100.0")),
+        clock_ins::lng.eq(sql::<Nullable<Double>>("ROUND(lng * 100.0) / 100.0")),
+        clock_ins::accuracy_m.eq(sql::<Nullable<Double>>(
+            "CASE WHEN lat IS NULL THEN accuracy_m \
+                 WHEN accuracy_m IS NULL OR accuracy_m < 1000.0 THEN 1000.0 ELSE accuracy_m END",
+        )),
+        clock_ins::coarse.eq(true),
+    ))
+    .execute(c)
+    .await)
+    .map_err(db_error)
+}
+
+/// The orgs whose meetings have clock-ins stored before `before` that are still precise.
+pub async fn orgs_with_precise(
+    conn: &mut Conn<'_>,
+    before: chrono::DateTime<chrono::Utc>,
+) -> Result<Vec<(Uuid, String)>, Error> {
+    use super::schema::{meetings, orgs};
+    let t = naive(before);
+    let meeting_ids: Vec<String> = on!(conn, |c| clock_ins::table
+        .filter(clock_ins::coarse.eq(false))
+        .filter(clock_ins::created_at.lt(t))
+        .select(clock_ins::meeting_id)
+        .distinct()
+        .load(c)
+        .await)
+    .map_err(db_error)?;
+    let mut out = Vec::new();
+    for chunk in meeting_ids.chunks(500) {
+        let org_ids: Vec<String> = on!(conn, |c| meetings::table
+            .filter(meetings::id.eq_any(chunk))
+            .select(meetings::org_id)
+            .distinct()
+            .load(c)
+            .await)
+        .map_err(db_error)?;
+        let rows: Vec<(String, String)> = on!(conn, |c| orgs::table
+            .filter(orgs::id.eq_any(&org_ids))
+            .select((orgs::id, orgs::path))
+            .load(c)
+            .await)
+        .map_err(db_error)?;
+        for (id, p) in rows {
+            out.push((uuid(&id)?, p));
+        }
+    }
+    out.sort();
+    out.dedup();
+    Ok(out)
+}

@@ -6,6 +6,7 @@
 
 pub mod assessment;
 pub mod attendance;
+pub mod audit;
 pub mod cases;
 pub mod clock_ins;
 pub mod devices;
@@ -42,8 +43,8 @@ use yunlian_domain::Error;
 
 pub type SqliteConn = SyncConnectionWrapper<SqliteConnection>;
 
-const PG_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/postgres");
-const SQLITE_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/sqlite");
+pub(crate) const PG_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/postgres");
+pub(crate) const SQLITE_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/sqlite");
 
 /// A borrowed connection of either engine.
 pub enum Raw<'c> {
@@ -57,12 +58,28 @@ pub enum Raw<'c> {
 /// locks in opposite orders.
 pub struct Conn<'c> {
     pub raw: Raw<'c>,
-    pub(crate) pending: Option<&'c mut Vec<sync::Pending>>,
+    pub(crate) tx: Option<&'c mut TxLog>,
+}
+
+/// What a write transaction records as it goes and writes at its end.
+#[derive(Default)]
+pub(crate) struct TxLog {
+    pub(crate) sync: Vec<sync::Pending>,
+    pub(crate) audit: Vec<audit::Note>,
+}
+
+impl TxLog {
+    /// The transaction's work is done: its sync-index entries, then its audit entries.
+    async fn flush(self, conn: &mut Conn<'_>, cx: Option<&audit::Context>) -> Result<(), Error> {
+        let synced = sync::subjects(&self.sync);
+        sync::flush(conn, self.sync).await?;
+        audit::flush(conn, cx, self.audit, &synced).await
+    }
 }
 
 impl<'c> Conn<'c> {
     pub fn new(raw: Raw<'c>) -> Self {
-        Conn { raw, pending: None }
+        Conn { raw, tx: None }
     }
 
     /// The PostgreSQL connection, when this is one.
@@ -142,8 +159,22 @@ pub fn db_error(e: diesel::result::Error) -> Error {
         {
             Error::Busy("sqlite busy".into())
         }
+        // SQLITE_FULL; PostgreSQL's disk_full (SQLSTATE 53100) and the ENOSPC it reports
+        // while extending a relation or writing WAL. Nothing was committed.
+        D::DatabaseError(_, info) if is_disk_full(info.message()) => {
+            Error::StorageFull(info.message().into())
+        }
         other => Error::Internal(other.to_string()),
     }
+}
+
+/// Whether a database error message says the disk is full.
+pub fn is_disk_full(message: &str) -> bool {
+    let m = message.to_ascii_lowercase();
+    m.contains("database or disk is full")
+        || m.contains("no space left on device")
+        || m.contains("could not extend file")
+        || m.contains("disk full")
 }
 
 /// The embedded database holds password hashes, phone numbers and home cities: its directory
@@ -319,10 +350,12 @@ impl Db {
         R: Send + 'static,
     {
         let db = self.clone();
+        // The request's audit context follows the transaction onto the database runtime.
+        let cx = audit::current();
         detached(async move {
             let mut attempt = 1;
             loop {
-                match db.write_once(f.clone()).await {
+                match db.write_once(f.clone(), cx.clone()).await {
                     Err(Error::Busy(why)) if attempt < WRITE_ATTEMPTS => {
                         tracing::debug!(attempt, why = %why, "write lost a race; retrying");
                         tokio::time::sleep(backoff(attempt)).await;
@@ -335,7 +368,7 @@ impl Db {
         .await
     }
 
-    async fn write_once<R, F>(&self, f: F) -> Result<R, Error>
+    async fn write_once<R, F>(&self, f: F, cx: Option<audit::Context>) -> Result<R, Error>
     where
         F: for<'r> FnOnce(Conn<'r>) -> ScopedBoxFuture<'static, 'r, Result<R, Error>>
             + Send
@@ -346,14 +379,14 @@ impl Db {
             Db::Pg(pool) => {
                 let mut c: Object<AsyncPgConnection> = pool.get().await.map_err(pool_error)?;
                 c.transaction(async move |c| {
-                    let mut pending = Vec::new();
+                    let mut log = TxLog::default();
                     let r = f(Conn {
                         raw: Raw::Pg(&mut *c),
-                        pending: Some(&mut pending),
+                        tx: Some(&mut log),
                     })
                     .await
                     .map_err(TxError::Domain)?;
-                    sync::flush(&mut Conn::new(Raw::Pg(c)), pending)
+                    log.flush(&mut Conn::new(Raw::Pg(c)), cx.as_ref())
                         .await
                         .map_err(TxError::Domain)?;
                     Ok::<R, TxError>(r)
@@ -365,14 +398,14 @@ impl Db {
                 let _writer = write_lock.lock().await;
                 let mut c: Object<SqliteConn> = pool.get().await.map_err(pool_error)?;
                 c.immediate_transaction(async move |c| {
-                    let mut pending = Vec::new();
+                    let mut log = TxLog::default();
                     let r = f(Conn {
                         raw: Raw::Sqlite(&mut *c),
-                        pending: Some(&mut pending),
+                        tx: Some(&mut log),
                     })
                     .await
                     .map_err(TxError::Domain)?;
-                    sync::flush(&mut Conn::new(Raw::Sqlite(c)), pending)
+                    log.flush(&mut Conn::new(Raw::Sqlite(c)), cx.as_ref())
                         .await
                         .map_err(TxError::Domain)?;
                     Ok::<R, TxError>(r)
@@ -418,6 +451,20 @@ impl Db {
     }
 
     /// `SELECT 1`, for readiness.
+    /// The pool now: (connections in use, idle, the maximum, requests waiting for one).
+    pub fn pool_status(&self) -> (usize, usize, usize, usize) {
+        let s = match self {
+            Db::Pg(pool) => pool.status(),
+            Db::Sqlite { pool, .. } => pool.status(),
+        };
+        (
+            s.size.saturating_sub(s.available),
+            s.available,
+            s.max_size,
+            s.waiting,
+        )
+    }
+
     pub async fn ping(&self) -> Result<(), Error> {
         self.read(move |mut c| {
             Box::pin(async move {

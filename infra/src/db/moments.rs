@@ -998,3 +998,15 @@ pub async fn attach_images(
     .await)
     .map_err(db_error)
 }
+
+/// Every comment a member wrote (their data export), oldest first, hidden ones included.
+pub async fn comments_of_author(conn: &mut Conn<'_>, author: Uuid) -> Result<Vec<Comment>, Error> {
+    let rows: Vec<CommentRow> = on!(conn, |c| comments::table
+        .filter(comments::author_id.eq(author.to_string()))
+        .order(comments::id.asc())
+        .select(CommentRow::as_select())
+        .load(c)
+        .await)
+    .map_err(db_error)?;
+    rows.into_iter().map(CommentRow::into_domain).collect()
+}

@@ -190,3 +190,14 @@ pub async fn waiting(conn: &mut Conn<'_>) -> Result<i64, Error> {
         .await)
     .map_err(db_error)
 }
+
+/// When the oldest committed event still waiting for the relay was committed.
+pub async fn oldest_waiting(conn: &mut Conn<'_>) -> Result<Option<DateTime<Utc>>, Error> {
+    let t: Option<chrono::NaiveDateTime> = on!(conn, |c| outbox::table
+        .filter(outbox::published_at.is_null())
+        .select(diesel::dsl::min(outbox::created_at))
+        .first(c)
+        .await)
+    .map_err(db_error)?;
+    Ok(t.map(|t| t.and_utc()))
+}

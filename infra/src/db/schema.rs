@@ -29,6 +29,8 @@ diesel::table! {
         central_household -> Bool,
         created_at -> Timestamp,
         updated_at -> Timestamp,
+        left_at -> Nullable<Timestamp>,
+        erased_at -> Nullable<Timestamp>,
     }
 }
 
@@ -214,6 +216,21 @@ diesel::table! {
         unlock -> Text,
         via -> Text,
         created_at -> Timestamp,
+        coarse -> Bool,
+    }
+}
+
+diesel::table! {
+    audit_events (id) {
+        id -> Text,
+        at -> Timestamp,
+        actor_id -> Nullable<Text>,
+        operation -> Text,
+        subject_kind -> Text,
+        subject_id -> Text,
+        org_path -> Text,
+        request_id -> Nullable<Text>,
+        changes -> Text,
     }
 }
 

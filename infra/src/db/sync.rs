@@ -50,13 +50,29 @@ pub async fn record(
         deleted,
         at: now,
     });
-    match conn.pending.as_deref_mut() {
-        Some(pending) => {
-            pending.extend(ps);
+    match conn.tx.as_deref_mut() {
+        Some(tx) => {
+            tx.sync.extend(ps);
             Ok(())
         }
         None => flush(conn, ps.collect()).await,
     }
+}
+
+/// The distinct rows among recorded changes, each with the scopes it changed in (for the
+/// audit log).
+pub(crate) fn subjects(pending: &[Pending]) -> Vec<(String, Uuid, Vec<String>)> {
+    let mut out: Vec<(String, Uuid, Vec<String>)> = Vec::new();
+    for p in pending {
+        match out
+            .iter_mut()
+            .find(|(e, id, _)| *id == p.id && e == p.entity.as_str())
+        {
+            Some((_, _, scopes)) => scopes.push(p.scope.clone()),
+            None => out.push((p.entity.as_str().to_string(), p.id, vec![p.scope.clone()])),
+        }
+    }
+    out
 }
 
 /// Writes recorded changes: per scope in name order, one bump of the scope's version by the
