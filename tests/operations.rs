@@ -3,8 +3,7 @@
 //! township's period, one server per embedded data directory, and a full disk.
 
 use crate::helpers::{
-    branch_with_members, code_at, spawn_app, spawn_app_on, spawn_app_with, KeyPhone, Phone,
-    TestApp,
+    branch_with_members, code_at, spawn_app, spawn_app_on, spawn_app_with, KeyPhone, Phone, TestApp,
 };
 use chrono::{DateTime, TimeDelta, Utc};
 use reqwest::StatusCode;
@@ -47,8 +46,12 @@ async fn a_scenarios_writes_are_in_the_audit_log_with_their_actor_and_changed_fi
     let me = app.get("/v1/me", &admin).await.body;
     let admin_id = me["id"].as_str().expect("id").to_string();
     let root = app.root_id(&admin).await;
-    let town = app.create_org(&admin, &root, "committee", "审计镇党委").await;
-    let branch = app.create_org(&admin, &town, "branch", "审计村党支部").await;
+    let town = app
+        .create_org(&admin, &root, "committee", "审计镇党委")
+        .await;
+    let branch = app
+        .create_org(&admin, &town, "branch", "审计村党支部")
+        .await;
 
     let r = app
         .post(
@@ -160,10 +163,18 @@ async fn a_scenarios_writes_are_in_the_audit_log_with_their_actor_and_changed_fi
     // Everything about the member: created (with the initial password only as ***), edited,
     // password reset; their own whereabouts from the phone.
     let about = audit_pages(&app, &admin, &format!("&subject_id={member}"), 10).await;
-    let about_ops: BTreeSet<&str> = about.iter().filter_map(|e| e["operation"].as_str()).collect();
+    let about_ops: BTreeSet<&str> = about
+        .iter()
+        .filter_map(|e| e["operation"].as_str())
+        .collect();
     assert_eq!(
         about_ops,
-        BTreeSet::from(["createMember", "updateMember", "resetMemberPassword", "syncPush"])
+        BTreeSet::from([
+            "createMember",
+            "updateMember",
+            "resetMemberPassword",
+            "syncPush"
+        ])
     );
     let reset = about
         .iter()
@@ -196,7 +207,10 @@ async fn a_scenarios_writes_are_in_the_audit_log_with_their_actor_and_changed_fi
     let grants = audit_pages(&app, &admin, &format!("&subject_id={grant}"), 10).await;
     assert_eq!(change(&grants[0], "role")["after"], "secretary");
     let settings = audit_pages(&app, &admin, "&operation=updateOrgSettings", 10).await;
-    assert_eq!(change(&settings[0], "coordinates_precise_days")["after"], 30);
+    assert_eq!(
+        change(&settings[0], "coordinates_precise_days")["after"],
+        30
+    );
     let by_member = audit_pages(&app, &admin, &format!("&actor_id={member}"), 10).await;
     assert_eq!(by_member.len(), 1, "{by_member:?}");
 
@@ -252,8 +266,23 @@ async fn a_scenarios_writes_are_in_the_audit_log_with_their_actor_and_changed_fi
         .get(&format!("/v1/audit-events?org_id={town}"), &nb)
         .await;
     assert_eq!(r.status, StatusCode::NOT_FOUND);
+    // By default their own subtree: the county admin's making of it, nothing of this one.
     let own = audit_pages(&app, &nb, "", 50).await;
-    assert!(own.is_empty(), "nothing was written in the other township: {own:?}");
+    let own_ops: BTreeSet<&str> = own.iter().filter_map(|e| e["operation"].as_str()).collect();
+    assert_eq!(
+        own_ops,
+        BTreeSet::from(["createOrg", "createMember", "grantRole"])
+    );
+    assert!(
+        own.iter().all(
+            |e| e["org_path"].as_str().is_some_and(|p| p.contains(&other)) && !p_contains(e, &town)
+        ),
+        "{own:?}"
+    );
+}
+
+fn p_contains(e: &Value, org: &str) -> bool {
+    e["org_path"].as_str().is_some_and(|p| p.contains(org))
 }
 
 /// A branch on `clock` with a party day that `members[0]` clocked into at the hall.
@@ -265,7 +294,9 @@ async fn clocked_in(
     let (branch, sec, members) =
         branch_with_members(app, &admin, "坐标村党支部", 13993000000, 2).await;
     let now: DateTime<Utc> = yunlian_domain::ports::Clock::now(clock);
-    let meeting = app.plan_party_day(&sec, &branch, now + TimeDelta::minutes(5)).await;
+    let meeting = app
+        .plan_party_day(&sec, &branch, now + TimeDelta::minutes(5))
+        .await;
     clock.advance(TimeDelta::minutes(6));
     let at = yunlian_domain::ports::Clock::now(clock);
     let a = KeyPhone::register(app, &members[0].1, &members[0].0, 61).await;
@@ -310,8 +341,14 @@ async fn a_member_downloads_their_own_data_and_nobody_elses() {
     assert_eq!(d["devices"][0]["id"], a.device_id.as_str());
     assert!(d["attendance"].is_array() && d["points"].is_array() && d["comments"].is_array());
     let text = d.to_string();
-    assert!(!text.contains(&members[1].0), "another member's id in the export");
-    assert!(!text.contains(&b.device_id), "another member's device in the export");
+    assert!(
+        !text.contains(&members[1].0),
+        "another member's id in the export"
+    );
+    assert!(
+        !text.contains(&b.device_id),
+        "another member's device in the export"
+    );
     assert!(!text.contains("password"), "no hash in the export");
     let r = app
         .send(reqwest::Method::GET, "/v1/me/export", None, None)
@@ -322,7 +359,12 @@ async fn a_member_downloads_their_own_data_and_nobody_elses() {
 #[tokio::test]
 async fn clock_in_coordinates_are_coarsened_after_the_townships_period() {
     let clock = Arc::new(FixedClock::at(Utc::now() - TimeDelta::days(120)));
-    let app = spawn_app_on(HashMap::new(), clock.clone()).await;
+    // Sessions outlive the 91 days the test walks.
+    let long = HashMap::from([
+        ("YUNLIAN_ACCESS_TOKEN_TTL_SECS", (400 * 86_400).to_string()),
+        ("YUNLIAN_REFRESH_TOKEN_TTL_DAYS", "400".to_string()),
+    ]);
+    let app = spawn_app_on(long, clock.clone()).await;
     let (_, _, a, _) = clocked_in(&app, &clock).await;
     let cx = crate::jobs::job_cx(&app.database_url, clock.clone(), None).await;
     let location = |d: &Value| d["clock_ins"][0]["location"].clone();
@@ -330,12 +372,18 @@ async fn clock_in_coordinates_are_coarsened_after_the_townships_period() {
     clock.advance(TimeDelta::days(89));
     assert_eq!(crate::warnings::run(&cx, "coordinates").await, 0);
     let d = app.get("/v1/me/export", &a.token).await.body;
-    assert_eq!(location(&d), json!({"lat": 30.889123, "lng": 119.417456, "accuracy_m": 12.0}));
+    assert_eq!(
+        location(&d),
+        json!({"lat": 30.889123, "lng": 119.417456, "accuracy_m": 12.0})
+    );
 
     clock.advance(TimeDelta::days(2));
     assert_eq!(crate::warnings::run(&cx, "coordinates").await, 2);
     let d = app.get("/v1/me/export", &a.token).await.body;
-    assert_eq!(location(&d), json!({"lat": 30.89, "lng": 119.42, "accuracy_m": 1000.0}));
+    assert_eq!(
+        location(&d),
+        json!({"lat": 30.89, "lng": 119.42, "accuracy_m": 1000.0})
+    );
     // Once is enough: a later round finds nothing precise left.
     assert_eq!(crate::warnings::run(&cx, "coordinates").await, 0);
     // The attendance judged from them stands.
@@ -378,4 +426,244 @@ async fn a_second_server_on_the_same_data_directory_refuses_to_start() {
         first.get("/v1/me", &first.admin().await).await.status,
         StatusCode::OK
     );
+}
+
+/// A small filesystem of its own (tmpfs), unmounted when dropped; `None` where this process
+/// may not mount (not root), and the test says it skipped.
+struct TinyDisk {
+    at: std::path::PathBuf,
+}
+
+impl TinyDisk {
+    fn mount(mb: u32, owner: Option<&str>) -> Option<TinyDisk> {
+        let at = std::env::temp_dir().join(format!("yl-tiny-{}", uuid::Uuid::now_v7().simple()));
+        std::fs::create_dir_all(&at).ok()?;
+        let mut opts = format!("size={mb}m,mode=0700");
+        if let Some(user) = owner {
+            let id = |flag: &str| {
+                std::process::Command::new("id")
+                    .args([flag, user])
+                    .output()
+                    .ok()
+                    .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+            };
+            opts.push_str(&format!(",uid={},gid={}", id("-u")?, id("-g")?));
+        }
+        let ok = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &opts, "tmpfs"])
+            .arg(&at)
+            .status()
+            .is_ok_and(|s| s.success());
+        ok.then_some(TinyDisk { at })
+    }
+
+    /// Fills what is left with a file of zeros; returns its path.
+    fn fill(&self) -> std::path::PathBuf {
+        use std::io::Write;
+        let path = self.at.join("filler");
+        let mut f = std::fs::File::create(&path).expect("filler");
+        let chunk = vec![0u8; 64 * 1024];
+        while f.write_all(&chunk).is_ok() {}
+        let small = [0u8; 512];
+        while f.write_all(&small).is_ok() {}
+        let _ = f.sync_all();
+        path
+    }
+}
+
+impl Drop for TinyDisk {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount")
+            .arg("-l")
+            .arg(&self.at)
+            .status();
+        let _ = std::fs::remove_dir(&self.at);
+    }
+}
+
+/// A server whose data lives on `disk`: the SQLite file in it, or (PostgreSQL) a database in a
+/// tablespace on it.
+async fn app_on_disk(disk: &TinyDisk) -> (TestApp, Option<String>) {
+    let mut vars = HashMap::from([
+        (
+            "YUNLIAN_DATA_DIR",
+            disk.at.join("data").display().to_string(),
+        ),
+        ("YUNLIAN_DISK_LOW_MB", "8".to_string()),
+    ]);
+    let mut tablespace = None;
+    match std::env::var("TEST_DATABASE_URL") {
+        Ok(base) if base.starts_with("postgres") => {
+            use diesel_async::{AsyncConnection, AsyncPgConnection, SimpleAsyncConnection};
+            let name = format!("yl_test_{}", uuid::Uuid::now_v7().simple());
+            let mut admin = AsyncPgConnection::establish(&base).await.expect("postgres");
+            admin
+                .batch_execute(&format!(
+                    "CREATE TABLESPACE {name} LOCATION '{}'",
+                    disk.at.display()
+                ))
+                .await
+                .expect("tablespace");
+            admin
+                .batch_execute(&format!("CREATE DATABASE {name} TABLESPACE {name}"))
+                .await
+                .expect("database");
+            let (head, _) = base.rsplit_once('/').expect("path");
+            vars.insert("DATABASE_URL", format!("{head}/{name}"));
+            // The data directory (secret, objects) stays off the tiny disk.
+            vars.insert(
+                "YUNLIAN_DATA_DIR",
+                crate::helpers::temp_dir().display().to_string(),
+            );
+            tablespace = Some(name);
+        }
+        _ => {
+            vars.insert(
+                "DATABASE_URL",
+                format!("sqlite://{}", disk.at.join("data/yunlian.db").display()),
+            );
+        }
+    }
+    (spawn_app_with(vars).await, tablespace)
+}
+
+#[tokio::test]
+async fn a_write_on_a_full_disk_answers_storage_full_and_writes_resume_when_space_returns() {
+    let postgres = crate::helpers::engine() == "postgres";
+    let Some(disk) = TinyDisk::mount(24, postgres.then_some("postgres")) else {
+        eprintln!("skipped: this process cannot mount a tmpfs (run as root, as .ci/run does)");
+        return;
+    };
+    let (app, tablespace) = app_on_disk(&disk).await;
+    let admin = app.admin().await;
+    let root = app.root_id(&admin).await;
+    let branch = app
+        .create_org(&admin, &root, "branch", "满盘村党支部")
+        .await;
+    let create = |i: u64| {
+        let (app, admin, branch) = (&app, admin.clone(), branch.clone());
+        async move {
+            app.post(
+                "/v1/members",
+                &admin,
+                json!({"org_id": branch, "name": format!("党员{i}"),
+                       "phone": format!("{}", 13600000000u64 + i), "status": "full"}),
+            )
+            .await
+        }
+    };
+    let mut acknowledged = 0;
+    for i in 0..5 {
+        assert_eq!(create(i).await.status, StatusCode::CREATED);
+        acknowledged += 1;
+    }
+    let filler = disk.fill();
+
+    // Writes go on until the last free page is used, then each answers the storage code.
+    let mut full = None;
+    for i in 5..400 {
+        let r = create(i).await;
+        match r.status {
+            StatusCode::CREATED => acknowledged += 1,
+            _ => {
+                full = Some(r);
+                break;
+            }
+        }
+    }
+    let r = full.expect("the disk never filled");
+    assert_eq!(
+        (r.status, r.code()),
+        (StatusCode::SERVICE_UNAVAILABLE, "storage_full"),
+        "{:?}",
+        r.body
+    );
+    assert!(r.headers.contains_key("retry-after"));
+    let again = create(1000).await;
+    assert_eq!(again.code(), "storage_full");
+    let login = app
+        .login_res(crate::helpers::ADMIN_PHONE, crate::helpers::ADMIN_PASSWORD)
+        .await;
+    assert!(
+        login.status == StatusCode::OK || login.code() == "storage_full",
+        "login on a full disk: {:?}",
+        login.body
+    );
+    // Reads still serve.
+    let listed = app
+        .list_all(&format!("/v1/members?org_id={branch}"), &admin)
+        .await;
+    assert_eq!(listed.len(), acknowledged);
+    if !postgres {
+        // Readiness and the township's admins know (the data directory is the tiny disk).
+        let r = app.send(reqwest::Method::GET, "/readyz", None, None).await;
+        assert_eq!(r.code(), "storage_full", "{:?}", r.body);
+        let clock = Arc::new(FixedClock::at(Utc::now()));
+        let mut cx = crate::jobs::job_cx(&app.database_url, clock, None).await;
+        cx.data_dir = disk.at.join("data");
+        cx.disk_low_bytes = 8 << 20;
+        // The warning is one more write: it waits for space like any other.
+        std::fs::remove_file(&filler).expect("free the disk");
+        // Leave less than the threshold free (but some), so the job warns.
+        let _hog = hog(&disk, 4 << 20);
+        let raised = crate::warnings::run(&cx, "disk_space").await;
+        let w = app
+            .get("/v1/warnings?rule=disk_low&open=true", &admin)
+            .await;
+        assert_eq!(
+            w.body["items"].as_array().map(Vec::len),
+            Some(1),
+            "{raised} {:?}",
+            w.body
+        );
+        assert_eq!(w.body["items"][0]["level"], "red");
+        let r = app.send(reqwest::Method::GET, "/readyz", None, None).await;
+        assert_eq!(r.body["disk"], "low", "{:?}", r.body);
+        drop(_hog);
+        std::fs::remove_file(disk.at.join("hog")).expect("free the hog");
+        assert_eq!(crate::warnings::run(&cx, "disk_space").await, 1, "resolved");
+    } else {
+        std::fs::remove_file(&filler).expect("free the disk");
+    }
+
+    // Space is back: writes resume, and nothing acknowledged was lost.
+    let r = create(2000).await;
+    assert_eq!(r.status, StatusCode::CREATED, "{:?}", r.body);
+    let listed = app
+        .list_all(&format!("/v1/members?org_id={branch}"), &admin)
+        .await;
+    assert_eq!(listed.len(), acknowledged + 1);
+    assert_eq!(
+        app.login_res(crate::helpers::ADMIN_PHONE, crate::helpers::ADMIN_PASSWORD)
+            .await
+            .status,
+        StatusCode::OK
+    );
+    if let Some(name) = tablespace {
+        use diesel_async::{AsyncConnection, AsyncPgConnection, SimpleAsyncConnection};
+        let base = std::env::var("TEST_DATABASE_URL").expect("url");
+        let mut pg = AsyncPgConnection::establish(&base).await.expect("postgres");
+        let _ = pg
+            .batch_execute(&format!("DROP DATABASE {name} WITH (FORCE)"))
+            .await;
+        let _ = pg.batch_execute(&format!("DROP TABLESPACE {name}")).await;
+    }
+}
+
+/// A file that takes all but `leave` bytes of the disk.
+fn hog(disk: &TinyDisk, leave: u64) -> std::fs::File {
+    let free = yunlian_infra::disk::free_bytes(&disk.at).expect("free");
+    let f = std::fs::File::create(disk.at.join("hog")).expect("hog");
+    use std::io::Write;
+    let mut w = std::io::BufWriter::new(&f);
+    let chunk = vec![1u8; 64 * 1024];
+    let mut left = free.saturating_sub(leave);
+    while left > 0 {
+        let n = left.min(chunk.len() as u64) as usize;
+        w.write_all(&chunk[..n]).expect("write hog");
+        left -= n as u64;
+    }
+    w.flush().expect("flush");
+    drop(w);
+    f
 }

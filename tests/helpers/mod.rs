@@ -130,6 +130,8 @@ pub async fn spawn_app_on(
     for (k, v) in extra {
         vars.insert(k.to_string(), v);
     }
+    // The database the server really uses (a test may have named its own).
+    let database_url = vars.get("DATABASE_URL").cloned().unwrap_or(database_url);
     let config = Config::from_map(vars).expect("config");
     let app = Application::build_with_clock(config, clock)
         .await

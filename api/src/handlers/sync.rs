@@ -196,7 +196,11 @@ pub async fn push(
         match apply_one(&state, &user, client, m, et, received).await? {
             Step::Done(o) => {
                 let out = MutationOut::from(o);
-                let outcome = if out.status == "rejected" { "rejected" } else { "applied" };
+                let outcome = if out.status == "rejected" {
+                    "rejected"
+                } else {
+                    "applied"
+                };
                 metrics::counter!("yunlian_sync_mutations_total", "outcome" => outcome)
                     .increment(1);
                 results.push(out)
@@ -211,13 +215,13 @@ pub async fn push(
                 metrics::counter!("yunlian_sync_mutations_total", "outcome" => "duplicate")
                     .increment(1);
                 MutationOut {
-                id,
-                name,
-                status: "seen".into(),
-                code: None,
-                result: None,
-                event_time: received,
-                time_source: "server".into(),
+                    id,
+                    name,
+                    status: "seen".into(),
+                    code: None,
+                    result: None,
+                    event_time: received,
+                    time_source: "server".into(),
                 }
             }),
             Step::Gap { expected } => {
