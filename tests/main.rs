@@ -20,6 +20,7 @@ mod jobs;
 mod moments;
 mod operations;
 mod points;
+mod process;
 mod push;
 mod races;
 mod redis_outage;

@@ -149,6 +149,17 @@ pub async fn spawn_app_on(
 }
 
 impl TestApp {
+    /// Another handle on the same server (for a task of the test).
+    pub fn clone_handle(&self) -> TestApp {
+        TestApp {
+            base: self.base.clone(),
+            client: self.client.clone(),
+            database_url: self.database_url.clone(),
+            redis: self.redis.clone(),
+            server: self.server.clone(),
+        }
+    }
+
     /// Stops the server gracefully and waits until it has let go of its data directory.
     pub async fn stop(&self) {
         if let Some(h) = &self.server {
