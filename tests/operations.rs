@@ -667,3 +667,46 @@ fn hog(disk: &TinyDisk, leave: u64) -> std::fs::File {
     drop(w);
     f
 }
+
+#[tokio::test]
+async fn audit_entries_go_after_the_townships_retention_and_not_before() {
+    let clock = Arc::new(FixedClock::at(Utc::now() - TimeDelta::days(1200)));
+    let long = HashMap::from([
+        ("YUNLIAN_ACCESS_TOKEN_TTL_SECS", (1300 * 86_400).to_string()),
+        ("YUNLIAN_REFRESH_TOKEN_TTL_DAYS", "1300".to_string()),
+    ]);
+    let app = spawn_app_on(long, clock.clone()).await;
+    let admin = app.admin().await;
+    let root = app.root_id(&admin).await;
+    app.create_org(&admin, &root, "committee", "旧镇党委").await;
+    let cx = crate::jobs::job_cx(&app.database_url, clock.clone(), None).await;
+    clock.advance(TimeDelta::days(1094));
+    assert_eq!(
+        crate::warnings::run(&cx, "audit_retention").await,
+        0,
+        "kept 1095 days"
+    );
+    app.create_org(&admin, &root, "committee", "新镇党委").await;
+    clock.advance(TimeDelta::days(2));
+    assert_eq!(
+        crate::warnings::run(&cx, "audit_retention").await,
+        1,
+        "the old one goes"
+    );
+    let left = app
+        .get("/v1/audit-events?operation=createOrg", &admin)
+        .await;
+    let names: Vec<&str> = left.body["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .filter_map(|e| {
+            e["changes"]
+                .as_array()?
+                .iter()
+                .find(|c| c["field"] == "name")?["after"]
+                .as_str()
+        })
+        .collect();
+    assert_eq!(names, ["新镇党委"]);
+}

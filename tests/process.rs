@@ -15,13 +15,15 @@ use std::time::{Duration, Instant};
 
 const METRICS_TOKEN: &str = "scrape-token-of-the-county-2026";
 
-/// The `yunlian` binary, built once per test run (the suite's own profile and target dir).
+/// The `yunlian` binary, built once per test run with the suite's own profile, target dir and
+/// feature set (`--workspace --tests`, as `cargo test --workspace` resolves them), so it only
+/// links what the suite already compiled.
 fn binary() -> &'static Path {
     static BIN: OnceLock<PathBuf> = OnceLock::new();
     BIN.get_or_init(|| {
         let root = Path::new(env!("CARGO_MANIFEST_DIR"));
         let status = Command::new(env!("CARGO"))
-            .args(["build", "--quiet", "-p", "yunlian-api", "--bin", "yunlian"])
+            .args(["build", "--quiet", "--workspace", "--bins", "--tests"])
             .current_dir(root)
             .status()
             .expect("cargo build");
@@ -355,6 +357,10 @@ async fn the_operator_commands_do_their_work_and_refuse_bad_input_overwriting_no
         assert_eq!(r.status.code(), Some(2), "{}", text(&r));
         assert!(text(&r).contains("newer Yunlian"), "{}", text(&r));
     }
+    // After a recovery made by other means, a new epoch by hand.
+    let r = env.run(&["new-epoch"], None);
+    assert_eq!(r.status.code(), Some(0), "{}", text(&r));
+    assert!(text(&r).contains("new sync epoch"), "{}", text(&r));
     let server = Server::start(&env).await;
     let (t, _) = server.app.login("13811112222", "county2026ops").await;
     assert_eq!(server.app.get("/v1/me", &t).await.status, StatusCode::OK);

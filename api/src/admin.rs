@@ -146,6 +146,19 @@ pub async fn restore(config: &Config, file: &Path) -> Done {
     ))
 }
 
+/// A new sync epoch on the database as it is (after a recovery the operator made by other
+/// means).
+pub async fn new_epoch(config: &Config) -> Done {
+    let _lock = lock_if_embedded(config)?;
+    let url = config.database_url.clone();
+    let epoch = tokio::task::spawn_blocking(move || backup::new_epoch(&url))
+        .await
+        .map_err(failed)??;
+    Ok(format!(
+        "new sync epoch {epoch}: every phone rebuilds its data at its next pull"
+    ))
+}
+
 /// The data directory's lock when the database is the embedded one (a restore or migration
 /// must not run under a serving process).
 fn lock_if_embedded(config: &Config) -> Result<Option<DirLock>, AdminError> {

@@ -39,6 +39,9 @@ enum Command {
     Backup { file: PathBuf },
     /// Put the backup FILE back (the server must be stopped); phones then rebuild.
     Restore { file: PathBuf },
+    /// Start a new sync epoch (after a point-in-time recovery made with PostgreSQL's own
+    /// tools): every phone rebuilds its data at its next pull.
+    NewEpoch,
 }
 
 #[actix_web::main]
@@ -75,6 +78,7 @@ async fn main() -> ExitCode {
         }
         Command::Backup { file } => admin::backup(&config, &file).await,
         Command::Restore { file } => admin::restore(&config, &file).await,
+        Command::NewEpoch => admin::new_epoch(&config).await,
     };
     match done {
         Ok(msg) => {

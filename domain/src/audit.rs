@@ -1,7 +1,6 @@
 //! The audit log's rules: what a recorded change looks like (phone numbers masked, secrets
 //! never), and which queries of it are acceptable.
 
-use crate::member::Phone;
 use crate::FieldError;
 use chrono::{DateTime, TimeDelta, Utc};
 use serde::Serialize;
@@ -109,11 +108,6 @@ pub fn range(
         return Err(FieldError::new("from", "range_too_long"));
     }
     Ok((from, to))
-}
-
-/// A phone number as an audit subject or filter never appears whole in a key or log line.
-pub fn masked_phone(p: &Phone) -> String {
-    p.masked()
 }
 
 #[cfg(test)]

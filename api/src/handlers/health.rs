@@ -19,8 +19,8 @@ fn disk(state: &AppState) -> Option<(u64, bool)> {
 /// The process can serve: the database answers. Redis is never the source of truth (logins
 /// fall back to per-instance limits, events wait in the outbox), so an unreachable Redis is
 /// reported as `degraded` in the body and does not take the replica out of rotation. A data
-/// directory short of space is reported (`disk: low`) before writes start failing; once they
-/// would fail (no space at all) the replica is not ready.
+/// directory short of space is reported (`disk: low`) before writes start failing; under a
+/// mebibyte left the replica is not ready (`storage_full`).
 pub async fn readyz(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     state.db.ping().await?;
     let redis = match &state.redis {
@@ -37,7 +37,8 @@ pub async fn readyz(state: web::Data<AppState>) -> Result<HttpResponse, ApiError
         Some((free, low)) => (Some(free), if low { "low" } else { "ok" }),
         None => (None, "unknown"),
     };
-    if free == Some(0) {
+    // Under a mebibyte no write can be trusted to land: not ready (reads still answer).
+    if free.is_some_and(|f| f < 1 << 20) {
         return Err(ApiError {
             retry_after: Some(60),
             ..ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "storage_full")

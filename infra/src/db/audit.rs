@@ -25,8 +25,8 @@ pub struct Context {
     pub operation: String,
     pub at: DateTime<Utc>,
     actor: Arc<Mutex<Option<Uuid>>>,
-    /// Whether anything is recorded: a person's request (or the operator's command).
-    person: bool,
+    /// The operator's command line: recorded without an actor.
+    command: bool,
 }
 
 impl Context {
@@ -37,7 +37,7 @@ impl Context {
             operation: operation.to_string(),
             at,
             actor: Arc::default(),
-            person: true,
+            command: false,
         }
     }
 
@@ -48,8 +48,14 @@ impl Context {
             operation: operation.to_string(),
             at,
             actor: Arc::default(),
-            person: true,
+            command: true,
         }
+    }
+
+    /// A person's act: an authenticated request, or the operator's command. A request no
+    /// person made (a LiveKit webhook, a refused login) records nothing.
+    fn by_a_person(&self) -> bool {
+        self.command || self.actor().is_some()
     }
 
     fn actor(&self) -> Option<Uuid> {
@@ -135,7 +141,7 @@ pub(crate) async fn flush(
     mut notes: Vec<Note>,
     synced: &[(String, Uuid, Vec<String>)],
 ) -> Result<(), Error> {
-    let Some(cx) = cx.filter(|c| c.person) else {
+    let Some(cx) = cx.filter(|c| c.by_a_person()) else {
         return Ok(());
     };
     for (entity, id, scopes) in synced {
