@@ -83,15 +83,7 @@ async fn a_scenarios_writes_are_in_the_audit_log_with_their_actor_and_changed_fi
         )
         .await;
     assert_eq!(r.status, StatusCode::NO_CONTENT);
-    let r = app
-        .post(
-            "/v1/roles",
-            &admin,
-            json!({"member_id": member, "org_id": branch, "role": "secretary"}),
-        )
-        .await;
-    assert_eq!(r.status, StatusCode::CREATED, "{:?}", r.body);
-    let grant = r.id();
+    let grant = app.grant(&admin, &member, &branch, "secretary").await;
     let r = app
         .send(
             reqwest::Method::PUT,
@@ -253,14 +245,8 @@ async fn a_scenarios_writes_are_in_the_audit_log_with_their_actor_and_changed_fi
         )
         .await;
     let neighbour = r.id();
-    let r = app
-        .post(
-            "/v1/roles",
-            &admin,
-            json!({"member_id": neighbour, "org_id": other, "role": "township_admin"}),
-        )
+    app.grant(&admin, &neighbour, &other, "township_admin")
         .await;
-    assert_eq!(r.status, StatusCode::CREATED, "{:?}", r.body);
     let (nb, _) = app.login("13700003333", "linzhen2026c").await;
     let r = app
         .get(&format!("/v1/audit-events?org_id={town}"), &nb)
@@ -709,4 +695,144 @@ async fn audit_entries_go_after_the_townships_retention_and_not_before() {
         })
         .collect();
     assert_eq!(names, ["新镇党委"]);
+}
+
+#[tokio::test]
+async fn a_member_who_leaves_is_deactivated_and_erased_after_the_retention_with_attendance_kept() {
+    let clock = Arc::new(FixedClock::at(Utc::now() - TimeDelta::days(400)));
+    let long = HashMap::from([
+        ("YUNLIAN_ACCESS_TOKEN_TTL_SECS", (500 * 86_400).to_string()),
+        ("YUNLIAN_REFRESH_TOKEN_TTL_DAYS", "500".to_string()),
+    ]);
+    let app = spawn_app_on(long, clock.clone()).await;
+    let admin = app.admin().await;
+    let (branch, sec, members) =
+        branch_with_members(&app, &admin, "离开村党支部", 13995000000, 2).await;
+    let (leaver, token) = members[0].clone();
+    let phone_no = app.get(&format!("/v1/members/{leaver}"), &admin).await.body["phone"]
+        .as_str()
+        .expect("phone")
+        .to_string();
+    let now = || yunlian_domain::ports::Clock::now(clock.as_ref());
+    let first = app
+        .plan_party_day(&sec, &branch, now() + TimeDelta::minutes(5))
+        .await;
+    clock.advance(TimeDelta::minutes(6));
+    let device = KeyPhone::register(&app, &token, &leaver, 71).await;
+    let code = code_at(&app, &sec, &first, now()).await;
+    let r = app
+        .post(
+            &format!("/v1/meetings/{first}/clock-in"),
+            &token,
+            device.evidence(&first, &code, now(), None),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
+
+    // They leave during the meeting.
+    let url = format!("/v1/members/{leaver}/deactivate");
+    assert_eq!(
+        app.post(&url, &admin, json!({})).await.status,
+        StatusCode::NO_CONTENT
+    );
+    let r = app.post(&url, &admin, json!({})).await;
+    assert_eq!(
+        (r.status, r.code()),
+        (StatusCode::CONFLICT, "member_already_left")
+    );
+    let me = app.get("/v1/me", &admin).await.body["id"]
+        .as_str()
+        .expect("id")
+        .to_string();
+    let r = app
+        .post(&format!("/v1/members/{me}/deactivate"), &admin, json!({}))
+        .await;
+    assert_eq!(r.code(), "cannot_deactivate_self");
+    assert_eq!(
+        app.get("/v1/me", &token).await.status,
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(
+        app.login_res(&phone_no, "dangyuan2026").await.code(),
+        "invalid_credentials"
+    );
+    // In the audit log: the member's leaving, and the device it revoked.
+    let left = audit_pages(&app, &admin, "&operation=deactivateMember", 10).await;
+    let kinds: BTreeSet<(&str, &str)> = left
+        .iter()
+        .filter_map(|e| Some((e["subject_kind"].as_str()?, e["subject_id"].as_str()?)))
+        .collect();
+    assert_eq!(
+        kinds,
+        BTreeSet::from([("member", leaver.as_str()), ("device", device.device_id.as_str())])
+    );
+
+    // Counted at the meeting they were at; not expected at one that begins later.
+    let later = app
+        .plan_party_day(&sec, &branch, now() + TimeDelta::minutes(5))
+        .await;
+    clock.advance(TimeDelta::hours(2));
+    for m in [&first, &later] {
+        let r = app
+            .post(&format!("/v1/meetings/{m}/close"), &sec, json!({}))
+            .await;
+        assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
+    }
+    let at = |m: &str| {
+        let (app, sec, m) = (&app, sec.clone(), m.to_string());
+        async move {
+            crate::helpers::final_statuses(
+                &app.get(&format!("/v1/meetings/{m}/attendance"), &sec)
+                    .await
+                    .body,
+            )
+        }
+    };
+    assert_eq!(
+        at(&first).await.get(&leaver).map(String::as_str),
+        Some("present")
+    );
+    assert!(!at(&later).await.contains_key(&leaver));
+
+    // A year on (the township's 365 days), the number and the device key are erased.
+    let cx = crate::jobs::job_cx(&app.database_url, clock.clone(), None).await;
+    clock.advance(TimeDelta::days(364));
+    assert_eq!(crate::warnings::run(&cx, "departed").await, 0);
+    clock.advance(TimeDelta::days(2));
+    assert_eq!(crate::warnings::run(&cx, "departed").await, 1);
+    assert_eq!(crate::warnings::run(&cx, "departed").await, 0, "once");
+    let m = app.get(&format!("/v1/members/{leaver}"), &admin).await.body;
+    assert!(
+        m["phone"]
+            .as_str()
+            .is_some_and(|p| p.starts_with("erased:")),
+        "{m}"
+    );
+    assert!(!m.to_string().contains(&phone_no));
+    let store = yunlian_infra::Db::connect(&app.database_url, 1)
+        .await
+        .expect("db");
+    let id: uuid::Uuid = leaver.parse().expect("uuid");
+    let devices = store
+        .read(move |mut c| {
+            use yunlian_infra::db::ScopedFutureExt;
+            async move { yunlian_infra::db::devices::of_member(&mut c, id).await }.scope_boxed()
+        })
+        .await
+        .expect("devices");
+    assert_eq!(devices.len(), 1);
+    assert!(devices[0].public_key.is_empty() && devices[0].revoked_at.is_some());
+    // The number is free for someone new; the old attendance still counts.
+    let r = app
+        .post(
+            "/v1/members",
+            &admin,
+            json!({"org_id": branch, "name": "新来的", "phone": phone_no, "status": "full"}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{:?}", r.body);
+    assert_eq!(
+        at(&first).await.get(&leaver).map(String::as_str),
+        Some("present")
+    );
 }

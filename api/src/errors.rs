@@ -354,6 +354,8 @@ pub fn message(code: &str, lang: Lang) -> &'static str {
             "设备时间不可信，请校准手机时间",
             "The phone's time is not one a phone can have",
         ),
+        "member_already_left" => ("该党员已离开", "The member has already left"),
+        "cannot_deactivate_self" => ("不能停用自己的账号", "You cannot deactivate your own account"),
         "storage_full" => (
             "服务器存储空间已满，请稍后重试",
             "The server's disk is full; retry later",

@@ -81,12 +81,18 @@ jobs! {
     "push_send"       every |_| Duration::from_secs(5),    Once       => push_send;
     "coordinates"     every |_| Duration::from_secs(3600), Once       => coarsen_coordinates;
     "audit_retention" every |_| Duration::from_secs(3600), Once       => audit_retention;
+    "departed"        every |_| Duration::from_secs(3600), Once       => erase_departed;
     "disk_space"      every |_| Duration::from_secs(60),   Everywhere => disk_space;
 }
 
 /// Clock-in coordinates past their township's precise period are coarsened.
 async fn coarsen_coordinates(cx: &JobCx) -> Result<usize, Error> {
     crate::ops::privacy::coarsen_coordinates(&cx.db, cx.settings, cx.clock.now()).await
+}
+
+/// Members who left past their township's retention: phone numbers and device keys erased.
+async fn erase_departed(cx: &JobCx) -> Result<usize, Error> {
+    crate::ops::privacy::erase_departed(&cx.db, cx.settings, cx.clock.now()).await
 }
 
 /// Audit entries past their township's retention go.

@@ -51,6 +51,7 @@ routes! {
     get    "/v1/members/{member_id}"           "getMember"           => members::get_member;
     patch  "/v1/members/{member_id}"           "updateMember"        => members::update_member;
     post   "/v1/members/{member_id}/password"  "resetMemberPassword" => members::reset_member_password;
+    post   "/v1/members/{member_id}/deactivate" "deactivateMember"   => members::deactivate_member;
     post   "/v1/roles"                         "grantRole"           => roles::grant_role;
     get    "/v1/roles"                         "listRoles"           => roles::list_roles;
     delete "/v1/roles/{role_id}"               "revokeRole"          => roles::revoke_role;

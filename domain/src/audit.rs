@@ -92,7 +92,7 @@ pub fn secret_changed(field: &str) -> Change {
 /// The longest span one audit query may cover.
 pub const MAX_RANGE_DAYS: i64 = 92;
 
-/// The time range of a query: `[from, to)`, defaulting to the last 30 days up to `now`;
+/// The time range of a query: `[from, to]`, defaulting to the last 30 days up to `now`;
 /// refused when it is reversed or longer than [`MAX_RANGE_DAYS`].
 pub fn range(
     from: Option<DateTime<Utc>>,

@@ -10,6 +10,9 @@ use serde::{Deserialize, Serialize};
 #[serde(transparent)]
 pub struct Phone(String);
 
+/// The prefix of an erased phone number.
+const ERASED: &str = "erased:";
+
 impl Phone {
     /// Accepts `138 0013 8000`, `138-0013-8000`, `+8613800138000`, `8613800138000`.
     pub fn parse(raw: &str) -> Result<Self, FieldError> {
@@ -45,8 +48,30 @@ impl Phone {
         &self.0
     }
 
+    /// What stands in the place of the number of a member who left and whose retention
+    /// period ended: unique (the column is), and no number at all.
+    pub fn erased(member: uuid::Uuid) -> Phone {
+        Phone(format!("{ERASED}{}", member.simple()))
+    }
+
+    /// A stored value back: a number, or what an erasure left.
+    pub fn stored(raw: &str) -> Result<Phone, FieldError> {
+        if raw.starts_with(ERASED) {
+            Ok(Phone(raw.to_string()))
+        } else {
+            Phone::parse(raw)
+        }
+    }
+
+    pub fn is_erased(&self) -> bool {
+        self.0.starts_with(ERASED)
+    }
+
     /// `138****8000`: the only form a phone number takes in a log line.
     pub fn masked(&self) -> String {
+        if self.is_erased() {
+            return "(erased)".into();
+        }
         mask_phone(&self.0)
     }
 }

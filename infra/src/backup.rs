@@ -150,16 +150,23 @@ struct Version {
     version: String,
 }
 
-fn sqlite_versions(file: &Path) -> Result<BTreeSet<String>, BackupError> {
-    let not = |why: String| BackupError::NotYunlian(file.to_path_buf(), why);
-    let mut head = [0u8; 16];
+/// Refuses `file` unless it starts with `magic` (the format's signature).
+fn expect_magic(file: &Path, magic: &[u8], what: &str) -> Result<(), BackupError> {
     use std::io::Read;
+    let not = |why: String| BackupError::NotYunlian(file.to_path_buf(), why);
+    let mut head = vec![0u8; magic.len()];
     std::fs::File::open(file)
         .and_then(|mut f| f.read_exact(&mut head))
         .map_err(|e| not(e.to_string()))?;
-    if &head != b"SQLite format 3\0" {
-        return Err(not("not an SQLite database".into()));
+    if head != magic {
+        return Err(not(format!("not {what}")));
     }
+    Ok(())
+}
+
+fn sqlite_versions(file: &Path) -> Result<BTreeSet<String>, BackupError> {
+    let not = |why: String| BackupError::NotYunlian(file.to_path_buf(), why);
+    expect_magic(file, b"SQLite format 3\0", "an SQLite database")?;
     let mut c = SqliteConnection::establish(&format!("file:{}?mode=ro", file.display()))
         .map_err(|e| not(e.to_string()))?;
     let rows: Vec<Version> = diesel::sql_query("SELECT version FROM __diesel_schema_migrations")
@@ -172,14 +179,7 @@ fn sqlite_versions(file: &Path) -> Result<BTreeSet<String>, BackupError> {
 /// touched).
 fn pg_dump_versions(file: &Path) -> Result<BTreeSet<String>, BackupError> {
     let not = |why: String| BackupError::NotYunlian(file.to_path_buf(), why);
-    let mut head = [0u8; 5];
-    use std::io::Read;
-    std::fs::File::open(file)
-        .and_then(|mut f| f.read_exact(&mut head))
-        .map_err(|e| not(e.to_string()))?;
-    if &head != b"PGDMP" {
-        return Err(not("not a pg_dump custom-format archive".into()));
-    }
+    expect_magic(file, b"PGDMP", "a pg_dump custom-format archive")?;
     let out = Command::new("pg_restore")
         .args([
             "--data-only",

@@ -415,6 +415,19 @@ impl TestApp {
         r.id()
     }
 
+    /// Grants `role` on `org` to `member`; the grant's id.
+    pub async fn grant(&self, token: &str, member: &str, org: &str, role: &str) -> String {
+        let r = self
+            .post(
+                "/v1/roles",
+                token,
+                json!({"member_id": member, "org_id": org, "role": role}),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::CREATED, "grant {role}: {:?}", r.body);
+        r.id()
+    }
+
     /// Posts a CSV roster to an org's import endpoint.
     pub async fn import(&self, token: &str, org: &str, csv: &str, dry_run: bool) -> Res {
         let res = self

@@ -495,3 +495,20 @@ pub async fn import_members(
     tracing::info!(org = %org.id, created = n, by = %user.member_id, "roster imported");
     Ok(created(&report))
 }
+
+/// A member leaves the branch (`deactivateMember`).
+pub async fn deactivate_member(
+    state: web::Data<AppState>,
+    user: AuthUser,
+    id: web::Path<Uuid>,
+) -> Result<HttpResponse, ApiError> {
+    let (principal, id, now) = (user.0.clone(), id.into_inner(), state.clock.now());
+    state
+        .db
+        .write(move |mut c| {
+            async move { ops::members::deactivate(&mut c, &principal, id, now).await }.scope_boxed()
+        })
+        .await?;
+    tracing::info!(member = %id, by = %user.member_id, "member left");
+    Ok(HttpResponse::NoContent().finish())
+}

@@ -227,6 +227,7 @@ pub async fn close_out(
         meeting.org_id,
         org.kind == yunlian_domain::org::OrgKind::Group,
         meeting.meeting_type.committee_only(),
+        meeting.starts_at,
     )
     .await?;
     let clock_ins: HashMap<Uuid, Punctuality> = db::clock_ins::of_meeting(c, meeting.id)

@@ -190,3 +190,51 @@ pub async fn set_whereabouts(
     db::members::update(c, &before, &after).await?;
     Ok(after)
 }
+
+/// A member leaves (`deactivateMember`): they can no longer log in (no password, every
+/// session ended, every device revoked, every role ended with its `role.ended` event), are not
+/// expected at meetings that begin later, and keep their attendance. Their phone number and
+/// device keys are erased after the township's `departed_retention_days` (the `departed` job).
+pub async fn deactivate(
+    c: &mut Conn<'_>,
+    p: &Principal,
+    id: Uuid,
+    now: DateTime<Utc>,
+) -> Result<(), Error> {
+    let (member, path) = db::members::lock(c, id).await?.ok_or(Error::NotFound)?;
+    authorize(p, Action::ManageMembers, &path)?;
+    if member.id == p.member_id {
+        return Err(Error::Conflict("cannot_deactivate_self"));
+    }
+    ensure_outranks(c, p, member.id).await?;
+    if !db::members::mark_left(c, &member, now).await? {
+        return Err(Error::Conflict("member_already_left"));
+    }
+    db::audit::note(
+        c,
+        "member",
+        member.id,
+        &path,
+        vec![yunlian_domain::audit::Change {
+            field: "left_at".into(),
+            before: serde_json::Value::Null,
+            after: serde_json::json!(now),
+        }],
+    );
+    db::sessions::revoke_all(c, member.id, "left", now).await?;
+    for d in db::devices::of_member(c, member.id).await? {
+        db::devices::revoke(c, &d, p.member_id, now).await?;
+    }
+    for (grant, _) in db::roles::of_member(c, member.id).await? {
+        db::roles::delete(c, grant.id).await?;
+        let event = DomainEvent::RoleEnded(RoleEnded {
+            grant_id: grant.id,
+            member_id: member.id,
+            org_id: grant.org_id,
+            role: grant.role,
+            reason: "left".into(),
+        });
+        db::outbox::append(c, &event, now).await?;
+    }
+    Ok(())
+}

@@ -1,7 +1,8 @@
 //! Personal data (PIPL): a member's own copy of what is kept about them (`exportMyData`), and
 //! the jobs that keep it no longer than its purpose needs: clock-in coordinates coarsened after
 //! the township's `coordinates_precise_days`, audit entries dropped after
-//! `audit_retention_days`.
+//! `audit_retention_days`, a departed member's phone number and device keys erased after
+//! `departed_retention_days`.
 
 use chrono::{DateTime, TimeDelta, Utc};
 use serde::Serialize;
@@ -119,6 +120,35 @@ pub async fn purge_audit(store: &Db, root: Settings, now: DateTime<Utc>) -> Resu
                     };
                     db::audit::purge(&mut c, &path, now - TimeDelta::days(s.audit_retention_days))
                         .await
+                }
+                .scope_boxed()
+            })
+            .await?;
+    }
+    Ok(done)
+}
+
+/// The departed members' job: each member who left longer ago than their township's
+/// `departed_retention_days` has their phone number and device keys erased; returns how many.
+pub async fn erase_departed(
+    store: &Db,
+    root: Settings,
+    now: DateTime<Utc>,
+) -> Result<usize, Error> {
+    let departed = store
+        .read(|mut c| async move { db::members::departed(&mut c).await }.scope_boxed())
+        .await?;
+    let mut done = 0;
+    for (id, path, left) in departed {
+        done += store
+            .write(move |mut c| {
+                let path = path.clone();
+                async move {
+                    let s = super::settings::effective(&mut c, &path, root).await?;
+                    if left > now - TimeDelta::days(s.departed_retention_days) {
+                        return Ok(0);
+                    }
+                    Ok(usize::from(db::members::erase(&mut c, id, now).await?))
                 }
                 .scope_boxed()
             })

@@ -56,6 +56,7 @@ pub async fn record(
         meeting.org_id,
         org_is_group,
         meeting.meeting_type.committee_only(),
+        meeting.starts_at,
     )
     .await?
     .into_iter()

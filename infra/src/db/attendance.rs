@@ -213,8 +213,12 @@ pub async fn expected(
     org: Uuid,
     group: bool,
     committee_only: bool,
+    starts_at: DateTime<Utc>,
 ) -> Result<Vec<(Uuid, bool)>, Error> {
     let o = org.to_string();
+    // A member who left before the meeting began is not expected; one who left after stays
+    // counted for it.
+    let began = naive(starts_at);
     let rows: Vec<(String, String)> = if committee_only {
         on!(conn, |c| role_grants::table
             .inner_join(members::table)
@@ -227,12 +231,14 @@ pub async fn expected(
     } else if group {
         on!(conn, |c| members::table
             .filter(members::group_id.eq(&o))
+            .filter(members::left_at.is_null().or(members::left_at.gt(began)))
             .select((members::id, members::residence))
             .load(c)
             .await)
     } else {
         on!(conn, |c| members::table
             .filter(members::org_id.eq(&o))
+            .filter(members::left_at.is_null().or(members::left_at.gt(began)))
             .select((members::id, members::residence))
             .load(c)
             .await)

@@ -303,7 +303,7 @@ pub async fn list(conn: &mut Conn<'_>, f: &Filter, limit: i64) -> Result<Vec<Aud
             q = q.filter(audit_events::at.ge(naive(t)));
         }
         if let Some(t) = f.to {
-            q = q.filter(audit_events::at.lt(naive(t)));
+            q = q.filter(audit_events::at.le(naive(t)));
         }
         if let Some(b) = f.before {
             q = q.filter(audit_events::id.lt(b.to_string()));

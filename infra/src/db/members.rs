@@ -100,7 +100,7 @@ impl MemberRow {
             group_id: self.group_id.as_deref().map(uuid).transpose()?,
             fields: MemberFields {
                 name: self.name,
-                phone: Phone::parse(&self.phone).map_err(|_| bad("phone", "(masked)"))?,
+                phone: Phone::stored(&self.phone).map_err(|_| bad("phone", "(masked)"))?,
                 status: MemberStatus::parse(&self.status)
                     .ok_or_else(|| bad("status", &self.status))?,
                 join_date: self.join_date,
@@ -401,4 +401,80 @@ pub async fn list(conn: &mut Conn<'_>, f: &MemberFilter) -> Result<Vec<Member>, 
     rows.into_iter()
         .map(|r| r.into_domain().map(|(m, _)| m))
         .collect()
+}
+
+/// A member leaves: deactivated (no password, so no login), `left_at` set; `false` when they
+/// had left already. The row stays: their attendance stays counted.
+pub async fn mark_left(conn: &mut Conn<'_>, m: &Member, now: DateTime<Utc>) -> Result<bool, Error> {
+    let t = naive(now);
+    let n = on!(conn, |c| diesel::update(
+        members::table.find(m.id.to_string())
+    )
+    .filter(members::left_at.is_null())
+    .set((
+        members::left_at.eq(Some(t)),
+        members::password_hash.eq(None::<String>),
+        members::updated_at.eq(t),
+    ))
+    .execute(c)
+    .await)
+    .map_err(db_error)?;
+    if n == 1 {
+        let mut after = m.clone();
+        after.can_login = false;
+        after.updated_at = now;
+        record(conn, &after).await?;
+    }
+    Ok(n == 1)
+}
+
+/// Members who left and are not erased yet: (id, their org's path, when they left).
+pub async fn departed(conn: &mut Conn<'_>) -> Result<Vec<(Uuid, String, DateTime<Utc>)>, Error> {
+    let rows: Vec<(String, String, Option<chrono::NaiveDateTime>)> = on!(conn, |c| members::table
+        .inner_join(orgs::table)
+        .filter(members::left_at.is_not_null())
+        .filter(members::erased_at.is_null())
+        .select((members::id, orgs::path, members::left_at))
+        .load(c)
+        .await)
+    .map_err(db_error)?;
+    rows.into_iter()
+        .filter_map(|(id, path, left)| left.map(|l| (id, path, l)))
+        .map(|(id, path, left)| Ok((uuid(&id)?, path, utc(left))))
+        .collect()
+}
+
+/// The retention of a member who left has ended: their phone number is replaced (the number
+/// may be given to someone new) and their devices' public keys and push tokens erased; their
+/// name and attendance stay, as the branch's record.
+pub async fn erase(conn: &mut Conn<'_>, id: Uuid, now: DateTime<Utc>) -> Result<bool, Error> {
+    use super::schema::devices;
+    let t = naive(now);
+    let n = on!(conn, |c| diesel::update(
+        members::table.find(id.to_string())
+    )
+    .filter(members::erased_at.is_null())
+    .set((
+        members::phone.eq(Phone::erased(id).as_str().to_string()),
+        members::erased_at.eq(Some(t)),
+        members::updated_at.eq(t),
+    ))
+    .execute(c)
+    .await)
+    .map_err(db_error)?;
+    if n == 0 {
+        return Ok(false);
+    }
+    on!(conn, |c| diesel::update(
+        devices::table.filter(devices::member_id.eq(id.to_string()))
+    )
+    .set(devices::public_key.eq(""))
+    .execute(c)
+    .await)
+    .map_err(db_error)?;
+    super::push::delete_tokens_of(conn, id).await?;
+    if let Some((m, _)) = get(conn, id).await? {
+        record(conn, &m).await?;
+    }
+    Ok(true)
 }

@@ -53,6 +53,16 @@ pub async fn delete_token(conn: &mut Conn<'_>, device: Uuid) -> Result<bool, Err
     Ok(n == 1)
 }
 
+/// Every push token of a member's devices goes (their data is erased).
+pub async fn delete_tokens_of(conn: &mut Conn<'_>, member: Uuid) -> Result<usize, Error> {
+    on!(conn, |c| diesel::delete(
+        pt::table.filter(pt::member_id.eq(member.to_string()))
+    )
+    .execute(c)
+    .await)
+    .map_err(db_error)
+}
+
 /// The push tokens of a member's devices.
 pub async fn tokens_of(conn: &mut Conn<'_>, member: Uuid) -> Result<Vec<PushToken>, Error> {
     let rows: Vec<(String, String)> = on!(conn, |c| pt::table
