@@ -764,7 +764,10 @@ async fn a_member_who_leaves_is_deactivated_and_erased_after_the_retention_with_
         .collect();
     assert_eq!(
         kinds,
-        BTreeSet::from([("member", leaver.as_str()), ("device", device.device_id.as_str())])
+        BTreeSet::from([
+            ("member", leaver.as_str()),
+            ("device", device.device_id.as_str())
+        ])
     );
 
     // Counted at the meeting they were at; not expected at one that begins later.

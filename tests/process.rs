@@ -10,29 +10,14 @@ use std::collections::BTreeSet;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
-use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 const METRICS_TOKEN: &str = "scrape-token-of-the-county-2026";
 
-/// The `yunlian` binary, built once per test run with the suite's own profile, target dir and
-/// feature set (`--workspace --tests`, as `cargo test --workspace` resolves them), so it only
-/// links what the suite already compiled.
+/// The server binary, built by `cargo test` itself (the root package's `yunlian-server-e2e`,
+/// the same main.rs as `yunlian`).
 fn binary() -> &'static Path {
-    static BIN: OnceLock<PathBuf> = OnceLock::new();
-    BIN.get_or_init(|| {
-        let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-        let status = Command::new(env!("CARGO"))
-            .args(["build", "--quiet", "--workspace", "--bins", "--tests"])
-            .current_dir(root)
-            .status()
-            .expect("cargo build");
-        assert!(status.success(), "building the yunlian binary failed");
-        let target = std::env::var_os("CARGO_TARGET_DIR")
-            .map(PathBuf::from)
-            .unwrap_or_else(|| root.join("target"));
-        target.join("debug").join("yunlian")
-    })
+    Path::new(env!("CARGO_BIN_EXE_yunlian-server-e2e"))
 }
 
 fn free_port() -> u16 {
