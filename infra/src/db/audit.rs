@@ -144,18 +144,23 @@ pub(crate) async fn flush(
     let Some(cx) = cx.filter(|c| c.by_a_person()) else {
         return Ok(());
     };
-    for (entity, id, scopes) in synced {
-        let sid = id.to_string();
-        if notes.iter().any(|n| n.subject_id == sid) {
-            continue;
+    let uncovered: Vec<&(String, Uuid, Vec<String>)> = synced
+        .iter()
+        .filter(|(_, id, _)| {
+            let sid = id.to_string();
+            !notes.iter().any(|n| n.subject_id == sid)
+        })
+        .collect();
+    if !uncovered.is_empty() {
+        let paths = paths_of(conn, &uncovered).await?;
+        for ((entity, id, _), org_path) in uncovered.into_iter().zip(paths) {
+            notes.push(Note {
+                subject_kind: entity.clone(),
+                subject_id: id.to_string(),
+                org_path,
+                changes: Vec::new(),
+            });
         }
-        let org_path = path_of(conn, scopes).await?;
-        notes.push(Note {
-            subject_kind: entity.clone(),
-            subject_id: sid,
-            org_path,
-            changes: Vec::new(),
-        });
     }
     let actor = cx.actor().map(|a| a.to_string());
     let at = naive(cx.at);
@@ -214,32 +219,79 @@ struct NewRow {
     changes: String,
 }
 
-/// The org path a synced change belongs to: its org scope's org, else the member's org.
-async fn path_of(conn: &mut Conn<'_>, scopes: &[String]) -> Result<String, Error> {
-    let parsed: Vec<Scope> = scopes.iter().filter_map(|s| Scope::parse(s)).collect();
-    let org = parsed.iter().find_map(|s| match s {
-        Scope::Org(o) | Scope::Committee(o) => Some(*o),
-        Scope::Member(_) => None,
-    });
-    let path: Option<String> = match (org, <[Scope]>::first(&parsed)) {
-        (Some(o), _) => on!(conn, |c| orgs::table
-            .find(o.to_string())
-            .select(orgs::path)
-            .first(c)
-            .await
-            .optional())
-        .map_err(db_error)?,
-        (None, Some(Scope::Member(m))) => on!(conn, |c| members::table
+/// The org path each synced change belongs to: its org scope's org, else the member's org
+/// (two queries for the whole transaction, whatever it wrote).
+async fn paths_of(
+    conn: &mut Conn<'_>,
+    subjects: &[&(String, Uuid, Vec<String>)],
+) -> Result<Vec<String>, Error> {
+    enum Via {
+        Org(String),
+        Member(String),
+        Nothing,
+    }
+    let via: Vec<Via> = subjects
+        .iter()
+        .map(|(_, _, scopes)| {
+            let parsed: Vec<Scope> = scopes.iter().filter_map(|s| Scope::parse(s)).collect();
+            let org = parsed.iter().find_map(|s| match s {
+                Scope::Org(o) | Scope::Committee(o) => Some(*o),
+                Scope::Member(_) => None,
+            });
+            match (org, <[Scope]>::first(&parsed)) {
+                (Some(o), _) => Via::Org(o.to_string()),
+                (None, Some(Scope::Member(m))) => Via::Member(m.to_string()),
+                _ => Via::Nothing,
+            }
+        })
+        .collect();
+    let mut org_ids: Vec<String> = via
+        .iter()
+        .filter_map(|v| match v {
+            Via::Org(o) => Some(o.clone()),
+            _ => None,
+        })
+        .collect();
+    org_ids.sort();
+    org_ids.dedup();
+    let mut member_ids: Vec<String> = via
+        .iter()
+        .filter_map(|v| match v {
+            Via::Member(m) => Some(m.clone()),
+            _ => None,
+        })
+        .collect();
+    member_ids.sort();
+    member_ids.dedup();
+    let mut org_paths: std::collections::HashMap<String, String> = Default::default();
+    for chunk in org_ids.chunks(500) {
+        let rows: Vec<(String, String)> = on!(conn, |c| orgs::table
+            .filter(orgs::id.eq_any(chunk))
+            .select((orgs::id, orgs::path))
+            .load(c)
+            .await)
+        .map_err(db_error)?;
+        org_paths.extend(rows);
+    }
+    let mut member_paths: std::collections::HashMap<String, String> = Default::default();
+    for chunk in member_ids.chunks(500) {
+        let rows: Vec<(String, String)> = on!(conn, |c| members::table
             .inner_join(orgs::table.on(orgs::id.eq(members::org_id)))
-            .filter(members::id.eq(m.to_string()))
-            .select(orgs::path)
-            .first(c)
-            .await
-            .optional())
-        .map_err(db_error)?,
-        _ => None,
-    };
-    Ok(path.unwrap_or_default())
+            .filter(members::id.eq_any(chunk))
+            .select((members::id, orgs::path))
+            .load(c)
+            .await)
+        .map_err(db_error)?;
+        member_paths.extend(rows);
+    }
+    Ok(via
+        .into_iter()
+        .map(|v| match v {
+            Via::Org(o) => org_paths.get(&o).cloned().unwrap_or_default(),
+            Via::Member(m) => member_paths.get(&m).cloned().unwrap_or_default(),
+            Via::Nothing => String::new(),
+        })
+        .collect())
 }
 
 /// One recorded entry.

@@ -53,9 +53,9 @@ pub enum Raw<'c> {
 }
 
 /// A borrowed connection, inside or outside a write transaction. Inside one, the sync-index
-/// entries the transaction records wait in `pending` and are written at its end, every scope
-/// bumped in one global order (see [`sync::record`]): two transactions then never hold scope
-/// locks in opposite orders.
+/// entries and audit notes the transaction records wait in its [`TxLog`] and are written at its
+/// end, every scope bumped in one global order (see [`sync::record`]: two transactions then
+/// never hold scope locks in opposite orders), then the audit entries (see [`audit::note`]).
 pub struct Conn<'c> {
     pub raw: Raw<'c>,
     pub(crate) tx: Option<&'c mut TxLog>,
@@ -169,7 +169,7 @@ pub fn db_error(e: diesel::result::Error) -> Error {
 }
 
 /// Whether a database error message says the disk is full.
-pub fn is_disk_full(message: &str) -> bool {
+fn is_disk_full(message: &str) -> bool {
     let m = message.to_ascii_lowercase();
     m.contains("database or disk is full")
         || m.contains("no space left on device")
