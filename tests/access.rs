@@ -4,22 +4,10 @@
 
 use crate::helpers::branch_with_members;
 use crate::helpers::KeyPhone;
-use crate::helpers::{spawn_app, spawn_app_with, TestApp};
+use crate::helpers::{spawn_app, spawn_app_with};
 use reqwest::StatusCode;
 use serde_json::json;
 use std::collections::HashMap;
-
-async fn grant(app: &TestApp, token: &str, member: &str, org: &str, role: &str) -> String {
-    let r = app
-        .post(
-            "/v1/roles",
-            token,
-            json!({"member_id": member, "org_id": org, "role": role}),
-        )
-        .await;
-    assert_eq!(r.status, StatusCode::CREATED, "grant {role}: {:?}", r.body);
-    r.id()
-}
 
 #[tokio::test]
 async fn a_moved_secretary_and_a_moved_committee_member_lose_their_old_branch() {
@@ -29,7 +17,7 @@ async fn a_moved_secretary_and_a_moved_committee_member_lose_their_old_branch() 
     let root = app.root_id(&admin).await;
     let b = app.create_org(&admin, &root, "branch", "乙村党支部").await;
     let (committee, committee_token) = members[0].clone();
-    grant(&app, &sec_a, &committee, &a, "committee_member").await;
+    app.grant(&sec_a, &committee, &a, "committee_member").await;
     let me = app.get("/v1/me", &sec_a).await.body;
     let secretary = me["id"].as_str().expect("id").to_string();
     let roster_a = format!("/v1/members?org_id={a}");
@@ -86,9 +74,9 @@ async fn only_who_could_grant_every_role_of_an_account_may_edit_or_reset_it() {
         members[2].0.clone(),
         members[3].0.clone(),
     );
-    grant(&app, &admin, &town, &root, "township_admin").await;
-    grant(&app, &admin, &fellow, &a, "secretary").await;
-    grant(&app, &sec, &committee, &a, "committee_member").await;
+    app.grant(&admin, &town, &root, "township_admin").await;
+    app.grant(&admin, &fellow, &a, "secretary").await;
+    app.grant(&sec, &committee, &a, "committee_member").await;
     let cases = [
         (&sec, &town, false),
         (&sec, &fellow, false),
@@ -156,7 +144,7 @@ async fn a_member_placed_in_a_party_group_can_lead_it_and_an_outsider_cannot() {
         (r.status, r.body["group_id"].as_str()),
         (StatusCode::OK, Some(group.as_str()))
     );
-    grant(&app, &sec, &inside, &group, "group_leader").await;
+    app.grant(&sec, &inside, &group, "group_leader").await;
     let r = app
         .post(
             "/v1/roles",

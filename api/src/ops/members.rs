@@ -156,17 +156,28 @@ async fn end_displaced_roles(
         if grant_fits_place(&held, org_path, m.group_id) {
             continue;
         }
-        db::roles::delete(c, grant.id).await?;
-        let event = DomainEvent::RoleEnded(RoleEnded {
-            grant_id: grant.id,
-            member_id: m.id,
-            org_id: grant.org_id,
-            role: grant.role,
-            reason: "moved".into(),
-        });
-        db::outbox::append(c, &event, now).await?;
+        end_role(c, &grant, "moved", now).await?;
         tracing::info!(grant = %grant.id, member = %m.id, role = grant.role.as_str(), "role ended by a move");
     }
+    Ok(())
+}
+
+/// Ends one role with its `role.ended` event (`reason`: `moved`, `left`).
+async fn end_role(
+    c: &mut Conn<'_>,
+    grant: &db::roles::RoleGrant,
+    reason: &str,
+    now: DateTime<Utc>,
+) -> Result<(), Error> {
+    db::roles::delete(c, grant.id).await?;
+    let event = DomainEvent::RoleEnded(RoleEnded {
+        grant_id: grant.id,
+        member_id: grant.member_id,
+        org_id: grant.org_id,
+        role: grant.role,
+        reason: reason.into(),
+    });
+    db::outbox::append(c, &event, now).await?;
     Ok(())
 }
 
@@ -226,15 +237,7 @@ pub async fn deactivate(
         db::devices::revoke(c, &d, p.member_id, now).await?;
     }
     for (grant, _) in db::roles::of_member(c, member.id).await? {
-        db::roles::delete(c, grant.id).await?;
-        let event = DomainEvent::RoleEnded(RoleEnded {
-            grant_id: grant.id,
-            member_id: member.id,
-            org_id: grant.org_id,
-            role: grant.role,
-            reason: "left".into(),
-        });
-        db::outbox::append(c, &event, now).await?;
+        end_role(c, &grant, "left", now).await?;
     }
     Ok(())
 }
