@@ -291,3 +291,51 @@ async fn the_first_administrator_is_made_once_and_keeps_a_changed_password() {
     assert_eq!(roots.len(), 1, "one root org, not one per start");
     assert_eq!(roots[0]["name"], "中共广德市委员会");
 }
+
+/// A caller's grants serve their next requests for a moment (`YUNLIAN_PRINCIPAL_CACHE_MS`, 1 s
+/// by default). Logout and a password change on this server bite at once (above); a
+/// revocation this server does not hear of, made by another replica or, as here, straight in
+/// the database, bites within that second.
+#[tokio::test]
+async fn a_revocation_made_elsewhere_bites_within_a_second() {
+    use diesel_async::RunQueryDsl;
+    use std::time::{Duration, Instant};
+    use yunlian_infra::db::ScopedFutureExt;
+    let app = spawn_app().await;
+    let (token, _) = app.login(ADMIN_PHONE, ADMIN_PASSWORD).await;
+    for _ in 0..3 {
+        assert_eq!(app.get("/v1/me", &token).await.status, StatusCode::OK);
+    }
+    let elsewhere = yunlian_infra::Db::connect(&app.database_url, 1)
+        .await
+        .expect("db");
+    let revoked = Instant::now();
+    elsewhere
+        .write(|mut c| {
+            async move {
+                yunlian_infra::on!(&mut c, |c| diesel::sql_query(
+                    "UPDATE sessions SET revoked_at = CURRENT_TIMESTAMP, revoke_reason = 'elsewhere'"
+                )
+                .execute(c)
+                .await)
+                .map_err(yunlian_infra::db::db_error)
+            }
+            .scope_boxed()
+        })
+        .await
+        .expect("revoke");
+    loop {
+        let r = app.get("/v1/me", &token).await;
+        if r.status == StatusCode::UNAUTHORIZED {
+            assert_eq!(r.code(), "session_revoked");
+            break;
+        }
+        assert_eq!(r.status, StatusCode::OK);
+        assert!(
+            revoked.elapsed() < Duration::from_millis(1500),
+            "the revoked session still served {:?} after its revocation",
+            revoked.elapsed()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}

@@ -201,7 +201,6 @@ async fn two_members_claiming_one_new_client_id_at_once_one_wins_and_neither_see
                         "seed {seed}"
                     );
                 }
-                StatusCode::CONFLICT => assert_eq!(res.code(), "client_id_conflict", "seed {seed}"),
                 StatusCode::FORBIDDEN => assert_eq!(res.code(), "client_not_yours", "seed {seed}"),
                 other => panic!("seed {seed}: {other} {:?}", res.body),
             }

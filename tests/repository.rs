@@ -384,19 +384,20 @@ async fn purged_tombstones_raise_the_floor_so_old_cursors_reset() {
         let scope = Scope::Committee(Uuid::now_v7());
         let (gone, kept) = (Uuid::now_v7(), Uuid::now_v7());
         let long_ago = Utc::now() - TimeDelta::days(200);
-        let s = scope.clone();
-        db.write(move |mut c| {
-            async move {
-                let scopes = std::slice::from_ref(&s);
-                for (id, deleted) in [(gone, false), (kept, false), (gone, true)] {
-                    db::sync::record(&mut c, scopes, Entity::Member, id, deleted, long_ago).await?;
+        // Three writes, each its own transaction (one transaction's changes of one row would
+        // be one change).
+        for (id, deleted) in [(gone, false), (kept, false), (gone, true)] {
+            let s = scope.clone();
+            db.write(move |mut c| {
+                async move {
+                    let scopes = std::slice::from_ref(&s);
+                    db::sync::record(&mut c, scopes, Entity::Member, id, deleted, long_ago).await
                 }
-                Ok(())
-            }
-            .scope_boxed()
-        })
-        .await
-        .expect("writes");
+                .scope_boxed()
+            })
+            .await
+            .expect("writes");
+        }
         let purged = db
             .write(move |mut c| {
                 async move {
@@ -469,7 +470,7 @@ async fn pruned_outcomes_leave_the_ledger_position() {
                     time_source: "server".into(),
                     digest: None,
                 };
-                db::sync::settle(&mut c, client, &o, long_ago).await
+                db::sync::settle(&mut c, client, &[o], long_ago).await
             }
             .scope_boxed()
         })

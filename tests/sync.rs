@@ -304,8 +304,27 @@ async fn a_phone_offline_for_a_week_syncs_200_mutations_in_one_push() {
     }
     body["boot_id"] = json!("boot-1");
     body["uptime_ms"] = json!(1000 + week_ms + 60_000);
+    // The versions of the member's own scope and of the branch roster, before and after.
+    let (own, committee) = (
+        format!("member:{member_id}"),
+        format!("org:{branch}:committee"),
+    );
+    let versions = async || {
+        let mine = app.get("/v1/sync/status", &phone.token).await;
+        let sec = app.get("/v1/sync/status", &sec_token).await;
+        (
+            mine.body["scopes"][&own]["v"].as_i64().expect("own scope"),
+            sec.body["scopes"][&committee]["v"]
+                .as_i64()
+                .expect("committee"),
+        )
+    };
+    let before = versions().await;
     let r = phone.push(&app, body).await;
     assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
+    // One transaction for the push: each scope moved once, not 200 times.
+    let after = versions().await;
+    assert_eq!(after, (before.0 + 1, before.1 + 1));
     let results = r.body["results"].as_array().expect("results");
     assert_eq!(results.len(), 200);
     assert!(results

@@ -92,10 +92,99 @@ impl FromRequest for AuthUser {
                 .trim();
             let now = state.clock.now();
             let claims = state.jwt.verify(token, now.timestamp())?;
-            let principal = load_principal(&state, claims.sub, claims.sid, now).await?;
+            let principal = match state.principals.get(claims.sid, claims.sub, now) {
+                Some(p) => p,
+                None => {
+                    let generation = db::access_generation();
+                    let p = load_principal(&state, claims.sub, claims.sid, now).await?;
+                    state.principals.put(&p, generation, now);
+                    p
+                }
+            };
             yunlian_infra::db::audit::set_actor(principal.member_id);
             Ok(AuthUser(principal))
         })
+    }
+}
+
+/// Principals loaded in the last moment, by session: a phone's requests come in bursts (a pull's
+/// pages, a push after a clock-in), and each would otherwise reload the same grants.
+///
+/// An entry serves only while three things hold: it is younger than the TTL (by the monotonic
+/// clock, and by the clock port, so a test clock moved on sees it expired), and no write that
+/// changed access has committed in this process since it was loaded (the access generation,
+/// read before the load: a revocation racing the load leaves the entry stale, never fresh).
+/// So logout, a password change, a role granted or ended and a move bite at once here, and a
+/// revocation on another replica within the TTL.
+pub struct Principals {
+    ttl: std::time::Duration,
+    entries: std::sync::Mutex<std::collections::HashMap<Uuid, Cached>>,
+}
+
+struct Cached {
+    principal: Principal,
+    generation: u64,
+    loaded: std::time::Instant,
+    loaded_at: chrono::DateTime<chrono::Utc>,
+}
+
+/// Entries kept at most; past that, expired ones are dropped, and if none is, all of them.
+const MAX_CACHED_PRINCIPALS: usize = 20_000;
+
+impl Principals {
+    pub fn new(ttl: std::time::Duration) -> Self {
+        Principals {
+            ttl,
+            entries: Default::default(),
+        }
+    }
+
+    fn fresh(&self, e: &Cached, generation: u64, now: chrono::DateTime<chrono::Utc>) -> bool {
+        let age = now.signed_duration_since(e.loaded_at);
+        e.generation == generation
+            && e.loaded.elapsed() < self.ttl
+            && age >= chrono::TimeDelta::zero()
+            && age.to_std().is_ok_and(|a| a < self.ttl)
+    }
+
+    pub fn get(
+        &self,
+        session: Uuid,
+        member: Uuid,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> Option<Principal> {
+        if self.ttl.is_zero() {
+            return None;
+        }
+        let generation = db::access_generation();
+        let entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
+        let e = entries.get(&session)?;
+        (e.principal.member_id == member && self.fresh(e, generation, now))
+            .then(|| e.principal.clone())
+    }
+
+    /// Keeps `p`, loaded under access generation `generation` (read before the load).
+    pub fn put(&self, p: &Principal, generation: u64, now: chrono::DateTime<chrono::Utc>) {
+        if self.ttl.is_zero() {
+            return;
+        }
+        let mut entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
+        if entries.len() >= MAX_CACHED_PRINCIPALS {
+            let current = db::access_generation();
+            entries.retain(|_, e| self.fresh(e, current, now));
+            if entries.len() >= MAX_CACHED_PRINCIPALS {
+                entries.clear();
+            }
+        }
+        entries.insert(
+            p.session_id,
+            Cached {
+                principal: p.clone(),
+                generation,
+                loaded: std::time::Instant::now(),
+                loaded_at: now,
+            },
+        );
     }
 }
 

@@ -42,6 +42,7 @@ pub const KEYS: &[(&str, &str)] = &[
     ("YUNLIAN_METRICS_TOKEN", "(unset: no /metrics)"),
     ("YUNLIAN_SHUTDOWN_GRACE_SECS", "30"),
     ("YUNLIAN_DISK_LOW_MB", "500"),
+    ("YUNLIAN_PRINCIPAL_CACHE_MS", "1000"),
     ("RUST_LOG", "info"),
 ];
 
@@ -86,6 +87,10 @@ pub struct Config {
     /// Below this much free space on the data directory, readiness says so and the township's
     /// administrators are warned.
     pub disk_low_bytes: u64,
+    /// How long a caller's loaded grants serve their later requests (0: reloaded on every
+    /// request). A revocation made on this server bites at once; one made on another replica
+    /// (or straight in the database) bites within this long.
+    pub principal_cache_ms: u64,
 }
 
 impl Config {
@@ -323,6 +328,7 @@ impl Config {
             },
             shutdown_grace_secs: num("YUNLIAN_SHUTDOWN_GRACE_SECS", 30)? as u64,
             disk_low_bytes: num("YUNLIAN_DISK_LOW_MB", 500)? as u64 * 1024 * 1024,
+            principal_cache_ms: num("YUNLIAN_PRINCIPAL_CACHE_MS", 1000)?.clamp(0, 10_000) as u64,
         })
     }
 }

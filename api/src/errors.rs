@@ -321,10 +321,6 @@ pub fn message(code: &str, lang: Lang) -> &'static str {
             "服务暂时不可用，请稍后重试",
             "Service unavailable; retry shortly",
         ),
-        "client_id_conflict" => (
-            "该设备标识已被其他党员使用，请重新生成",
-            "Another member claimed this client id at the same moment; generate a new one",
-        ),
         "mutation_id_reused" => (
             "同一编号的操作内容不一致",
             "This mutation id was used before with other content",

@@ -127,6 +127,9 @@ impl Application {
             limiter,
             clock,
             jwt: JwtKeys::new(&secret),
+            principals: crate::auth::Principals::new(std::time::Duration::from_millis(
+                config.principal_cache_ms,
+            )),
             hub,
             objects: yunlian_infra::objects::Objects::open(&config.objects)
                 .map_err(StartError::Storage)?,

@@ -23,4 +23,6 @@ pub struct AppState {
     pub hub: yunlian_infra::stream::Hub,
     /// Uploaded images (a directory, or an S3-compatible bucket).
     pub objects: yunlian_infra::objects::Objects,
+    /// Callers' grants, loaded once for a moment (see `auth::Principals`).
+    pub principals: crate::auth::Principals,
 }

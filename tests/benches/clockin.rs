@@ -1,17 +1,23 @@
-//! Clock-in burst on PostgreSQL (not a test): a township-wide themed party day (主题党日) where
+//! Clock-in burst (not a test), on PostgreSQL and on the embedded SQLite default: a
+//! township-wide themed party day (主题党日) where
 //! 2,300 members of 40 branches clock in from their phones within five minutes. Every clock-in
 //! is the real one: a P-256 signature by the member's registered device key over the evidence,
 //! the meeting's rotating code, a location inside the hall's geofence, through `POST
 //! /v1/meetings/{id}/clock-in`. The burst is fired as fast as the clients go (the worst case:
 //! everyone at the same second), once per round, each round a fresh meeting in every branch.
-//! Next to it, in the same run and on the same PostgreSQL, the ceiling `shared/bench` measures
-//! for a clock-in transaction: its pgbench script (`clockin.pgbench`, copied here) at 8 clients.
+//! The server is the release binary in its own process; the requests are signed and serialised
+//! beforehand, and the load generator reads each answer's bytes without parsing them. Next to
+//! it, in the same run and on the same database, the ceiling `shared/bench` measures for a
+//! clock-in transaction: on PostgreSQL its pgbench script (`clockin.pgbench`, copied here) at 8
+//! clients; on SQLite the same two inserts in one transaction from 8 threads on a file with the
+//! server's pragmas.
 //!
 //!   BENCH_DATABASE_URL=postgres://postgres@127.0.0.1:5432/test cargo bench --bench clockin
 //!
-//! Env: BENCH_CLIENTS ("8 64": concurrent phones per burst), BENCH_ROUNDS (3 per client count),
-//! BENCH_SECS (15: the pgbench run), BENCH_POOL (16: the server's connection pool). Creates its
-//! own database and drops it afterwards.
+//! Env: BENCH_ENGINES ("postgres sqlite"), BENCH_CLIENTS ("8 64": concurrent phones per
+//! burst), BENCH_ROUNDS (3 per client count), BENCH_SECS (15: the ceiling's run), BENCH_POOL
+//! (16: the server's pool), BENCH_SERVER_BIN (another server binary). Creates its own database
+//! (or data directory) and removes it afterwards.
 
 mod common;
 #[path = "../rosters.rs"]
@@ -19,11 +25,13 @@ mod rosters;
 
 use base64::Engine as _;
 use chrono::{TimeDelta, Utc};
-use common::{each, env_or, get, post, Bench, Figures};
+use common::{
+    each, engines, env_or, get, occurrences, post, post_raw, Cost, Engine, Figures, Proc,
+};
 use diesel::sql_types::Text;
-use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl, SimpleAsyncConnection};
+use diesel_async::{AsyncConnection, AsyncPgConnection, SimpleAsyncConnection};
 use p256::ecdsa::{signature::Signer, Signature, SigningKey};
-use serde_json::{json, Value};
+use serde_json::json;
 use sha2::Digest;
 use std::time::Instant;
 use yunlian_domain::attendance::{meeting_code, ClockInEvidence, Location};
@@ -64,7 +72,16 @@ async fn main() {
         .collect();
     let rounds: usize = env_or("BENCH_ROUNDS", 3);
     let secs: u64 = env_or("BENCH_SECS", 15);
-    let bench = Bench::start("clockin").await;
+    let mut report = String::new();
+    for engine in engines() {
+        report.push_str(&run(&engine, &clients, rounds, secs).await);
+    }
+    println!("{report}");
+}
+
+async fn run(engine: &Engine, clients: &[usize], rounds: usize, secs: u64) -> String {
+    let bench = Proc::start("clockin", engine, &[]).await;
+    let idle_rss = bench.rss_mib();
     let (http, api, admin) = (bench.http.clone(), bench.api.clone(), bench.admin.clone());
 
     // 40 branches and their rosters through the API (57 or 58 members each).
@@ -88,18 +105,16 @@ async fn main() {
     let hash = yunlian_infra::password::hash(common::PASSWORD)
         .await
         .expect("hash");
-    let mut db = AsyncPgConnection::establish(&bench.url).await.expect("db");
-    diesel::sql_query("UPDATE members SET password_hash = $1 WHERE phone LIKE '15%'")
-        .bind::<Text, _>(&hash)
-        .execute(&mut db)
-        .await
-        .expect("passwords");
-    let members: Vec<MemberRow> = diesel::sql_query(
-        "SELECT id, phone, org_id FROM members WHERE phone LIKE '15%' ORDER BY phone",
-    )
-    .load(&mut db)
-    .await
-    .expect("members");
+    let mut db = bench.store().await;
+    // (An argon2 PHC string: letters, digits, `$`, `=`, `,`, `+` and `/`; no quote.)
+    assert!(!hash.contains('\''));
+    db.batch(&format!(
+        "UPDATE members SET password_hash = '{hash}' WHERE phone LIKE '15%'"
+    ))
+    .await;
+    let members: Vec<MemberRow> = db
+        .load("SELECT id, phone, org_id FROM members WHERE phone LIKE '15%' ORDER BY phone")
+        .await;
     assert_eq!(members.len(), MEMBERS);
 
     // Each member logs in and registers a phone key.
@@ -167,8 +182,8 @@ async fn main() {
 
     // The bursts: per round a themed party day in every branch, starting in ten minutes (so
     // every clock-in is on time), each member's evidence signed on the phone beforehand.
-    let mut bursts: Vec<(usize, Figures)> = Vec::new();
-    for &c in &clients {
+    let mut bursts: Vec<(usize, Figures, Cost)> = Vec::new();
+    for &c in clients {
         for round in 0..rounds {
             let starts = Utc::now() + TimeDelta::minutes(10);
             let mut meetings = std::collections::HashMap::new();
@@ -205,7 +220,7 @@ async fn main() {
                 .collect();
             order.sort();
             let order: Vec<usize> = order.into_iter().map(|(_, _, i)| i).collect();
-            let requests: Vec<(String, String, Value)> = order
+            let requests: Vec<(String, String, Vec<u8>)> = order
                 .into_iter()
                 .map(|i| {
                     let p = &phones[i];
@@ -220,11 +235,12 @@ async fn main() {
                         location: Some(HALL),
                     };
                     let sig: Signature = p.key.sign(&ev.canonical());
-                    let body = json!({
+                    let body = serde_json::to_vec(&json!({
                         "device_id": p.device_id, "code": code, "device_time": now,
                         "location": {"lat": HALL.lat, "lng": HALL.lng, "accuracy_m": HALL.accuracy_m},
                         "signature": base64::engine::general_purpose::STANDARD.encode(sig.to_der().as_bytes()),
-                    });
+                    }))
+                    .expect("json");
                     (
                         format!("{api}/v1/meetings/{meeting}/clock-in"),
                         p.token.clone(),
@@ -233,71 +249,160 @@ async fn main() {
                 })
                 .collect();
             let http = http.clone();
-            let fig = each(requests, c, move |(url, token, body)| {
-                let (http, url, token, body) =
-                    (http.clone(), url.clone(), token.clone(), body.clone());
-                async move {
-                    let r = post(&http, &url, &token, &body).await;
-                    assert_eq!(r["punctuality"], "on_time", "{r}");
-                }
-            })
-            .await;
+            let (fig, cost) = bench
+                .costed(each(requests, c, move |(url, token, body)| {
+                    let (http, url, token, body) =
+                        (http.clone(), url.clone(), token.clone(), body.clone());
+                    async move {
+                        let r = post_raw(&http, &url, &token, body).await;
+                        assert_eq!(occurrences(&r, b"\"punctuality\":\"on_time\""), 1);
+                    }
+                }))
+                .await;
             eprintln!(
                 "burst: {c} phones at a time, round {}: {} clock-ins in {:.2}s",
                 round + 1,
                 fig.ops,
                 fig.secs
             );
-            bursts.push((c, fig));
+            bursts.push((c, fig, cost));
         }
     }
-    let recorded = common::count(&mut db, "SELECT count(*) AS n FROM clock_ins").await;
+    let recorded = db.count("SELECT count(*) AS n FROM clock_ins").await;
     assert_eq!(
         recorded as usize,
         MEMBERS * rounds * clients.len(),
         "every clock-in recorded once"
     );
 
-    // The ceiling: shared/bench's clock-in transaction by pgbench, same server, same run.
-    let ceiling = pgbench_ceiling(&mut db, &bench.url, secs).await;
+    // The ceiling: shared/bench's clock-in transaction, same database engine, same run.
+    let ceiling = match engine {
+        Engine::Postgres(_) => {
+            let mut pg = AsyncPgConnection::establish(&bench.url).await.expect("db");
+            pgbench_ceiling(&mut pg, &bench.url, secs).await
+        }
+        Engine::Sqlite => Some(sqlite_ceiling(&bench.url, secs)),
+    };
 
-    println!(
-        "\n{MEMBERS} members, {BRANCHES} branches; {rounds} rounds per client count; all {recorded} clock-ins recorded\n"
+    let mut out = format!(
+        "\n### {} ({MEMBERS} members, {BRANCHES} branches; {rounds} rounds per client count; all {recorded} clock-ins recorded)\n\n",
+        engine.name()
     );
-    println!(
-        "| what | clients | clock-ins/s (min / **median** / max) | p50 ms | p99 ms (median) |"
+    out.push_str(
+        "| what | clients | clock-ins/s (min / **median** / max) | p50 ms | p99 ms (median) | server CPU ms/op | load generator CPU ms/op | server peak RSS MiB |\n",
     );
-    println!("|---|---:|---:|---:|---:|");
-    for &c in &clients {
-        let mut of: Vec<&Figures> = bursts.iter().filter(|b| b.0 == c).map(|b| &b.1).collect();
-        of.sort_by(|a, b| a.rate().total_cmp(&b.rate()));
-        let mid = of[of.len() / 2];
-        let mut p99: Vec<f64> = of.iter().map(|f| f.pct(0.99)).collect();
+    out.push_str("|---|---:|---:|---:|---:|---:|---:|---:|\n");
+    for &c in clients {
+        let mut of: Vec<&(usize, Figures, Cost)> = bursts.iter().filter(|b| b.0 == c).collect();
+        of.sort_by(|a, b| a.1.rate().total_cmp(&b.1.rate()));
+        let (_, mid, cost) = of[of.len() / 2];
+        let mut p99: Vec<f64> = of.iter().map(|f| f.1.pct(0.99)).collect();
         p99.sort_by(f64::total_cmp);
-        println!(
-            "| burst of {MEMBERS} signed clock-ins, API | {c} | {:.0} / **{:.0}** / {:.0} | {:.2} | {:.2} |",
-            of[0].rate(),
+        let peak = of.iter().map(|f| f.2.peak_rss_mib).fold(0.0, f64::max);
+        out.push_str(&format!(
+            "| burst of {MEMBERS} signed clock-ins, API | {c} | {:.0} / **{:.0}** / {:.0} | {:.2} | {:.2} | {:.2} | {:.2} | {peak:.0} |\n",
+            of[0].1.rate(),
             mid.rate(),
-            of[of.len() - 1].rate(),
+            of[of.len() - 1].1.rate(),
             mid.pct(0.5),
-            p99[p99.len() / 2]
-        );
+            p99[p99.len() / 2],
+            cost.cpu_ms_per_op,
+            cost.client_cpu_ms_per_op,
+        ));
     }
     if let Some((tps, p50, p99)) = ceiling {
-        println!("| shared/bench clock-in transaction, pgbench (ceiling) | 8 | **{tps:.0}** | {p50:.2} | {p99:.2} |");
-        let best = bursts.iter().map(|b| b.1.rate()).fold(0.0, f64::max);
-        println!("\nbest burst / ceiling: {:.3}", best / tps);
+        let what = match engine {
+            Engine::Postgres(_) => "shared/bench clock-in transaction, pgbench (ceiling)",
+            Engine::Sqlite => "the same two-insert transaction on SQLite, 8 threads (ceiling)",
+        };
+        out.push_str(&format!(
+            "| {what} | 8 | **{tps:.0}** | {p50:.2} | {p99:.2} | | | |\n"
+        ));
+        let at8: Vec<f64> = bursts
+            .iter()
+            .filter(|b| b.0 == 8)
+            .map(|b| b.1.rate())
+            .collect();
+        if !at8.is_empty() {
+            let mut at8 = at8;
+            at8.sort_by(f64::total_cmp);
+            out.push_str(&format!(
+                "\nmedian burst at 8 in flight / ceiling: {:.3}\n",
+                at8[at8.len() / 2] / tps
+            ));
+        }
     }
-    println!(
-        "the themed party day needs {:.1} clock-ins/s ({MEMBERS} in 300 s)",
-        MEMBERS as f64 / 300.0
-    );
-    println!(
-        "one P-256 signature check (the server's, in-process): {:.0} µs",
+    out.push_str(&format!(
+        "server RSS idle after start: {idle_rss:.0} MiB; the themed party day needs {:.1} clock-ins/s ({MEMBERS} in 300 s); one P-256 signature check (the server's, in-process): {:.0} µs\n",
+        MEMBERS as f64 / 300.0,
         verify_us
-    );
+    ));
     drop(db);
     bench.finish().await;
+    out
+}
+
+/// shared/bench's clock-in transaction on SQLite: two inserts in one `BEGIN IMMEDIATE`
+/// transaction, from 8 threads on a fresh file beside the server's with the server's pragmas
+/// (WAL, synchronous NORMAL), for `secs`; (tps, p50, p99 in ms).
+fn sqlite_ceiling(server_db: &str, secs: u64) -> (f64, f64, f64) {
+    use diesel::connection::SimpleConnection;
+    use diesel::Connection;
+    let path = std::path::Path::new(server_db).with_file_name("ceiling.db");
+    let open = || {
+        let mut c =
+            diesel::SqliteConnection::establish(&path.display().to_string()).expect("sqlite");
+        c.batch_execute(
+            "PRAGMA journal_mode = WAL; PRAGMA busy_timeout = 5000; PRAGMA synchronous = NORMAL;",
+        )
+        .expect("pragmas");
+        c
+    };
+    open()
+        .batch_execute(
+            "CREATE TABLE attendance (id text PRIMARY KEY, meeting_id text NOT NULL, member_id text NOT NULL,
+               clocked_at text NOT NULL, method text NOT NULL, UNIQUE (meeting_id, member_id));
+             CREATE TABLE change_log (seq integer PRIMARY KEY AUTOINCREMENT, entity text NOT NULL,
+               entity_id text NOT NULL, org_id text NOT NULL);
+             CREATE INDEX change_log_org_seq ON change_log (org_id, seq);",
+        )
+        .expect("ceiling schema");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(secs);
+    let start = std::time::Instant::now();
+    let threads: Vec<_> = (0..8)
+        .map(|_| {
+            let mut c = open();
+            std::thread::spawn(move || {
+                let mut lat = Vec::new();
+                while std::time::Instant::now() < deadline {
+                    let t = std::time::Instant::now();
+                    let (id, meeting, member, org) = (
+                        uuid::Uuid::from_u128(rand::random()),
+                        uuid::Uuid::from_u128(rand::random()),
+                        uuid::Uuid::from_u128(rand::random()),
+                        uuid::Uuid::from_u128(rand::random()),
+                    );
+                    c.batch_execute(&format!(
+                        "BEGIN IMMEDIATE;
+                         INSERT INTO attendance (id, meeting_id, member_id, clocked_at, method)
+                           VALUES ('{id}', '{meeting}', '{member}', strftime('%Y-%m-%d %H:%M:%f', 'now'), 'qr')
+                           ON CONFLICT (meeting_id, member_id) DO NOTHING;
+                         INSERT INTO change_log (entity, entity_id, org_id) VALUES ('attendance', '{id}', '{org}');
+                         COMMIT;"
+                    ))
+                    .expect("ceiling transaction");
+                    lat.push(t.elapsed().as_secs_f64() * 1e3);
+                }
+                lat
+            })
+        })
+        .collect();
+    let lat: Vec<f64> = threads
+        .into_iter()
+        .flat_map(|t| t.join().expect("thread"))
+        .collect();
+    let f = Figures::from_latencies(lat, start.elapsed().as_secs_f64());
+    (f.rate(), f.pct(0.5), f.pct(0.99))
 }
 
 /// Runs `clockin.pgbench` (shared/bench's transaction: two inserts in one transaction) with 8

@@ -106,18 +106,17 @@ impl From<Outcome> for MutationOut {
     }
 }
 
-/// What the mutation's transaction found.
+/// What became of one mutation of a push.
 enum Step {
     Done(Outcome),
-    /// Seen before: its recorded outcome (none if it predates the ledger's memory).
-    Seen(i64, Option<Outcome>),
+    /// Seen in an earlier push: its recorded outcome (or `seen`, if that predates the ledger's
+    /// memory).
+    Seen(MutationOut),
     Gap {
         expected: i64,
     },
     /// Seen before with another name or other arguments: a reused id, refused.
-    Reused,
-    /// The client id belongs to another member (claimed by them at the same moment).
-    NotYours,
+    Reused(i64),
 }
 
 /// A rejection is permanent: the phone's input can never succeed, so it is recorded and the
@@ -169,61 +168,58 @@ pub async fn push(
             ));
         }
     }
-    let (client, member) = (body.client_id, user.member_id);
-    let ledger = state
-        .db
-        .read(move |mut c| async move { db::sync::ledger(&mut c, client).await }.scope_boxed())
-        .await?;
-    if ledger.is_some_and(|l| l.member_id != member) {
-        return Err(client_not_yours());
-    }
-
+    let (client, principal) = (body.client_id, user.0.clone());
     // One receive instant for the whole push: the device times of its mutations are all
     // anchored to the same moment, however long the earlier ones take to apply.
     let received = state.clock.now();
-    let mut results = Vec::with_capacity(body.mutations.len());
-    for m in body.mutations {
-        let et = event_time(
-            received,
-            body.boot_id.as_deref(),
-            body.uptime_ms,
-            m.boot_id.as_deref(),
-            m.uptime_ms,
-            m.device_time,
-        )
-        .map_err(|_| ImplausibleTime::CODE);
-        let (id, name) = (m.id, m.name.clone());
-        match apply_one(&state, &user, client, m, et, received).await? {
+    let batch: Vec<Queued> = body
+        .mutations
+        .into_iter()
+        .map(|m| Queued {
+            event_time: event_time(
+                received,
+                body.boot_id.as_deref(),
+                body.uptime_ms,
+                m.boot_id.as_deref(),
+                m.uptime_ms,
+                m.device_time,
+            )
+            .map_err(|_| ImplausibleTime::CODE),
+            digest: mutation_digest(&m.name, &m.args),
+            m,
+        })
+        .collect();
+    let share = state.config.settings_root();
+    let now = state.clock.now();
+    let applied = state
+        .db
+        .write(move |mut c| {
+            async move { apply(&mut c, &principal, client, &batch, received, now, share).await }
+                .scope_boxed()
+        })
+        .await?;
+    let Applied { steps, last } = match applied {
+        Some(a) => a,
+        None => return Err(client_not_yours()),
+    };
+    let mut results = Vec::with_capacity(steps.len());
+    for step in steps {
+        match step {
             Step::Done(o) => {
-                let out = MutationOut::from(o);
-                let outcome = if out.status == "rejected" {
+                let outcome = if o.status == "rejected" {
                     "rejected"
                 } else {
                     "applied"
                 };
                 metrics::counter!("yunlian_sync_mutations_total", "outcome" => outcome)
                     .increment(1);
-                results.push(out)
-            }
-            Step::Seen(_, Some(o)) => {
-                metrics::counter!("yunlian_sync_mutations_total", "outcome" => "duplicate")
-                    .increment(1);
                 results.push(MutationOut::from(o))
             }
-            // Processed long ago, its outcome since pruned: done, never applied again.
-            Step::Seen(id, None) => results.push({
+            Step::Seen(o) => {
                 metrics::counter!("yunlian_sync_mutations_total", "outcome" => "duplicate")
                     .increment(1);
-                MutationOut {
-                    id,
-                    name,
-                    status: "seen".into(),
-                    code: None,
-                    result: None,
-                    event_time: received,
-                    time_source: "server".into(),
-                }
-            }),
+                results.push(o)
+            }
             Step::Gap { expected } => {
                 let mut e = ApiError::new(StatusCode::CONFLICT, "mutation_gap");
                 e.extra = Some(Box::new(
@@ -231,157 +227,152 @@ pub async fn push(
                 ));
                 return Err(e);
             }
-            Step::Reused => {
+            Step::Reused(id) => {
                 let mut e = ApiError::new(StatusCode::CONFLICT, "mutation_id_reused");
                 e.extra = Some(Box::new(json!({ "mutation_id": id, "results": results })));
                 return Err(e);
             }
-            Step::NotYours => {
-                return Err(ApiError::new(StatusCode::CONFLICT, "client_id_conflict"));
-            }
         }
     }
     metrics::counter!("yunlian_sync_pushes_total").increment(1);
-    let last = state
-        .db
-        .read(move |mut c| async move { db::sync::ledger(&mut c, client).await }.scope_boxed())
-        .await?
-        .map_or(0, |l| l.last_mutation_id);
     Ok(HttpResponse::Ok().json(json!({ "last_mutation_id": last, "results": results })))
 }
 
-/// Runs one mutation in its own transaction with the phone's ledger row locked; a rejection
-/// rolls the handler back and is then recorded in a second transaction. A mutation whose times
-/// no phone can have (`et` is that code) is rejected without running.
-async fn apply_one(
-    state: &AppState,
-    user: &AuthUser,
-    client: Uuid,
+/// A mutation of a push, with the time it was made and the digest a replay must match.
+#[derive(Clone)]
+struct Queued {
     m: MutationIn,
-    et: Result<EventTime, &'static str>,
-    received: DateTime<Utc>,
-) -> Result<Step, ApiError> {
-    let principal = user.0.clone();
-    let member = principal.member_id;
-    let now = state.clock.now();
-    let share = state.config.settings_root();
-    let digest = mutation_digest(&m.name, &m.args);
-    let attempt = m.clone();
-    let d = digest.clone();
-    let (refused, et) = match et {
-        Ok(et) => (None, et),
-        Err(code) => (
-            Some(Error::Unprocessable(code)),
-            EventTime {
-                at: received,
-                source: TimeSource::Server,
-            },
-        ),
-    };
-    let first = match refused {
-        Some(e) => Err(e),
-        None => {
-            state
-                .db
-                .write(move |mut c| {
-                    async move {
-                        if let Some(step) =
-                            position(&mut c, client, member, attempt.id, &d, now).await?
-                        {
-                            return Ok(step);
-                        }
-                        let cx = crate::mutations::Cx {
-                            principal: &principal,
-                            event_time: et,
-                            now,
-                            settings: share,
-                        };
-                        let result =
-                            crate::mutations::run(&mut c, cx, &attempt.name, &attempt.args).await?;
-                        let o = Outcome {
-                            mutation_id: attempt.id,
-                            name: attempt.name.clone(),
-                            status: "applied".into(),
-                            code: None,
-                            result: Some(result),
-                            event_time: et.at,
-                            time_source: time_source(et),
-                            digest: Some(d),
-                        };
-                        db::sync::settle(&mut c, client, &o, now).await?;
-                        Ok(Step::Done(o))
-                    }
-                    .scope_boxed()
-                })
-                .await
-        }
-    };
-    let err = match first {
-        Ok(step) => return Ok(step),
-        Err(e) => e,
-    };
-    let Some((code, detail)) = rejection(&err) else {
-        return Err(err.into());
-    };
-    tracing::info!(client = %client, mutation = m.id, name = %m.name, code = %code, "mutation rejected");
-    let step = state
-        .db
-        .write(move |mut c| {
-            async move {
-                if let Some(step) = position(&mut c, client, member, m.id, &digest, now).await? {
-                    return Ok(step);
-                }
-                let o = Outcome {
-                    mutation_id: m.id,
-                    name: m.name.clone(),
-                    status: "rejected".into(),
-                    code: Some(code),
-                    result: detail,
-                    event_time: et.at,
-                    time_source: time_source(et),
-                    digest: Some(digest),
-                };
-                db::sync::settle(&mut c, client, &o, now).await?;
-                Ok(Step::Done(o))
-            }
-            .scope_boxed()
-        })
-        .await?;
-    Ok(step)
+    /// Its event time, or the code of times no phone can have.
+    event_time: Result<EventTime, &'static str>,
+    digest: String,
 }
 
-/// Locks the phone's ledger and places mutation `id` against it: another member's phone,
-/// already seen (with its recorded outcome, unless the content differs), past a gap, or `None`:
-/// the next one, to be settled in this transaction. The owner is checked under the lock, so of
-/// two members claiming one new client id at once, the second is refused.
-async fn position(
+/// What a push's transaction did: a step per mutation up to the first that stops the batch (a
+/// gap or a reused id), and the ledger's last mutation id after it.
+struct Applied {
+    steps: Vec<Step>,
+    last: i64,
+}
+
+/// Applies a push in one transaction, with the phone's ledger row locked from its first
+/// statement: each new mutation runs in a savepoint of its own, so a rejected one is rolled
+/// back alone and recorded as rejected while the others stand; every outcome and the ledger's
+/// advance are written together, and each sync scope the batch touched is bumped once, at the
+/// end (see `db::sync::flush`). A transient error rolls the whole push back: nothing of it was
+/// acknowledged, and the phone sends it again. `None` when the client id is another member's.
+async fn apply(
     c: &mut Conn<'_>,
+    principal: &Principal,
     client: Uuid,
-    member: Uuid,
-    id: i64,
-    digest: &str,
+    batch: &[Queued],
+    received: DateTime<Utc>,
     now: DateTime<Utc>,
-) -> Result<Option<Step>, Error> {
-    let ledger = db::sync::lock_ledger(c, client, member, now).await?;
-    if ledger.member_id != member {
-        return Ok(Some(Step::NotYours));
+    settings: yunlian_domain::settings::Settings,
+) -> Result<Option<Applied>, Error> {
+    let ledger = db::sync::lock_ledger(c, client, principal.member_id, now).await?;
+    if ledger.member_id != principal.member_id {
+        return Ok(None);
     }
-    if id <= ledger.last_mutation_id {
-        let o = db::sync::outcome(c, client, id).await?;
-        if o.as_ref()
-            .and_then(|o| o.digest.as_deref())
-            .is_some_and(|d| d != digest)
-        {
-            return Ok(Some(Step::Reused));
+    let first_new = ledger.last_mutation_id + 1;
+    let mut last = ledger.last_mutation_id;
+    let mut steps = Vec::with_capacity(batch.len());
+    let mut settled: Vec<Outcome> = Vec::new();
+    for q in batch {
+        let m = &q.m;
+        if m.id < first_new {
+            // Seen in an earlier push: its recorded outcome, unless the content differs.
+            let o = db::sync::outcome(c, client, m.id).await?;
+            if o.as_ref()
+                .and_then(|o| o.digest.as_deref())
+                .is_some_and(|d| d != q.digest)
+            {
+                steps.push(Step::Reused(m.id));
+                break;
+            }
+            steps.push(Step::Seen(match o {
+                Some(o) => MutationOut::from(o),
+                // Processed long ago, its outcome since pruned: done, never applied again.
+                None => MutationOut {
+                    id: m.id,
+                    name: m.name.clone(),
+                    status: "seen".into(),
+                    code: None,
+                    result: None,
+                    event_time: received,
+                    time_source: "server".into(),
+                },
+            }));
+            continue;
         }
-        return Ok(Some(Step::Seen(id, o)));
+        if m.id > last + 1 {
+            steps.push(Step::Gap { expected: last + 1 });
+            break;
+        }
+        let (et, ran) = match q.event_time {
+            Ok(et) => (et, run_one(c, principal, m, et, now, settings).await?),
+            Err(code) => (
+                EventTime {
+                    at: received,
+                    source: TimeSource::Server,
+                },
+                Err((code.to_string(), None)),
+            ),
+        };
+        let (status, code, result) = match ran {
+            Ok(result) => ("applied", None, Some(result)),
+            Err((code, detail)) => {
+                tracing::info!(client = %client, mutation = m.id, name = %m.name, code = %code, "mutation rejected");
+                ("rejected", Some(code), detail)
+            }
+        };
+        let o = Outcome {
+            mutation_id: m.id,
+            name: m.name.clone(),
+            status: status.into(),
+            code,
+            result,
+            event_time: et.at,
+            time_source: time_source(et),
+            digest: Some(q.digest.clone()),
+        };
+        last = m.id;
+        settled.push(o.clone());
+        steps.push(Step::Done(o));
     }
-    if id > ledger.last_mutation_id + 1 {
-        return Ok(Some(Step::Gap {
-            expected: ledger.last_mutation_id + 1,
-        }));
+    db::sync::settle(c, client, &settled, now).await?;
+    Ok(Some(Applied { steps, last }))
+}
+
+/// Runs one mutation in a savepoint: its result, or, when the phone's input can never succeed,
+/// the rejection (the savepoint rolled back). Anything else is the push's error.
+async fn run_one(
+    c: &mut Conn<'_>,
+    principal: &Principal,
+    m: &MutationIn,
+    et: EventTime,
+    now: DateTime<Utc>,
+    settings: yunlian_domain::settings::Settings,
+) -> Result<Result<Value, (String, Option<Value>)>, Error> {
+    let sp = c.savepoint().await?;
+    let cx = crate::mutations::Cx {
+        principal,
+        event_time: et,
+        now,
+        settings,
+    };
+    match crate::mutations::run(c, cx, &m.name, &m.args).await {
+        Ok(result) => {
+            c.release(sp).await?;
+            Ok(Ok(result))
+        }
+        Err(e) => match rejection(&e) {
+            Some(r) => {
+                c.rollback_to(sp).await?;
+                Ok(Err(r))
+            }
+            None => Err(e),
+        },
     }
-    Ok(None)
 }
 
 /// SHA-256 of a mutation's name and its arguments in canonical JSON (object keys sorted at
@@ -454,7 +445,15 @@ struct ChangeOut {
     id: Uuid,
     v: i64,
     #[serde(skip_serializing_if = "Option::is_none")]
-    row: Option<Value>,
+    row: Option<db::synced::Rendered>,
+}
+
+/// A page of a pull, serialised once: its rows are already JSON text.
+#[derive(Serialize)]
+struct PageOut {
+    last_mutation_id: i64,
+    has_more: bool,
+    scopes: Vec<ScopeOut>,
 }
 
 #[derive(Serialize)]
@@ -516,7 +515,12 @@ pub async fn pull(
         })
         .await?;
     match page {
-        Some(p) => Ok(HttpResponse::Ok().json(p)),
+        Some(p) => {
+            let body = serde_json::to_vec(&p).map_err(|e| Error::Internal(e.to_string()))?;
+            Ok(HttpResponse::Ok()
+                .content_type(actix_web::http::header::ContentType::json())
+                .body(body))
+        }
         None => Err(client_not_yours()),
     }
 }
@@ -528,7 +532,7 @@ async fn pull_page(
     client: Uuid,
     cursors: &BTreeMap<Scope, Cursor>,
     limit: i64,
-) -> Result<Option<Value>, Error> {
+) -> Result<Option<PageOut>, Error> {
     let ledger = db::sync::ledger(c, client).await?;
     if ledger.is_some_and(|l| l.member_id != p.member_id) {
         return Ok(None);
@@ -571,7 +575,7 @@ async fn pull_page(
         let mut outs = Vec::with_capacity(changes.len());
         let mut last_v = after;
         for (ch, row) in changes.iter().zip(rendered) {
-            let size = row.as_ref().map_or(64, |r| r.to_string().len() as i64 + 64);
+            let size = row.as_ref().map_or(64, |r| r.get().len() as i64 + 64);
             if !outs.is_empty() && size > bytes_left {
                 scope_more = true;
                 break;
@@ -602,11 +606,11 @@ async fn pull_page(
     }
     let rows: usize = out.iter().map(|s| s.changes.len()).sum();
     metrics::counter!("yunlian_sync_rows_pulled_total").increment(rows as u64);
-    Ok(Some(json!({
-        "last_mutation_id": ledger.map_or(0, |l| l.last_mutation_id),
-        "has_more": more,
-        "scopes": out,
-    })))
+    Ok(Some(PageOut {
+        last_mutation_id: ledger.map_or(0, |l| l.last_mutation_id),
+        has_more: more,
+        scopes: out,
+    }))
 }
 
 /// The current rows of live changes (tombstones render as `None`).
@@ -614,12 +618,12 @@ async fn render(
     c: &mut Conn<'_>,
     scope: &Scope,
     changes: &[db::sync::Change],
-) -> Result<Vec<Option<Value>>, Error> {
+) -> Result<Vec<Option<db::synced::Rendered>>, Error> {
     let mut by_entity: HashMap<Entity, Vec<Uuid>> = HashMap::new();
     for ch in changes.iter().filter(|ch| !ch.deleted) {
         by_entity.entry(ch.entity).or_default().push(ch.id);
     }
-    let mut rows: HashMap<(Entity, Uuid), Value> = HashMap::new();
+    let mut rows: HashMap<(Entity, Uuid), db::synced::Rendered> = HashMap::new();
     for (entity, ids) in by_entity {
         for (id, row) in db::synced::rows(c, scope, entity, &ids).await? {
             rows.insert((entity, id), row);

@@ -308,6 +308,10 @@ pub async fn update(conn: &mut Conn<'_>, before: &Member, after: &Member) -> Res
     if n == 0 {
         return Err(Error::NotFound);
     }
+    if before.org_id != after.org_id || before.group_id != after.group_id {
+        // Their member grants follow their org and group.
+        conn.access_changed();
+    }
     if before.org_id != after.org_id {
         let gone = Scope::Committee(before.org_id);
         sync::record(
@@ -420,6 +424,7 @@ pub async fn mark_left(conn: &mut Conn<'_>, m: &Member, now: DateTime<Utc>) -> R
     .await)
     .map_err(db_error)?;
     if n == 1 {
+        conn.access_changed();
         let mut after = m.clone();
         after.can_login = false;
         after.updated_at = now;

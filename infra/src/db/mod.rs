@@ -66,6 +66,9 @@ pub struct Conn<'c> {
 pub(crate) struct TxLog {
     pub(crate) sync: Vec<sync::Pending>,
     pub(crate) audit: Vec<audit::Note>,
+    /// The transaction changed who may do what (a session revoked, a role granted or ended, a
+    /// member moved): when it commits, every cached principal of this process is stale.
+    pub(crate) access: bool,
 }
 
 impl TxLog {
@@ -77,9 +80,68 @@ impl TxLog {
     }
 }
 
+/// Bumped after every committed transaction that changed access (see [`TxLog::access`]):
+/// a principal cached under an older generation is not served. One per process, whatever the
+/// database: a server loads principals from one.
+static ACCESS_GENERATION: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// The current access generation: read it *before* loading a principal, and the principal is
+/// good for as long as the generation stays the same.
+pub fn access_generation() -> u64 {
+    ACCESS_GENERATION.load(std::sync::atomic::Ordering::Acquire)
+}
+
+fn access_changed_now() {
+    ACCESS_GENERATION.fetch_add(1, std::sync::atomic::Ordering::AcqRel);
+}
+
+/// A savepoint inside a write transaction (see [`Conn::savepoint`]): how much the transaction
+/// had recorded when it was taken.
+pub struct Savepoint {
+    sync: usize,
+    audit: usize,
+}
+
 impl<'c> Conn<'c> {
     pub fn new(raw: Raw<'c>) -> Self {
         Conn { raw, tx: None }
+    }
+
+    /// Marks that this write changes access: cached principals are dropped when it commits (at
+    /// once, outside a transaction).
+    pub(crate) fn access_changed(&mut self) {
+        match self.tx.as_deref_mut() {
+            Some(tx) => tx.access = true,
+            None => access_changed_now(),
+        }
+    }
+
+    /// Takes a savepoint in this write transaction. [`Conn::rollback_to`] undoes everything
+    /// done since, the sync entries and audit notes recorded too, and leaves the transaction
+    /// usable; [`Conn::release`] keeps it.
+    pub async fn savepoint(&mut self) -> Result<Savepoint, Error> {
+        let sp = match self.tx.as_deref() {
+            Some(tx) => Savepoint {
+                sync: tx.sync.len(),
+                audit: tx.audit.len(),
+            },
+            None => return Err(Error::Internal("savepoint outside a transaction".into())),
+        };
+        crate::on!(self, |c| begin_nested(c).await).map_err(db_error)?;
+        Ok(sp)
+    }
+
+    pub async fn release(&mut self, _sp: Savepoint) -> Result<(), Error> {
+        crate::on!(self, |c| commit_nested(c).await).map_err(db_error)
+    }
+
+    pub async fn rollback_to(&mut self, sp: Savepoint) -> Result<(), Error> {
+        crate::on!(self, |c| rollback_nested(c).await).map_err(db_error)?;
+        if let Some(tx) = self.tx.as_deref_mut() {
+            tx.sync.truncate(sp.sync);
+            tx.audit.truncate(sp.audit);
+        }
+        Ok(())
     }
 
     /// The PostgreSQL connection, when this is one.
@@ -386,13 +448,15 @@ impl Db {
                     })
                     .await
                     .map_err(TxError::Domain)?;
+                    let access = log.access;
                     log.flush(&mut Conn::new(Raw::Pg(c)), cx.as_ref())
                         .await
                         .map_err(TxError::Domain)?;
-                    Ok::<R, TxError>(r)
+                    Ok::<(R, bool), TxError>((r, access))
                 })
                 .await
                 .map_err(TxError::into_domain)
+                .map(committed)
             }
             Db::Sqlite { pool, write_lock } => {
                 let _writer = write_lock.lock().await;
@@ -405,13 +469,15 @@ impl Db {
                     })
                     .await
                     .map_err(TxError::Domain)?;
+                    let access = log.access;
                     log.flush(&mut Conn::new(Raw::Sqlite(c)), cx.as_ref())
                         .await
                         .map_err(TxError::Domain)?;
-                    Ok::<R, TxError>(r)
+                    Ok::<(R, bool), TxError>((r, access))
                 })
                 .await
                 .map_err(TxError::into_domain)
+                .map(committed)
             }
         }
     }
@@ -478,6 +544,21 @@ impl Db {
     }
 }
 
+async fn begin_nested<C: AsyncConnection>(c: &mut C) -> diesel::QueryResult<()> {
+    use diesel_async::TransactionManager;
+    C::TransactionManager::begin_transaction(c).await
+}
+
+async fn commit_nested<C: AsyncConnection>(c: &mut C) -> diesel::QueryResult<()> {
+    use diesel_async::TransactionManager;
+    C::TransactionManager::commit_transaction(c).await
+}
+
+async fn rollback_nested<C: AsyncConnection>(c: &mut C) -> diesel::QueryResult<()> {
+    use diesel_async::TransactionManager;
+    C::TransactionManager::rollback_transaction(c).await
+}
+
 /// How many times a write transaction runs before a lost race is reported as [`Error::Busy`].
 pub const WRITE_ATTEMPTS: u32 = 5;
 
@@ -514,6 +595,14 @@ async fn detached<R: Send + 'static>(
         .spawn(work)
         .await
         .map_err(|e| Error::Internal(format!("database task: {e}")))?
+}
+
+/// A write committed: drops cached principals if it changed access.
+fn committed<R>((r, access): (R, bool)) -> R {
+    if access {
+        access_changed_now();
+    }
+    r
 }
 
 /// Transaction error: a domain error from the body, or a database error from begin/commit.

@@ -63,6 +63,7 @@ pub async fn insert(conn: &mut Conn<'_>, g: &RoleGrant) -> Result<(), Error> {
         Error::Conflict(_) => Error::Conflict("role_already_granted"),
         other => other,
     })?;
+    conn.access_changed();
     Ok(())
 }
 
@@ -89,6 +90,7 @@ pub async fn delete(conn: &mut Conn<'_>, id: Uuid) -> Result<(), Error> {
     if n == 0 {
         return Err(Error::NotFound);
     }
+    conn.access_changed();
     Ok(())
 }
 

@@ -157,6 +157,7 @@ pub async fn revoke(
     .execute(c)
     .await)
     .map_err(db_error)?;
+    conn.access_changed();
     Ok(())
 }
 
@@ -167,7 +168,7 @@ pub async fn revoke_all(
     reason: &str,
     now: DateTime<Utc>,
 ) -> Result<usize, Error> {
-    on!(conn, |c| diesel::update(sessions::table)
+    let n = on!(conn, |c| diesel::update(sessions::table)
         .filter(sessions::member_id.eq(member_id.to_string()))
         .filter(sessions::revoked_at.is_null())
         .set((
@@ -176,5 +177,7 @@ pub async fn revoke_all(
         ))
         .execute(c)
         .await)
-    .map_err(db_error)
+    .map_err(db_error)?;
+    conn.access_changed();
+    Ok(n)
 }

@@ -86,6 +86,10 @@ pub(crate) async fn flush(conn: &mut Conn<'_>, mut pending: Vec<Pending>) -> Res
         let n = rest.iter().take_while(|p| p.scope == first.scope).count();
         let (group, tail) = rest.split_at(n);
         rest = tail;
+        // A row changed twice in one transaction (a push's mutations of one member) is one
+        // change of the scope: the index keeps a row's latest version only.
+        let group = latest_of_each(group);
+        let n = group.len();
         let last = bump(conn, &first.scope, n as i64, group[n - 1].at).await?;
         for (i, p) in group.iter().enumerate() {
             let v = last - (n - 1 - i) as i64;
@@ -93,6 +97,18 @@ pub(crate) async fn flush(conn: &mut Conn<'_>, mut pending: Vec<Pending>) -> Res
         }
     }
     Ok(())
+}
+
+/// The last of each row's changes, in the order those were recorded.
+fn latest_of_each(group: &[Pending]) -> Vec<&Pending> {
+    let mut seen = std::collections::HashSet::new();
+    let mut out: Vec<&Pending> = group
+        .iter()
+        .rev()
+        .filter(|p| seen.insert((p.entity, p.id)))
+        .collect();
+    out.reverse();
+    out
 }
 
 /// Raises `scope`'s version by `n` (creating the scope on its first write) and returns the new
@@ -309,19 +325,16 @@ pub async fn lock_ledger(
         sync_clients::created_at.eq(t),
         sync_clients::updated_at.eq(t),
     );
-    on!(conn, |c| diesel::insert_into(sync_clients::table)
+    // One statement: a new phone's ledger is created, a known one's row locked (PostgreSQL's
+    // `ON CONFLICT DO UPDATE` locks the row it updates; SQLite has one writer).
+    let (member, last): (String, i64) = on!(conn, |c| diesel::insert_into(sync_clients::table)
         .values(fresh)
-        .on_conflict_do_nothing()
-        .execute(c)
+        .on_conflict(sync_clients::client_id)
+        .do_update()
+        .set(sync_clients::updated_at.eq(t))
+        .returning((sync_clients::member_id, sync_clients::last_mutation_id))
+        .get_result(c)
         .await)
-    .map_err(db_error)?;
-    let q = sync_clients::table
-        .find(&cid)
-        .select((sync_clients::member_id, sync_clients::last_mutation_id));
-    let (member, last): (String, i64) = match &mut conn.raw {
-        Raw::Pg(c) => q.for_update().first(&mut **c).await,
-        Raw::Sqlite(c) => q.first(&mut **c).await,
-    }
     .map_err(db_error)?;
     Ok(Ledger {
         member_id: uuid(&member)?,
@@ -363,35 +376,61 @@ pub struct Outcome {
     pub digest: Option<String>,
 }
 
-/// Stores an outcome and advances the ledger to its id, in the caller's transaction.
+/// Stores a push's outcomes and advances the ledger to the last of them, in the caller's
+/// transaction (whose ledger lock, [`lock_ledger`], it holds).
 pub async fn settle(
     conn: &mut Conn<'_>,
     client_id: Uuid,
-    o: &Outcome,
+    outcomes: &[Outcome],
     now: DateTime<Utc>,
 ) -> Result<(), Error> {
+    let Some(last) = outcomes.last() else {
+        return Ok(());
+    };
     let (cid, t) = (client_id.to_string(), naive(now));
-    let result = o.result.as_ref().map(|r| r.to_string());
-    let row = (
-        sync_mutations::client_id.eq(cid.clone()),
-        sync_mutations::mutation_id.eq(o.mutation_id),
-        sync_mutations::name.eq(o.name.clone()),
-        sync_mutations::status.eq(o.status.clone()),
-        sync_mutations::code.eq(o.code.clone()),
-        sync_mutations::result.eq(result),
-        sync_mutations::event_time.eq(naive(o.event_time)),
-        sync_mutations::time_source.eq(o.time_source.clone()),
-        sync_mutations::created_at.eq(t),
-        sync_mutations::digest.eq(o.digest.clone()),
-    );
+    let rows: Vec<_> = outcomes
+        .iter()
+        .map(|o| {
+            (
+                sync_mutations::client_id.eq(cid.clone()),
+                sync_mutations::mutation_id.eq(o.mutation_id),
+                sync_mutations::name.eq(o.name.clone()),
+                sync_mutations::status.eq(o.status.clone()),
+                sync_mutations::code.eq(o.code.clone()),
+                sync_mutations::result.eq(o.result.as_ref().map(|r| r.to_string())),
+                sync_mutations::event_time.eq(naive(o.event_time)),
+                sync_mutations::time_source.eq(o.time_source.clone()),
+                sync_mutations::created_at.eq(t),
+                sync_mutations::digest.eq(o.digest.clone()),
+            )
+        })
+        .collect();
+    match &mut conn.raw {
+        // One statement per 100 outcomes (10 parameters a row); SQLite, in-process, takes them
+        // one by one.
+        Raw::Pg(c) => {
+            for chunk in rows.chunks(100) {
+                diesel::insert_into(sync_mutations::table)
+                    .values(chunk)
+                    .execute(&mut **c)
+                    .await
+                    .map_err(db_error)?;
+            }
+        }
+        Raw::Sqlite(c) => {
+            for row in rows {
+                diesel::insert_into(sync_mutations::table)
+                    .values(row)
+                    .execute(&mut **c)
+                    .await
+                    .map_err(db_error)?;
+            }
+        }
+    }
     on!(conn, |c| async {
-        diesel::insert_into(sync_mutations::table)
-            .values(row)
-            .execute(c)
-            .await?;
         diesel::update(sync_clients::table.find(&cid))
             .set((
-                sync_clients::last_mutation_id.eq(o.mutation_id),
+                sync_clients::last_mutation_id.eq(last.mutation_id),
                 sync_clients::updated_at.eq(t),
             ))
             .execute(c)

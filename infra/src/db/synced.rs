@@ -15,8 +15,11 @@ use uuid::Uuid;
 use yunlian_domain::sync::{Entity, Scope};
 use yunlian_domain::Error;
 
-fn json<T: serde::Serialize>(v: &T) -> Result<serde_json::Value, Error> {
-    serde_json::to_value(v).map_err(|e| Error::Internal(e.to_string()))
+/// A row rendered once, straight to its JSON text: a pull measures and sends it as it is.
+pub type Rendered = Box<serde_json::value::RawValue>;
+
+fn json<T: serde::Serialize>(v: &T) -> Result<Rendered, Error> {
+    serde_json::value::to_raw_value(v).map_err(|e| Error::Internal(e.to_string()))
 }
 
 /// The rows of `entity` with these ids, as a phone sees them in `scope`.
@@ -25,7 +28,7 @@ pub async fn rows(
     scope: &Scope,
     entity: Entity,
     ids: &[Uuid],
-) -> Result<HashMap<Uuid, serde_json::Value>, Error> {
+) -> Result<HashMap<Uuid, Rendered>, Error> {
     let keys: Vec<String> = ids.iter().map(Uuid::to_string).collect();
     let mut out = HashMap::new();
     match entity {
@@ -126,7 +129,7 @@ pub async fn rows(
                     "digits": 6,
                     "step_secs": yunlian_domain::attendance::CODE_STEP_SECS,
                 });
-                out.insert(id, row);
+                out.insert(id, json(&row)?);
             }
         }
     }

@@ -270,3 +270,351 @@ pub async fn login(http: &reqwest::Client, api: &str, phone: &str) -> String {
     .await;
     r["access_token"].as_str().expect("token").to_string()
 }
+
+// ---------------------------------------------------------------------------------------------
+// The server as its own process, on either engine, with its CPU time and memory read from /proc.
+
+/// Which database a benchmark's server runs on.
+#[derive(Clone, Debug)]
+pub enum Engine {
+    /// A fresh database on the PostgreSQL at this base URL (`BENCH_DATABASE_URL`).
+    Postgres(String),
+    /// The embedded default: a SQLite file (WAL) in a fresh temporary directory.
+    Sqlite,
+}
+
+impl Engine {
+    pub fn name(&self) -> &'static str {
+        match self {
+            Engine::Postgres(_) => "PostgreSQL",
+            Engine::Sqlite => "SQLite",
+        }
+    }
+}
+
+/// The engines to run on: `BENCH_ENGINES` ("postgres sqlite" by default); PostgreSQL needs
+/// `BENCH_DATABASE_URL`.
+pub fn engines() -> Vec<Engine> {
+    let wanted = std::env::var("BENCH_ENGINES").unwrap_or_else(|_| "postgres sqlite".into());
+    wanted
+        .split([' ', ','])
+        .filter(|w| !w.is_empty())
+        .map(|w| match w {
+            "postgres" | "pg" => Engine::Postgres(
+                std::env::var("BENCH_DATABASE_URL")
+                    .expect("set BENCH_DATABASE_URL=postgres://... (or BENCH_ENGINES=sqlite)"),
+            ),
+            "sqlite" => Engine::Sqlite,
+            other => panic!("BENCH_ENGINES: unknown engine {other}"),
+        })
+        .collect()
+}
+
+/// The benchmark's own connection to the server's database, for seeding and checking.
+pub enum Store {
+    Pg(Box<AsyncPgConnection>),
+    Sqlite(diesel_async::sync_connection_wrapper::SyncConnectionWrapper<diesel::SqliteConnection>),
+}
+
+impl Store {
+    pub async fn open(url: &str) -> Store {
+        if url.starts_with("postgres") {
+            Store::Pg(Box::new(
+                AsyncPgConnection::establish(url).await.expect("postgres"),
+            ))
+        } else {
+            let mut c = diesel_async::sync_connection_wrapper::SyncConnectionWrapper::<
+                diesel::SqliteConnection,
+            >::establish(url)
+            .await
+            .expect("sqlite");
+            c.batch_execute("PRAGMA busy_timeout = 10000")
+                .await
+                .expect("pragma");
+            Store::Sqlite(c)
+        }
+    }
+
+    pub async fn batch(&mut self, sql: &str) {
+        match self {
+            Store::Pg(c) => c.batch_execute(sql).await,
+            Store::Sqlite(c) => c.batch_execute(sql).await,
+        }
+        .unwrap_or_else(|e| panic!("{e}: {}", sql.chars().take(300).collect::<String>()))
+    }
+
+    pub async fn load<T>(&mut self, sql: &str) -> Vec<T>
+    where
+        T: diesel::QueryableByName<diesel::pg::Pg>
+            + diesel::QueryableByName<diesel::sqlite::Sqlite>
+            + Send
+            + 'static,
+    {
+        use diesel_async::RunQueryDsl;
+        match self {
+            Store::Pg(c) => diesel::sql_query(sql).load(&mut **c).await,
+            Store::Sqlite(c) => diesel::sql_query(sql).load(c).await,
+        }
+        .unwrap_or_else(|e| panic!("{e}: {sql}"))
+    }
+
+    pub async fn count(&mut self, sql: &str) -> i64 {
+        #[derive(diesel::QueryableByName)]
+        struct Count {
+            #[diesel(sql_type = diesel::sql_types::BigInt)]
+            n: i64,
+        }
+        self.load::<Count>(sql).await[0].n
+    }
+}
+
+/// CPU seconds (user + system) of process `pid` so far.
+pub fn cpu_secs(pid: &str) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // Fields after the command name, which is in parentheses and may hold spaces.
+    let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+    // utime and stime are fields 14 and 15 of stat(5): 12 and 13 after the name and state.
+    (ticks(11) + ticks(12)) / 100.0
+}
+
+/// A `VmRSS:`-style line of /proc/<pid>/status, in MiB.
+pub fn status_mib(pid: &str, key: &str) -> f64 {
+    let s = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    s.lines()
+        .find(|l| l.starts_with(key))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|n| n.parse::<f64>().ok())
+        .unwrap_or(0.0)
+        / 1024.0
+}
+
+/// The release server binary: `BENCH_SERVER_BIN` (to measure another build of it, e.g. the
+/// code before a change), or this tree's, built now.
+pub fn server_bin() -> String {
+    if let Ok(bin) = std::env::var("BENCH_SERVER_BIN") {
+        return bin;
+    }
+    let built = std::process::Command::new(env!("CARGO"))
+        .args([
+            "build",
+            "--release",
+            "-q",
+            "-p",
+            "yunlian-api",
+            "--bin",
+            "yunlian",
+        ])
+        .status()
+        .expect("cargo build");
+    assert!(built.success(), "cargo build --release failed");
+    "target/release/yunlian".into()
+}
+
+/// A server process on a fresh database of `engine`, its admin logged in.
+pub struct Proc {
+    pub engine: Engine,
+    pub api: String,
+    pub http: reqwest::Client,
+    /// The database URL (PostgreSQL) or file path (SQLite) the server runs on.
+    pub url: String,
+    pub admin: String,
+    pub root: String,
+    pub pid: String,
+    child: std::process::Child,
+    data: std::path::PathBuf,
+    db_name: Option<String>,
+}
+
+/// What a phase of a benchmark cost the server: CPU per request and the peak resident memory.
+pub struct Cost {
+    pub cpu_ms_per_op: f64,
+    pub client_cpu_ms_per_op: f64,
+    pub peak_rss_mib: f64,
+}
+
+impl Proc {
+    pub async fn start(what: &str, engine: &Engine, extra: &[(&str, String)]) -> Proc {
+        let tag = format!("yl_bench_{what}_{}", Uuid::now_v7().simple());
+        let data = std::env::temp_dir().join(&tag);
+        std::fs::create_dir_all(&data).expect("data dir");
+        let (url, db_name) = match engine {
+            Engine::Postgres(base) => {
+                let mut c = AsyncPgConnection::establish(base).await.expect("postgres");
+                c.batch_execute(&format!("CREATE DATABASE {tag}"))
+                    .await
+                    .expect("create db");
+                (
+                    format!("{}/{tag}", base.rsplit_once('/').expect("url").0),
+                    Some(tag.clone()),
+                )
+            }
+            Engine::Sqlite => (data.join("yunlian.db").display().to_string(), None),
+        };
+        let port = {
+            let l = std::net::TcpListener::bind("127.0.0.1:0").expect("port");
+            l.local_addr().expect("addr").port()
+        };
+        let mut cmd = std::process::Command::new(server_bin());
+        cmd.env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("YUNLIAN_BIND", format!("127.0.0.1:{port}"))
+            .env("DATABASE_URL", &url)
+            .env("YUNLIAN_DATA_DIR", &data)
+            .env("YUNLIAN_ADMIN_PHONE", ADMIN_PHONE)
+            .env("YUNLIAN_ADMIN_PASSWORD", PASSWORD)
+            .env(
+                "YUNLIAN_DB_POOL_SIZE",
+                env_or("BENCH_POOL", 16u32).to_string(),
+            )
+            .env("YUNLIAN_WORKERS", "2")
+            .env("YUNLIAN_ACCESS_TOKEN_TTL_SECS", "86400")
+            .env("RUST_LOG", "warn")
+            .env(
+                "YUNLIAN_JWT_SECRET",
+                "bench-secret-shared-by-every-replica-0123456789abcdef",
+            );
+        for (k, v) in extra {
+            cmd.env(k, v);
+        }
+        // The allocator's own options (MIMALLOC_*), to measure their effect.
+        for (k, v) in std::env::vars().filter(|(k, _)| k.starts_with("MIMALLOC_")) {
+            cmd.env(k, v);
+        }
+        let child = cmd
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .expect("server");
+        let pid = child.id().to_string();
+        let api = format!("http://127.0.0.1:{port}");
+        let http = reqwest::Client::builder()
+            .pool_max_idle_per_host(256)
+            .build()
+            .expect("client");
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            match http.get(format!("{api}/readyz")).send().await {
+                Ok(r) if r.status().is_success() => break,
+                _ if Instant::now() < deadline => {
+                    tokio::time::sleep(Duration::from_millis(50)).await
+                }
+                other => panic!("the server did not start: {other:?}"),
+            }
+        }
+        let admin = login(&http, &api, ADMIN_PHONE).await;
+        let orgs = get(&http, &format!("{api}/v1/orgs"), &admin).await;
+        let root = orgs["items"][0]["id"].as_str().expect("root").to_string();
+        Proc {
+            engine: engine.clone(),
+            api,
+            http,
+            url,
+            admin,
+            root,
+            pid,
+            child,
+            data,
+            db_name,
+        }
+    }
+
+    pub async fn store(&self) -> Store {
+        Store::open(&self.url).await
+    }
+
+    /// A branch under the root, created through the API.
+    pub async fn branch(&self, name: &str) -> String {
+        let r = post(
+            &self.http,
+            &format!("{}/v1/orgs", self.api),
+            &self.admin,
+            &json!({"parent_id": self.root, "kind": "branch", "name": name}),
+        )
+        .await;
+        r["id"].as_str().expect("id").to_string()
+    }
+
+    pub fn rss_mib(&self) -> f64 {
+        status_mib(&self.pid, "VmRSS:")
+    }
+
+    /// Runs `phase`, returning what it returns and what it cost the server (its CPU time per
+    /// operation, its peak RSS during the phase) and this process, the load generator.
+    pub async fn costed<F: std::future::Future<Output = Figures>>(
+        &self,
+        phase: F,
+    ) -> (Figures, Cost) {
+        // Writing 5 to clear_refs resets the peak (VmHWM) to the current RSS.
+        let _ = std::fs::write(format!("/proc/{}/clear_refs", self.pid), "5");
+        let (cpu0, me0) = (cpu_secs(&self.pid), cpu_secs("self"));
+        let fig = phase.await;
+        let (cpu1, me1) = (cpu_secs(&self.pid), cpu_secs("self"));
+        let ops = fig.ops.max(1) as f64;
+        let cost = Cost {
+            cpu_ms_per_op: (cpu1 - cpu0) * 1e3 / ops,
+            client_cpu_ms_per_op: (me1 - me0) * 1e3 / ops,
+            peak_rss_mib: status_mib(&self.pid, "VmHWM:"),
+        };
+        (fig, cost)
+    }
+
+    pub async fn finish(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        if let (Engine::Postgres(base), Some(name)) = (&self.engine, &self.db_name) {
+            if let Ok(mut c) = AsyncPgConnection::establish(base).await {
+                let _ = c
+                    .batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+                    .await;
+            }
+        }
+        let _ = std::fs::remove_dir_all(&self.data);
+    }
+}
+
+/// A table row of a phase's figures and its cost.
+pub fn costed_row(what: &str, f: &Figures, c: &Cost) -> String {
+    format!(
+        "| {what} | {:.0} | {:.2} | {:.2} | {:.2} | {:.2} | {:.0} |",
+        f.rate(),
+        f.pct(0.50),
+        f.pct(0.99),
+        c.cpu_ms_per_op,
+        c.client_cpu_ms_per_op,
+        c.peak_rss_mib
+    )
+}
+
+pub const COSTED_HEADER: &str = "| what | per second | p50 ms | p99 ms | server CPU ms/op | load generator CPU ms/op | server peak RSS MiB |\n|---|---:|---:|---:|---:|---:|---:|";
+
+/// Posts `body` (already JSON text) and returns the response's bytes unparsed, after checking
+/// its status: the load generator spends as little as it can.
+pub async fn post_raw(
+    client: &reqwest::Client,
+    url: &str,
+    token: &str,
+    body: Vec<u8>,
+) -> bytes::Bytes {
+    let r = client
+        .post(url)
+        .bearer_auth(token)
+        .header("content-type", "application/json")
+        .body(body)
+        .send()
+        .await
+        .expect("request");
+    let status = r.status();
+    let bytes = r.bytes().await.expect("body");
+    assert!(
+        status.is_success(),
+        "{url}: {status} {}",
+        String::from_utf8_lossy(&bytes)
+    );
+    bytes
+}
+
+/// How many times `needle` occurs in `hay`.
+pub fn occurrences(hay: &[u8], needle: &[u8]) -> usize {
+    hay.windows(needle.len()).filter(|w| *w == needle).count()
+}
