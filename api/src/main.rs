@@ -6,12 +6,6 @@ use std::process::ExitCode;
 use yunlian_api::admin;
 use yunlian_api::config::Config;
 
-/// mimalloc: a pull or a push allocates and frees many small strings and maps, and the
-/// profiles in the README showed the system allocator's malloc and free among the largest
-/// costs of the server.
-#[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 #[derive(Parser)]
 #[command(
     name = "yunlian",

@@ -277,6 +277,7 @@ async fn apply(
     let mut last = ledger.last_mutation_id;
     let mut steps = Vec::with_capacity(batch.len());
     let mut settled: Vec<Outcome> = Vec::new();
+    let mut savepoints = db::Steps::default();
     for q in batch {
         let m = &q.m;
         if m.id < first_new {
@@ -309,7 +310,10 @@ async fn apply(
             break;
         }
         let (et, ran) = match q.event_time {
-            Ok(et) => (et, run_one(c, principal, m, et, now, settings).await?),
+            Ok(et) => (
+                et,
+                run_one(c, &mut savepoints, principal, m, et, now, settings).await?,
+            ),
             Err(code) => (
                 EventTime {
                     at: received,
@@ -347,13 +351,14 @@ async fn apply(
 /// the rejection (the savepoint rolled back). Anything else is the push's error.
 async fn run_one(
     c: &mut Conn<'_>,
+    savepoints: &mut db::Steps,
     principal: &Principal,
     m: &MutationIn,
     et: EventTime,
     now: DateTime<Utc>,
     settings: yunlian_domain::settings::Settings,
 ) -> Result<Result<Value, (String, Option<Value>)>, Error> {
-    let sp = c.savepoint().await?;
+    c.step(savepoints).await?;
     let cx = crate::mutations::Cx {
         principal,
         event_time: et,
@@ -361,13 +366,10 @@ async fn run_one(
         settings,
     };
     match crate::mutations::run(c, cx, &m.name, &m.args).await {
-        Ok(result) => {
-            c.release(sp).await?;
-            Ok(Ok(result))
-        }
+        Ok(result) => Ok(Ok(result)),
         Err(e) => match rejection(&e) {
             Some(r) => {
-                c.rollback_to(sp).await?;
+                c.undo_step(savepoints).await?;
                 Ok(Err(r))
             }
             None => Err(e),

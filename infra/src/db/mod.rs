@@ -95,9 +95,15 @@ fn access_changed_now() {
     ACCESS_GENERATION.fetch_add(1, std::sync::atomic::Ordering::AcqRel);
 }
 
-/// A savepoint inside a write transaction (see [`Conn::savepoint`]): how much the transaction
-/// had recorded when it was taken.
-pub struct Savepoint {
+/// A run of steps in one write transaction, each of which can be undone alone (see
+/// [`Conn::step`]): a push's mutations.
+#[derive(Default)]
+pub struct Steps {
+    /// The savepoint exists.
+    open: bool,
+    /// The current step was not undone (its savepoint must be released before the next).
+    stands: bool,
+    /// How much the transaction had recorded when the current step began.
     sync: usize,
     audit: usize,
 }
@@ -116,31 +122,42 @@ impl<'c> Conn<'c> {
         }
     }
 
-    /// Takes a savepoint in this write transaction. [`Conn::rollback_to`] undoes everything
-    /// done since, the sync entries and audit notes recorded too, and leaves the transaction
-    /// usable; [`Conn::release`] keeps it.
-    pub async fn savepoint(&mut self) -> Result<Savepoint, Error> {
-        let sp = match self.tx.as_deref() {
-            Some(tx) => Savepoint {
-                sync: tx.sync.len(),
-                audit: tx.audit.len(),
-            },
-            None => return Err(Error::Internal("savepoint outside a transaction".into())),
+    /// Begins the next of `steps` in this write transaction, under a savepoint:
+    /// [`Conn::undo_step`] undoes everything the step does, the sync entries and audit notes it
+    /// records too, and leaves the transaction usable. One round trip at most: the release of
+    /// the step before (when it stood) and the new savepoint go in one batch, and after an
+    /// undone step its savepoint serves the next. A step still open at commit commits with the
+    /// transaction.
+    pub async fn step(&mut self, steps: &mut Steps) -> Result<(), Error> {
+        let Some(tx) = self.tx.as_deref() else {
+            return Err(Error::Internal("a step outside a transaction".into()));
         };
-        crate::on!(self, |c| begin_nested(c).await).map_err(db_error)?;
-        Ok(sp)
-    }
-
-    pub async fn release(&mut self, _sp: Savepoint) -> Result<(), Error> {
-        crate::on!(self, |c| commit_nested(c).await).map_err(db_error)
-    }
-
-    pub async fn rollback_to(&mut self, sp: Savepoint) -> Result<(), Error> {
-        crate::on!(self, |c| rollback_nested(c).await).map_err(db_error)?;
-        if let Some(tx) = self.tx.as_deref_mut() {
-            tx.sync.truncate(sp.sync);
-            tx.audit.truncate(sp.audit);
+        (steps.sync, steps.audit) = (tx.sync.len(), tx.audit.len());
+        let sql = match (steps.open, steps.stands) {
+            (false, _) => Some("SAVEPOINT yl_step"),
+            (true, true) => Some("RELEASE SAVEPOINT yl_step; SAVEPOINT yl_step"),
+            (true, false) => None,
+        };
+        if let Some(sql) = sql {
+            crate::on!(self, |c| c.batch_execute(sql).await).map_err(db_error)?;
         }
+        steps.open = true;
+        steps.stands = true;
+        Ok(())
+    }
+
+    /// Undoes the current step of `steps`: its writes, and the sync entries and audit notes it
+    /// recorded.
+    pub async fn undo_step(&mut self, steps: &mut Steps) -> Result<(), Error> {
+        crate::on!(self, |c| c
+            .batch_execute("ROLLBACK TO SAVEPOINT yl_step")
+            .await)
+        .map_err(db_error)?;
+        if let Some(tx) = self.tx.as_deref_mut() {
+            tx.sync.truncate(steps.sync);
+            tx.audit.truncate(steps.audit);
+        }
+        steps.stands = false;
         Ok(())
     }
 
@@ -542,21 +559,6 @@ impl Db {
         })
         .await
     }
-}
-
-async fn begin_nested<C: AsyncConnection>(c: &mut C) -> diesel::QueryResult<()> {
-    use diesel_async::TransactionManager;
-    C::TransactionManager::begin_transaction(c).await
-}
-
-async fn commit_nested<C: AsyncConnection>(c: &mut C) -> diesel::QueryResult<()> {
-    use diesel_async::TransactionManager;
-    C::TransactionManager::commit_transaction(c).await
-}
-
-async fn rollback_nested<C: AsyncConnection>(c: &mut C) -> diesel::QueryResult<()> {
-    use diesel_async::TransactionManager;
-    C::TransactionManager::rollback_transaction(c).await
 }
 
 /// How many times a write transaction runs before a lost race is reported as [`Error::Busy`].
