@@ -367,22 +367,18 @@ fn sqlite_ceiling(server_db: &str, secs: u64) -> (f64, f64, f64) {
              CREATE INDEX change_log_org_seq ON change_log (org_id, seq);",
         )
         .expect("ceiling schema");
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(secs);
-    let start = std::time::Instant::now();
-    let threads: Vec<_> = (0..8)
-        .map(|_| {
-            let mut c = open();
-            std::thread::spawn(move || {
-                let mut lat = Vec::new();
-                while std::time::Instant::now() < deadline {
-                    let t = std::time::Instant::now();
-                    let (id, meeting, member, org) = (
-                        uuid::Uuid::from_u128(rand::random()),
-                        uuid::Uuid::from_u128(rand::random()),
-                        uuid::Uuid::from_u128(rand::random()),
-                        uuid::Uuid::from_u128(rand::random()),
-                    );
-                    c.batch_execute(&format!(
+    let f = common::measure_threads(
+        8,
+        secs,
+        |_| open(),
+        |c, _, _| {
+            let (id, meeting, member, org) = (
+                uuid::Uuid::from_u128(rand::random()),
+                uuid::Uuid::from_u128(rand::random()),
+                uuid::Uuid::from_u128(rand::random()),
+                uuid::Uuid::from_u128(rand::random()),
+            );
+            c.batch_execute(&format!(
                         "BEGIN IMMEDIATE;
                          INSERT INTO attendance (id, meeting_id, member_id, clocked_at, method)
                            VALUES ('{id}', '{meeting}', '{member}', strftime('%Y-%m-%d %H:%M:%f', 'now'), 'qr')
@@ -391,17 +387,8 @@ fn sqlite_ceiling(server_db: &str, secs: u64) -> (f64, f64, f64) {
                          COMMIT;"
                     ))
                     .expect("ceiling transaction");
-                    lat.push(t.elapsed().as_secs_f64() * 1e3);
-                }
-                lat
-            })
-        })
-        .collect();
-    let lat: Vec<f64> = threads
-        .into_iter()
-        .flat_map(|t| t.join().expect("thread"))
-        .collect();
-    let f = Figures::from_latencies(lat, start.elapsed().as_secs_f64());
+        },
+    );
     (f.rate(), f.pct(0.5), f.pct(0.99))
 }
 

@@ -353,43 +353,30 @@ async fn raw_sqlite(
     span: u64,
 ) -> common::Figures {
     use diesel::Connection;
-    let deadline = Instant::now() + Duration::from_secs(secs);
-    let start = Instant::now();
-    let threads: Vec<_> = (0..clients)
-        .map(|c| {
-            let (path, scope) = (path.to_string(), scope.to_string());
-            std::thread::spawn(move || {
-                let mut conn = diesel::SqliteConnection::establish(&path).expect("sqlite");
-                diesel::connection::SimpleConnection::batch_execute(
-                    &mut conn,
-                    "PRAGMA busy_timeout = 5000; PRAGMA synchronous = NORMAL;",
-                )
-                .expect("pragmas");
-                let mut lat = Vec::new();
-                let mut i = 0u64;
-                while Instant::now() < deadline {
-                    let t = Instant::now();
-                    let v = ((c as u64 * 7919 + i * 104_729) % span) as i64;
-                    let rows = diesel::sql_query(
-                        "SELECT entity, entity_id, version, deleted FROM sync_index WHERE scope = ? AND version > ? ORDER BY version LIMIT 100",
-                    )
-                    .bind::<Text, _>(&scope)
-                    .bind::<BigInt, _>(v);
-                    let rows: Vec<IndexRow> =
-                        diesel::RunQueryDsl::load(rows, &mut conn).expect("raw pull");
-                    assert_eq!(rows.len(), 100);
-                    lat.push(t.elapsed().as_secs_f64() * 1e3);
-                    i += 1;
-                }
-                lat
-            })
-        })
-        .collect();
-    let lat: Vec<f64> = threads
-        .into_iter()
-        .flat_map(|t| t.join().expect("thread"))
-        .collect();
-    common::Figures::from_latencies(lat, start.elapsed().as_secs_f64())
+    let (path, scope) = (path.to_string(), scope.to_string());
+    common::measure_threads(
+        clients,
+        secs,
+        |_| {
+            let mut conn = diesel::SqliteConnection::establish(&path).expect("sqlite");
+            diesel::connection::SimpleConnection::batch_execute(
+                &mut conn,
+                "PRAGMA busy_timeout = 5000; PRAGMA synchronous = NORMAL;",
+            )
+            .expect("pragmas");
+            conn
+        },
+        move |conn, c, i| {
+            let v = ((c as u64 * 7919 + i * 104_729) % span) as i64;
+            let rows = diesel::sql_query(
+                "SELECT entity, entity_id, version, deleted FROM sync_index WHERE scope = ? AND version > ? ORDER BY version LIMIT 100",
+            )
+            .bind::<Text, _>(&scope)
+            .bind::<BigInt, _>(v);
+            let rows: Vec<IndexRow> = diesel::RunQueryDsl::load(rows, conn).expect("raw pull");
+            assert_eq!(rows.len(), 100);
+        },
+    )
 }
 
 /// Pulls and pushes at the given rates for `secs`, sampling the server's RSS every 10 s: the

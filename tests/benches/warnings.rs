@@ -45,21 +45,9 @@ async fn fresh_db(base: &str, what: &str) -> String {
 
 /// The server binary, built in release, started as its own process.
 fn start_server(url: &str, redis: &str, port: u16) -> std::process::Child {
-    let built = std::process::Command::new(env!("CARGO"))
-        .args([
-            "build",
-            "--release",
-            "-q",
-            "-p",
-            "yunlian-api",
-            "--bin",
-            "yunlian",
-        ])
-        .status()
-        .expect("cargo build");
-    assert!(built.success());
+    let bin = common::server_bin();
     let data = std::env::temp_dir().join(format!("yl-bench-warnings-{port}"));
-    std::process::Command::new("target/release/yunlian")
+    std::process::Command::new(bin)
         .env("YUNLIAN_BIND", format!("127.0.0.1:{port}"))
         .env("DATABASE_URL", url)
         .env("REDIS_URL", redis)

@@ -83,6 +83,39 @@ where
     Figures::from_latencies(lat, start.elapsed().as_secs_f64())
 }
 
+/// Runs `clients` OS threads of `op` for `secs` (blocking work: a database file opened straight,
+/// not through the server), each with its own state from `setup`; latencies in ms.
+pub fn measure_threads<S, Setup, Op>(clients: usize, secs: u64, setup: Setup, op: Op) -> Figures
+where
+    Setup: Fn(usize) -> S,
+    S: Send + 'static,
+    Op: Fn(&mut S, usize, u64) + Clone + Send + 'static,
+{
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    let start = Instant::now();
+    let threads: Vec<_> = (0..clients)
+        .map(|c| {
+            let (mut state, op) = (setup(c), op.clone());
+            std::thread::spawn(move || {
+                let mut lat = Vec::new();
+                let mut i = 0u64;
+                while Instant::now() < deadline {
+                    let t = Instant::now();
+                    op(&mut state, c, i);
+                    lat.push(t.elapsed().as_secs_f64() * 1e3);
+                    i += 1;
+                }
+                lat
+            })
+        })
+        .collect();
+    let lat: Vec<f64> = threads
+        .into_iter()
+        .flat_map(|t| t.join().expect("bench thread"))
+        .collect();
+    Figures::from_latencies(lat, start.elapsed().as_secs_f64())
+}
+
 /// Does `op` once for every item, `clients` at a time, as fast as they go; the figures count
 /// from the first start to the last finish.
 pub async fn each<T, F, Fut>(items: Vec<T>, clients: usize, op: F) -> Figures
@@ -190,14 +223,7 @@ impl Bench {
 
     /// A branch under the root, created through the API.
     pub async fn branch(&self, name: &str) -> String {
-        let r = post(
-            &self.http,
-            &format!("{}/v1/orgs", self.api),
-            &self.admin,
-            &json!({"parent_id": self.root, "kind": "branch", "name": name}),
-        )
-        .await;
-        r["id"].as_str().expect("id").to_string()
+        branch(&self.http, &self.api, &self.admin, &self.root, name).await
     }
 
     pub async fn finish(mut self) {
@@ -258,6 +284,24 @@ pub async fn count(db: &mut AsyncPgConnection, sql: &str) -> i64 {
         .await
         .expect("count")
         .n
+}
+
+/// A branch under `root`, created through the API by `admin`.
+pub async fn branch(
+    http: &reqwest::Client,
+    api: &str,
+    admin: &str,
+    root: &str,
+    name: &str,
+) -> String {
+    let r = post(
+        http,
+        &format!("{api}/v1/orgs"),
+        admin,
+        &json!({"parent_id": root, "kind": "branch", "name": name}),
+    )
+    .await;
+    r["id"].as_str().expect("id").to_string()
 }
 
 pub async fn login(http: &reqwest::Client, api: &str, phone: &str) -> String {
@@ -525,14 +569,7 @@ impl Proc {
 
     /// A branch under the root, created through the API.
     pub async fn branch(&self, name: &str) -> String {
-        let r = post(
-            &self.http,
-            &format!("{}/v1/orgs", self.api),
-            &self.admin,
-            &json!({"parent_id": self.root, "kind": "branch", "name": name}),
-        )
-        .await;
-        r["id"].as_str().expect("id").to_string()
+        branch(&self.http, &self.api, &self.admin, &self.root, name).await
     }
 
     pub fn rss_mib(&self) -> f64 {
