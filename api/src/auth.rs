@@ -9,7 +9,7 @@ use futures_util::future::LocalBoxFuture;
 use jsonwebtoken::{decode, encode, Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
-use yunlian_domain::auth::{Grant, Principal, Role};
+use yunlian_domain::auth::Principal;
 use yunlian_domain::Error;
 use yunlian_infra::db::{self, ScopedFutureExt};
 
@@ -197,30 +197,8 @@ async fn load_principal(
     let grants = state
         .db
         .read(move |mut c| {
-            async move {
-                let Some((member, org_path)) =
-                    db::members::of_live_session(&mut c, member_id, session_id, now).await?
-                else {
-                    return Ok(None);
-                };
-                let mut grants = db::roles::grants_of(&mut c, member_id).await?;
-                grants.push(Grant {
-                    org_id: member.org_id,
-                    org_path,
-                    role: Role::Member,
-                });
-                if let Some(g) = member.group_id {
-                    if let Some(group) = db::orgs::get(&mut c, g).await? {
-                        grants.push(Grant {
-                            org_id: g,
-                            org_path: group.path,
-                            role: Role::Member,
-                        });
-                    }
-                }
-                Ok(Some(grants))
-            }
-            .scope_boxed()
+            async move { db::roles::of_live_session(&mut c, member_id, session_id, now).await }
+                .scope_boxed()
         })
         .await?
         .ok_or_else(|| {

@@ -104,30 +104,28 @@ pub async fn clock_in(
     if !p.sees(&path) {
         return Err(Error::NotFound);
     }
-    let (member, _) = db::members::get(c, p.member_id)
+    let found = db::clock_ins::facts(c, meeting.id, p.member_id, ev.device_id)
         .await?
         .ok_or(Error::NotFound)?;
-    let device = db::devices::get(c, ev.device_id).await?.map(|(d, _)| d);
-    let key = match &device {
+    let key = match &found.device {
         Some(d) => base64::engine::general_purpose::STANDARD
             .decode(&d.public_key)
             .map_err(|e| Error::Internal(format!("stored key: {e}")))?,
         None => Vec::new(),
     };
-    let first = db::clock_ins::of(c, meeting.id, member.id).await?;
     let facts = ClockInFacts {
         meeting: &meeting,
         secret: &secret,
-        member_id: member.id,
-        member_org: member.org_id,
-        member_group: member.group_id,
+        member_id: p.member_id,
+        member_org: found.org_id,
+        member_group: found.group_id,
         on_committee: p.on_committee_of(meeting.org_id),
-        device: device.as_ref().map(|d| (d, key.as_slice())),
-        already: first.is_some(),
+        device: found.device.as_ref().map(|d| (d, key.as_slice())),
+        already: found.first.is_some(),
     };
     let evidence = ClockInEvidence {
         meeting_id: meeting.id,
-        member_id: member.id,
+        member_id: p.member_id,
         device_id: ev.device_id,
         code: ev.code.clone(),
         event_time: ev.device_time,
@@ -136,14 +134,17 @@ pub async fn clock_in(
     let signature = base64::engine::general_purpose::STANDARD
         .decode(ev.signature.trim())
         .ok();
-    let punctuality = match judge(&facts, &evidence, signature.as_deref(), j.judged.at, j.now)
-        .map_err(refuse)?
-    {
-        Verdict::Repeat => return first.ok_or_else(|| Error::Internal("repeat of nothing".into())),
-        Verdict::Accept(p) => p,
-    };
-    let device = device.ok_or(Error::NotFound)?;
-    let ci = record(&meeting, &member.id, &device, ev, j, punctuality);
+    let punctuality =
+        match judge(&facts, &evidence, signature.as_deref(), j.judged.at, j.now).map_err(refuse)? {
+            Verdict::Repeat => {
+                return found
+                    .first
+                    .ok_or_else(|| Error::Internal("repeat of nothing".into()))
+            }
+            Verdict::Accept(p) => p,
+        };
+    let device = found.device.ok_or(Error::NotFound)?;
+    let ci = record(&meeting, &p.member_id, &device, ev, j, punctuality);
     let ci = db::clock_ins::insert_first(c, &ci, meeting.org_id).await?;
     if meeting.status == MeetingStatus::Held {
         close_out(c, meeting.id, j.settings, j.now).await?;
@@ -177,31 +178,15 @@ fn record(
     }
 }
 
-/// Locks a meeting before a change its close-out must see (a clock-in, a video event): shared
-/// with other such changes while it is planned, exclusive once it is held (the change then
-/// recomputes the final statuses). A close-out holds it exclusively, so it never misses a change
-/// that committed before it, and a change that commits after it finds the meeting held and
-/// recomputes. The mode is chosen from a look at the status first: taking the exclusive lock
-/// over a shared one would deadlock two late uploads of one held meeting (and PostgreSQL takes
-/// a second to see it). A meeting closed between the look and the shared lock is a lost race:
-/// the transaction runs again.
+/// Locks a meeting before a change its close-out must see (see
+/// [`db::meetings::lock_for_change`]).
 pub async fn lock_for_attendance(
     c: &mut Conn<'_>,
     id: Uuid,
 ) -> Result<(Meeting, String, Vec<u8>), Error> {
-    let seen = db::meetings::status(c, id).await?.ok_or(Error::NotFound)?;
-    let how = if seen == MeetingStatus::Held {
-        Lock::Update
-    } else {
-        Lock::Share
-    };
-    let locked = db::meetings::lock(c, id, how)
+    db::meetings::lock_for_change(c, id)
         .await?
-        .ok_or(Error::NotFound)?;
-    if how == Lock::Share && locked.0.status == MeetingStatus::Held {
-        return Err(Error::Busy("meeting closed while locking".into()));
-    }
-    Ok(locked)
+        .ok_or(Error::NotFound)
 }
 
 /// Gives every expected attendee their final status and marks the meeting held. Run again (a

@@ -1,7 +1,8 @@
 //! Clock-ins, stored: one per meeting and member. Synced to the member's own scope and to the
 //! committee scope of the meeting's org.
 
-use super::schema::clock_ins;
+use super::devices::DeviceRow;
+use super::schema::{clock_ins, devices, members};
 use super::{db_error, enum_parse, enum_text, naive, sync, utc, uuid, Conn};
 use crate::on;
 use diesel::prelude::*;
@@ -97,6 +98,58 @@ pub async fn of(
         .optional())
     .map_err(db_error)?;
     row.map(ClockInRow::into_domain).transpose()
+}
+
+/// What judging a member's clock-in needs besides the meeting, in one query: the member's org
+/// and group, the device the evidence names (whoever's it is: the domain checks the owner), and
+/// the member's clock-in at this meeting so far. `None` when there is no such member.
+pub async fn facts(
+    conn: &mut Conn<'_>,
+    meeting: Uuid,
+    member: Uuid,
+    device: Uuid,
+) -> Result<Option<ClockInFacts>, Error> {
+    let (meeting, member, device) = (meeting.to_string(), member.to_string(), device.to_string());
+    let row: Option<(
+        String,
+        Option<String>,
+        Option<DeviceRow>,
+        Option<ClockInRow>,
+    )> = on!(conn, |c| members::table
+        .left_join(devices::table.on(devices::id.eq(device.clone())))
+        .left_join(
+            clock_ins::table.on(clock_ins::meeting_id
+                .eq(meeting.clone())
+                .and(clock_ins::member_id.eq(members::id))),
+        )
+        .filter(members::id.eq(&member))
+        .select((
+            members::org_id,
+            members::group_id,
+            Option::<DeviceRow>::as_select(),
+            Option::<ClockInRow>::as_select(),
+        ))
+        .first(c)
+        .await
+        .optional())
+    .map_err(db_error)?;
+    row.map(|(org, group, device, first)| {
+        Ok(ClockInFacts {
+            org_id: uuid(&org)?,
+            group_id: group.as_deref().map(uuid).transpose()?,
+            device: device.map(DeviceRow::into_domain).transpose()?,
+            first: first.map(ClockInRow::into_domain).transpose()?,
+        })
+    })
+    .transpose()
+}
+
+/// See [`facts`].
+pub struct ClockInFacts {
+    pub org_id: Uuid,
+    pub group_id: Option<Uuid>,
+    pub device: Option<yunlian_domain::attendance::Device>,
+    pub first: Option<ClockIn>,
 }
 
 /// A member's clock-ins at these meetings.

@@ -12,7 +12,7 @@ use yunlian_domain::attendance::{CheckinWindow, Geofence, Meeting, MeetingStatus
 use yunlian_domain::sync::{Entity, Scope};
 use yunlian_domain::Error;
 
-#[derive(Queryable, Selectable, Insertable, AsChangeset)]
+#[derive(Queryable, QueryableByName, Selectable, Insertable, AsChangeset)]
 #[diesel(table_name = meetings, treat_none_as_default_value = false, treat_none_as_null = true)]
 struct MeetingRow {
     id: String,
@@ -179,26 +179,84 @@ pub enum Lock {
     Update,
 }
 
+/// A meeting locked and read in one statement (PostgreSQL): its row, its org's path, its secret.
+#[derive(QueryableByName)]
+struct LockedRow {
+    #[diesel(embed)]
+    meeting: MeetingRow,
+    #[diesel(sql_type = diesel::sql_types::Text)]
+    path: String,
+    #[diesel(sql_type = diesel::sql_types::Text)]
+    secret: String,
+}
+
 /// Locks a meeting's row (PostgreSQL; SQLite's write transaction already excludes other
-/// writers) and reads it as [`get`] does.
+/// writers) and reads it as [`get`] does, in one statement. Only the meeting's row is locked
+/// (`FOR … OF m`), not its org's.
 pub async fn lock(
     conn: &mut Conn<'_>,
     id: Uuid,
     how: Lock,
 ) -> Result<Option<(Meeting, String, Vec<u8>)>, Error> {
-    if let Some(c) = conn.pg() {
-        let q = meetings::table.find(id.to_string()).select(meetings::id);
-        let found: Option<String> = match how {
-            Lock::Share => q.for_share().first(c).await,
-            Lock::Update => q.for_update().first(c).await,
+    let Some(c) = conn.pg() else {
+        return get(conn, id).await;
+    };
+    let sql = match how {
+        Lock::Share => {
+            "SELECT m.*, o.path FROM meetings m JOIN orgs o ON o.id = m.org_id \
+             WHERE m.id = $1 FOR SHARE OF m"
         }
+        Lock::Update => {
+            "SELECT m.*, o.path FROM meetings m JOIN orgs o ON o.id = m.org_id \
+             WHERE m.id = $1 FOR UPDATE OF m"
+        }
+    };
+    let row: Option<LockedRow> = diesel::sql_query(sql)
+        .bind::<diesel::sql_types::Text, _>(id.to_string())
+        .get_result(c)
+        .await
         .optional()
         .map_err(db_error)?;
-        if found.is_none() {
-            return Ok(None);
+    row.map(|r| {
+        let secret = base64::engine::general_purpose::STANDARD
+            .decode(r.secret)
+            .map_err(|e| Error::Internal(format!("bad meeting secret: {e}")))?;
+        Ok((r.meeting.into_domain()?, r.path, secret))
+    })
+    .transpose()
+}
+
+/// Locks a meeting before a change its close-out must see (a clock-in, a video event): shared
+/// with other such changes while it is planned, exclusive once it is held (the change then
+/// recomputes the final statuses). A close-out holds it exclusively, so it never misses a change
+/// that committed before it, and a change that commits after it finds the meeting held and
+/// recomputes. On PostgreSQL the mode is chosen from a look at the status first: taking the
+/// exclusive lock over a shared one would deadlock two late uploads of one held meeting (and
+/// PostgreSQL takes a second to see it). A meeting closed between the look and the shared lock
+/// is a lost race ([`Error::Busy`]: the transaction runs again). SQLite's write transaction
+/// excludes every other writer already: the meeting is only read.
+pub async fn lock_for_change(
+    conn: &mut Conn<'_>,
+    id: Uuid,
+) -> Result<Option<(Meeting, String, Vec<u8>)>, Error> {
+    if conn.pg().is_none() {
+        return get(conn, id).await;
+    }
+    let Some(seen) = status(conn, id).await? else {
+        return Ok(None);
+    };
+    let how = if seen == MeetingStatus::Held {
+        Lock::Update
+    } else {
+        Lock::Share
+    };
+    let locked = lock(conn, id, how).await?;
+    if let Some((m, _, _)) = &locked {
+        if how == Lock::Share && m.status == MeetingStatus::Held {
+            return Err(Error::Busy("meeting closed while locking".into()));
         }
     }
-    get(conn, id).await
+    Ok(locked)
 }
 
 /// Meetings by id, as phones see them (no secrets).

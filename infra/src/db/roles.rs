@@ -3,6 +3,7 @@
 use super::schema::{orgs, role_grants};
 use super::{db_error, naive, utc, uuid, Conn};
 use crate::on;
+use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 use diesel_async::RunQueryDsl;
 use serde::Serialize;
@@ -132,6 +133,82 @@ pub async fn grants_of(conn: &mut Conn<'_>, member: Uuid) -> Result<Vec<Grant>, 
             })
         })
         .collect()
+}
+
+/// Everything a request's principal holds, in one query, when `session` is live (not revoked,
+/// not expired) for `member`: the roles granted (in the order granted), then membership of the
+/// member's branch and of their group. `None` when the session is not live.
+pub async fn of_live_session(
+    conn: &mut Conn<'_>,
+    member: Uuid,
+    session: Uuid,
+    now: DateTime<Utc>,
+) -> Result<Option<Vec<Grant>>, Error> {
+    use super::schema::members;
+    let (granted_on, group) = diesel::alias!(orgs as granted_on, orgs as group_org);
+    let live = super::sessions::live(session.to_string(), member.to_string(), naive(now));
+    type Row = (
+        String,
+        String,
+        Option<String>,
+        Option<String>,
+        Option<String>,
+        Option<String>,
+        Option<String>,
+    );
+    let rows: Vec<Row> = on!(conn, |c| members::table
+        .inner_join(orgs::table)
+        .left_join(group.on(members::group_id.eq(group.field(orgs::id).nullable())))
+        .left_join(role_grants::table.on(role_grants::member_id.eq(members::id)))
+        .left_join(granted_on.on(granted_on.field(orgs::id).eq(role_grants::org_id)))
+        .filter(members::id.eq(member.to_string()))
+        .filter(diesel::dsl::exists(live))
+        .select((
+            members::org_id,
+            orgs::path,
+            members::group_id,
+            group.field(orgs::path).nullable(),
+            role_grants::org_id.nullable(),
+            granted_on.field(orgs::path).nullable(),
+            role_grants::role.nullable(),
+        ))
+        .order(role_grants::id.nullable())
+        .load(c)
+        .await)
+    .map_err(db_error)?;
+    let Some(first) = <[Row]>::first(&rows) else {
+        return Ok(None);
+    };
+    let (org, org_path, group_id, group_path) = (
+        first.0.clone(),
+        first.1.clone(),
+        first.2.clone(),
+        first.3.clone(),
+    );
+    let mut grants = Vec::with_capacity(rows.len() + 2);
+    for (_, _, _, _, on, path, role) in rows {
+        if let (Some(on), Some(path), Some(role)) = (on, path, role) {
+            grants.push(Grant {
+                org_id: uuid(&on)?,
+                org_path: path,
+                role: Role::parse(&role)
+                    .ok_or_else(|| Error::Internal(format!("bad role {role}")))?,
+            });
+        }
+    }
+    grants.push(Grant {
+        org_id: uuid(&org)?,
+        org_path,
+        role: Role::Member,
+    });
+    if let (Some(g), Some(path)) = (group_id, group_path) {
+        grants.push(Grant {
+            org_id: uuid(&g)?,
+            org_path: path,
+            role: Role::Member,
+        });
+    }
+    Ok(Some(grants))
 }
 
 /// Grants held on orgs inside `within` (optionally of one member).

@@ -197,6 +197,8 @@ diesel::table! {
 
 diesel::joinable!(meetings -> orgs (org_id));
 diesel::allow_tables_to_appear_in_same_query!(meetings, orgs);
+diesel::allow_tables_to_appear_in_same_query!(clock_ins, members);
+diesel::allow_tables_to_appear_in_same_query!(clock_ins, devices);
 
 diesel::table! {
     clock_ins (id) {

@@ -89,6 +89,22 @@ pub(crate) async fn flush(conn: &mut Conn<'_>, mut pending: Vec<Pending>) -> Res
         // A row changed twice in one transaction (a push's mutations of one member) is one
         // change of the scope: the index keeps a row's latest version only.
         let group = latest_of_each(group);
+        if let Some(c) = conn.pg() {
+            if bump_and_index_pg(c, &first.scope, &group).await? {
+                continue;
+            }
+            // The scope's first write: create it below, then bump it the same way.
+            create_scope(conn, &first.scope, group[group.len() - 1].at).await?;
+            if let Some(c) = conn.pg() {
+                if bump_and_index_pg(c, &first.scope, &group).await? {
+                    continue;
+                }
+            }
+            return Err(Error::Internal(format!(
+                "scope {} not created",
+                first.scope
+            )));
+        }
         let n = group.len();
         let last = bump(conn, &first.scope, n as i64, group[n - 1].at).await?;
         for (i, p) in group.iter().enumerate() {
@@ -111,40 +127,100 @@ fn latest_of_each(group: &[Pending]) -> Vec<&Pending> {
     out
 }
 
+/// PostgreSQL: one statement bumps `scope` by the group's size (taking its row lock first) and
+/// upserts the group's entries with consecutive versions ending at the new one. False when the
+/// scope does not exist yet (nothing was written).
+async fn bump_and_index_pg(
+    c: &mut diesel_async::AsyncPgConnection,
+    scope: &str,
+    group: &[&Pending],
+) -> Result<bool, Error> {
+    use diesel::sql_types::{Array, BigInt, Bool, Text, Timestamp};
+    let n = group.len();
+    let entities: Vec<&str> = group.iter().map(|p| p.entity.as_str()).collect();
+    let ids: Vec<String> = group.iter().map(|p| p.id.to_string()).collect();
+    // How far below the new version each entry is: the last recorded gets the new version.
+    let back: Vec<i64> = (0..n).map(|i| (n - 1 - i) as i64).collect();
+    let deleted: Vec<bool> = group.iter().map(|p| p.deleted).collect();
+    let at: Vec<chrono::NaiveDateTime> = group.iter().map(|p| naive(p.at)).collect();
+    let written = diesel::sql_query(
+        "WITH b AS (UPDATE sync_scopes SET version = version + $2, updated_at = $3 \
+                    WHERE scope = $1 RETURNING version) \
+         INSERT INTO sync_index (scope, entity, entity_id, version, deleted, changed_at) \
+         SELECT $1, e.entity, e.entity_id, b.version - e.back, e.deleted, e.changed_at \
+         FROM b CROSS JOIN unnest($4, $5, $6, $7, $8) \
+              AS e(entity, entity_id, back, deleted, changed_at) \
+         ON CONFLICT (scope, entity, entity_id) DO UPDATE SET version = excluded.version, \
+            deleted = excluded.deleted, changed_at = excluded.changed_at",
+    )
+    .bind::<Text, _>(scope)
+    .bind::<BigInt, _>(n as i64)
+    .bind::<Timestamp, _>(at[n - 1])
+    .bind::<Array<Text>, _>(&entities)
+    .bind::<Array<Text>, _>(&ids)
+    .bind::<Array<BigInt>, _>(&back)
+    .bind::<Array<Bool>, _>(&deleted)
+    .bind::<Array<Timestamp>, _>(&at)
+    .execute(c)
+    .await
+    .map_err(db_error)?;
+    match written {
+        0 => Ok(false),
+        w if w == n => Ok(true),
+        w => Err(Error::Internal(format!(
+            "scope {scope}: {w} index entries written of {n}"
+        ))),
+    }
+}
+
+/// Creates a scope at version 0 (a racing first writer may have created it: then nothing).
+async fn create_scope(conn: &mut Conn<'_>, scope: &str, at: DateTime<Utc>) -> Result<(), Error> {
+    let (t, epoch) = (naive(at), Uuid::now_v7().to_string());
+    on!(conn, |c| diesel::insert_into(sync_scopes::table)
+        .values((
+            sync_scopes::scope.eq(scope),
+            sync_scopes::version.eq(0i64),
+            sync_scopes::epoch.eq(&epoch),
+            sync_scopes::floor.eq(0i64),
+            sync_scopes::updated_at.eq(t),
+        ))
+        .on_conflict_do_nothing()
+        .execute(c)
+        .await)
+    .map_err(db_error)?;
+    Ok(())
+}
+
 /// Raises `scope`'s version by `n` (creating the scope on its first write) and returns the new
 /// version. The `UPDATE` holds the scope row's lock until commit: versions commit in order.
 async fn bump(conn: &mut Conn<'_>, scope: &str, n: i64, at: DateTime<Utc>) -> Result<i64, Error> {
-    let t = naive(at);
-    let epoch = Uuid::now_v7().to_string();
-    on!(conn, |c| async {
-        let bump = || {
-            diesel::update(sync_scopes::table.find(scope))
-                .set((
-                    sync_scopes::version.eq(sync_scopes::version + n),
-                    sync_scopes::updated_at.eq(t),
-                ))
-                .returning(sync_scopes::version)
-        };
-        match bump().get_result(c).await.optional()? {
-            Some(v) => Ok(v),
-            None => {
-                // The scope's first write: create it (a racing first writer may win), then bump.
-                diesel::insert_into(sync_scopes::table)
-                    .values((
-                        sync_scopes::scope.eq(scope),
-                        sync_scopes::version.eq(0i64),
-                        sync_scopes::epoch.eq(&epoch),
-                        sync_scopes::floor.eq(0i64),
-                        sync_scopes::updated_at.eq(t),
-                    ))
-                    .on_conflict_do_nothing()
-                    .execute(c)
-                    .await?;
-                bump().get_result::<i64>(c).await
-            }
-        }
+    if let Some(v) = bump_existing(conn, scope, n, at).await? {
+        return Ok(v);
     }
-    .await)
+    // The scope's first write: create it (a racing first writer may win), then bump.
+    create_scope(conn, scope, at).await?;
+    bump_existing(conn, scope, n, at)
+        .await?
+        .ok_or_else(|| Error::Internal(format!("scope {scope} not created")))
+}
+
+/// Raises an existing scope's version by `n`; `None` when there is no such scope.
+async fn bump_existing(
+    conn: &mut Conn<'_>,
+    scope: &str,
+    n: i64,
+    at: DateTime<Utc>,
+) -> Result<Option<i64>, Error> {
+    let t = naive(at);
+    on!(conn, |c| diesel::update(sync_scopes::table.find(scope))
+        .set((
+            sync_scopes::version.eq(sync_scopes::version + n),
+            sync_scopes::updated_at.eq(t),
+        ))
+        .returning(sync_scopes::version)
+        .get_result::<i64>(c)
+        .await
+        .optional())
     .map_err(db_error)
 }
 
