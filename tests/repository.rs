@@ -458,7 +458,9 @@ async fn pruned_outcomes_leave_the_ledger_position() {
             async move {
                 db::orgs::insert(&mut c, &root).await?;
                 db::members::insert(&mut c, &m, None).await?;
-                let ledger = db::sync::lock_ledger(&mut c, client, mid, long_ago).await?;
+                let ledger = db::sync::lock_ledger(&mut c, client, mid, long_ago)
+                    .await?
+                    .expect("the member's own ledger");
                 assert_eq!(ledger.last_mutation_id, 0);
                 let o = db::sync::Outcome {
                     mutation_id: 1,
@@ -498,6 +500,35 @@ async fn pruned_outcomes_leave_the_ledger_position() {
             ledger.map(|l| (l.member_id, l.last_mutation_id)),
             Some((mid, 1)),
             "{engine}"
+        );
+        // Another member naming this phone's client id gets no ledger, and leaves it as it was.
+        let (other, now) = (Uuid::now_v7(), Utc::now());
+        let theirs = db
+            .write(move |mut c| {
+                async move { db::sync::lock_ledger(&mut c, client, other, now).await }.scope_boxed()
+            })
+            .await
+            .expect("other");
+        assert_eq!(theirs, None, "{engine}");
+        let touched: i64 = db
+            .read(move |mut c| {
+                async move {
+                    use diesel::prelude::*;
+                    use diesel_async::RunQueryDsl;
+                    use yunlian_infra::db::schema::sync_clients;
+                    let q = sync_clients::table
+                        .filter(sync_clients::client_id.eq(client.to_string()))
+                        .filter(sync_clients::updated_at.gt(long_ago.naive_utc()));
+                    yunlian_infra::on!(&mut c, |c| q.count().get_result(c).await)
+                        .map_err(|e| Error::Internal(e.to_string()))
+                }
+                .scope_boxed()
+            })
+            .await
+            .expect("updated_at");
+        assert_eq!(
+            touched, 0,
+            "{engine}: another member's push touched the ledger"
         );
     }
 }

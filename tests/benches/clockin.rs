@@ -16,8 +16,9 @@
 //!
 //! Env: BENCH_ENGINES ("postgres sqlite"), BENCH_CLIENTS ("8 64": concurrent phones per
 //! burst), BENCH_ROUNDS (3 per client count), BENCH_SECS (15: the ceiling's run), BENCH_POOL
-//! (16: the server's pool), BENCH_SERVER_BIN (another server binary). Creates its own database
-//! (or data directory) and removes it afterwards.
+//! (16: the server's pool), BENCH_SERVER_BIN (another server binary), BENCH_PERF (set: `perf
+//! record` the server during each client count's first burst into target/perf-clockin-*.data).
+//! Creates its own database (or data directory) and removes it afterwards.
 
 mod common;
 #[path = "../rosters.rs"]
@@ -26,7 +27,7 @@ mod rosters;
 use base64::Engine as _;
 use chrono::{TimeDelta, Utc};
 use common::{
-    each, engines, env_or, get, occurrences, post, post_raw, Cost, Engine, Figures, Proc,
+    each, engines, env_or, get, occurrences, post, post_raw, Cost, Engine, Figures, Perf, Proc,
 };
 use diesel::sql_types::Text;
 use diesel_async::{AsyncConnection, AsyncPgConnection, SimpleAsyncConnection};
@@ -249,6 +250,10 @@ async fn run(engine: &Engine, clients: &[usize], rounds: usize, secs: u64) -> St
                 })
                 .collect();
             let http = http.clone();
+            let perf = (round == 0).then(|| {
+                let tag = engine.name().to_lowercase();
+                Perf::start(&bench, &format!("clockin-{tag}-{c}"))
+            });
             let (fig, cost) = bench
                 .costed(each(requests, c, move |(url, token, body)| {
                     let (http, url, token, body) =
@@ -259,6 +264,9 @@ async fn run(engine: &Engine, clients: &[usize], rounds: usize, secs: u64) -> St
                     }
                 }))
                 .await;
+            if let Some(perf) = perf {
+                perf.stop();
+            }
             eprintln!(
                 "burst: {c} phones at a time, round {}: {} clock-ins in {:.2}s",
                 round + 1,

@@ -18,7 +18,7 @@
 
 mod common;
 
-use common::{engines, env_or, login, measure, occurrences, post, post_raw, Engine, Proc};
+use common::{engines, env_or, login, measure, occurrences, post, post_raw, Engine, Perf, Proc};
 use diesel::sql_types::{BigInt, Text};
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
 use serde_json::{json, Value};
@@ -35,35 +35,6 @@ async fn main() {
         report.push_str(&run(&engine, secs, clients).await);
     }
     println!("{report}");
-}
-
-/// A `perf record` of the server during one phase, when BENCH_PERF is set.
-struct Perf(Option<std::process::Child>);
-
-impl Perf {
-    fn start(p: &Proc, what: &str) -> Perf {
-        if std::env::var("BENCH_PERF").is_err() {
-            return Perf(None);
-        }
-        let out = format!("target/perf-{what}.data");
-        let child = std::process::Command::new("perf")
-            .args(["record", "-F", "999", "-g", "-o", &out, "-p", &p.pid])
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .ok();
-        eprintln!("perf record of {what} into {out}");
-        Perf(child)
-    }
-
-    fn stop(self) {
-        if let Some(mut c) = self.0 {
-            let _ = std::process::Command::new("kill")
-                .args(["-INT", &c.id().to_string()])
-                .status();
-            let _ = c.wait();
-        }
-    }
 }
 
 async fn run(engine: &Engine, secs: u64, clients: usize) -> String {

@@ -269,10 +269,9 @@ async fn apply(
     now: DateTime<Utc>,
     settings: yunlian_domain::settings::Settings,
 ) -> Result<Option<Applied>, Error> {
-    let ledger = db::sync::lock_ledger(c, client, principal.member_id, now).await?;
-    if ledger.member_id != principal.member_id {
+    let Some(ledger) = db::sync::lock_ledger(c, client, principal.member_id, now).await? else {
         return Ok(None);
-    }
+    };
     let first_new = ledger.last_mutation_id + 1;
     let mut last = ledger.last_mutation_id;
     let mut steps = Vec::with_capacity(batch.len());

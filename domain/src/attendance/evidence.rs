@@ -150,15 +150,20 @@ pub fn verify_signature(
     sig: &[u8],
 ) -> Result<(), ClockInError> {
     let ok = match alg {
-        KeyAlgorithm::P256 => {
-            use p256::ecdsa::signature::Verifier;
-            let signature = p256::ecdsa::Signature::from_der(sig)
-                .or_else(|_| p256::ecdsa::Signature::from_slice(sig));
-            match (p256_key(key), signature) {
-                (Some(k), Ok(s)) => k.verify(msg, &s).is_ok(),
-                _ => false,
+        KeyAlgorithm::P256 => match p256_key(key) {
+            Some(k) => {
+                use ring::signature::{
+                    UnparsedPublicKey, ECDSA_P256_SHA256_ASN1, ECDSA_P256_SHA256_FIXED,
+                };
+                // ring takes the uncompressed SEC1 point; p256 has parsed and checked it (from
+                // SEC1 or SPKI, compressed or not).
+                let point = k.to_encoded_point(false);
+                let der = UnparsedPublicKey::new(&ECDSA_P256_SHA256_ASN1, point.as_bytes());
+                let fixed = UnparsedPublicKey::new(&ECDSA_P256_SHA256_FIXED, point.as_bytes());
+                der.verify(msg, sig).is_ok() || (sig.len() == 64 && fixed.verify(msg, sig).is_ok())
             }
-        }
+            None => false,
+        },
         KeyAlgorithm::Ed25519 => {
             use ed25519_dalek::Verifier;
             let k = <[u8; 32]>::try_from(key)
@@ -350,6 +355,29 @@ mod tests {
             ),
             Err(ClockInError::BadSignature)
         );
+        // The signer's key compressed verifies too.
+        let compressed = sk.verifying_key().to_encoded_point(true);
+        assert_eq!(
+            verify_signature(
+                KeyAlgorithm::P256,
+                compressed.as_bytes(),
+                &ev.canonical(),
+                &sig.to_bytes()
+            ),
+            Ok(())
+        );
+        // One bit of either form flipped fails.
+        let mut der = sig.to_der().as_bytes().to_vec();
+        let last = der.len() - 1;
+        der[last] ^= 1;
+        let mut fixed = sig.to_bytes().to_vec();
+        fixed[10] ^= 1;
+        for bad in [der, fixed] {
+            assert_eq!(
+                verify_signature(KeyAlgorithm::P256, pk.as_bytes(), &ev.canonical(), &bad),
+                Err(ClockInError::BadSignature)
+            );
+        }
         assert!(!check_public_key(KeyAlgorithm::P256, b"not a key"));
         assert!(String::from_utf8(ev.canonical())
             .is_ok_and(|s| s.ends_with("2026-11-22T09:01:02Z\n30.8890000\n119.4200000\n12.0")));

@@ -12,6 +12,7 @@ use crate::on;
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 use diesel_async::RunQueryDsl;
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use uuid::Uuid;
 use yunlian_domain::audit::Change;
@@ -263,7 +264,7 @@ async fn paths_of(
         .collect();
     member_ids.sort();
     member_ids.dedup();
-    let mut org_paths: std::collections::HashMap<String, String> = Default::default();
+    let mut org_paths = known_org_paths(&mut org_ids);
     for chunk in org_ids.chunks(500) {
         let rows: Vec<(String, String)> = on!(conn, |c| orgs::table
             .filter(orgs::id.eq_any(chunk))
@@ -271,9 +272,10 @@ async fn paths_of(
             .load(c)
             .await)
         .map_err(db_error)?;
+        remember_org_paths(&rows);
         org_paths.extend(rows);
     }
-    let mut member_paths: std::collections::HashMap<String, String> = Default::default();
+    let mut member_paths: HashMap<String, String> = Default::default();
     for chunk in member_ids.chunks(500) {
         let rows: Vec<(String, String)> = on!(conn, |c| members::table
             .inner_join(orgs::table.on(orgs::id.eq(members::org_id)))
@@ -292,6 +294,39 @@ async fn paths_of(
             Via::Nothing => String::new(),
         })
         .collect())
+}
+
+/// Org paths seen, by org id. An org's path is its ancestors' ids and its own, fixed when the
+/// org is created (orgs are renamed, never moved), so an entry never goes stale: most writes'
+/// audit entries then need no query for their path.
+fn org_path_cache() -> &'static Mutex<HashMap<String, String>> {
+    static PATHS: std::sync::OnceLock<Mutex<HashMap<String, String>>> = std::sync::OnceLock::new();
+    PATHS.get_or_init(Default::default)
+}
+
+/// Orgs kept at most (a county has a few thousand); past that the cache starts again.
+const MAX_CACHED_ORG_PATHS: usize = 50_000;
+
+/// The cached paths of `ids`, which keeps only the ids not cached.
+fn known_org_paths(ids: &mut Vec<String>) -> HashMap<String, String> {
+    let cache = org_path_cache().lock().unwrap_or_else(|e| e.into_inner());
+    let mut known = HashMap::new();
+    ids.retain(|id| match cache.get(id) {
+        Some(path) => {
+            known.insert(id.clone(), path.clone());
+            false
+        }
+        None => true,
+    });
+    known
+}
+
+fn remember_org_paths(rows: &[(String, String)]) {
+    let mut cache = org_path_cache().lock().unwrap_or_else(|e| e.into_inner());
+    if cache.len() + rows.len() > MAX_CACHED_ORG_PATHS {
+        cache.clear();
+    }
+    cache.extend(rows.iter().cloned());
 }
 
 /// One recorded entry.

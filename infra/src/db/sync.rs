@@ -385,37 +385,44 @@ pub struct Ledger {
     pub last_mutation_id: i64,
 }
 
-/// Locks (creating it on first use) the ledger row of `client_id`. On PostgreSQL the row lock
-/// serialises two pushes of one phone; SQLite has one writer.
+/// Locks (creating it on first use) the ledger row of `client_id` for `member_id`. On
+/// PostgreSQL the row lock serialises two pushes of one phone; SQLite has one writer. `None`
+/// when the client id is another member's: their ledger is left as it was.
 pub async fn lock_ledger(
     conn: &mut Conn<'_>,
     client_id: Uuid,
     member_id: Uuid,
     now: DateTime<Utc>,
-) -> Result<Ledger, Error> {
-    let (cid, t) = (client_id.to_string(), naive(now));
+) -> Result<Option<Ledger>, Error> {
+    let (cid, mid, t) = (client_id.to_string(), member_id.to_string(), naive(now));
     let fresh = (
         sync_clients::client_id.eq(cid.clone()),
-        sync_clients::member_id.eq(member_id.to_string()),
+        sync_clients::member_id.eq(mid.clone()),
         sync_clients::last_mutation_id.eq(0i64),
         sync_clients::created_at.eq(t),
         sync_clients::updated_at.eq(t),
     );
     // One statement: a new phone's ledger is created, a known one's row locked (PostgreSQL's
-    // `ON CONFLICT DO UPDATE` locks the row it updates; SQLite has one writer).
-    let (member, last): (String, i64) = on!(conn, |c| diesel::insert_into(sync_clients::table)
+    // `ON CONFLICT DO UPDATE` locks the row it updates; SQLite has one writer). The update's
+    // condition leaves another member's ledger untouched, and returns nothing.
+    let upsert = diesel::insert_into(sync_clients::table)
         .values(fresh)
         .on_conflict(sync_clients::client_id)
         .do_update()
-        .set(sync_clients::updated_at.eq(t))
-        .returning((sync_clients::member_id, sync_clients::last_mutation_id))
-        .get_result(c)
-        .await)
+        .set(sync_clients::updated_at.eq(t));
+    let mine = sync_clients::member_id.eq(mid);
+    let last: Option<i64> = on!(conn, |c| diesel::query_dsl::methods::FilterDsl::filter(
+        upsert, mine
+    )
+    .returning(sync_clients::last_mutation_id)
+    .get_result(c)
+    .await
+    .optional())
     .map_err(db_error)?;
-    Ok(Ledger {
-        member_id: uuid(&member)?,
-        last_mutation_id: last,
-    })
+    Ok(last.map(|last_mutation_id| Ledger {
+        member_id,
+        last_mutation_id,
+    }))
 }
 
 /// The ledger of `client_id`, unlocked (for pulls), if the phone ever pushed.

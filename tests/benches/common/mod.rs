@@ -655,3 +655,32 @@ pub async fn post_raw(
 pub fn occurrences(hay: &[u8], needle: &[u8]) -> usize {
     hay.windows(needle.len()).filter(|w| *w == needle).count()
 }
+
+/// A `perf record` of the server during one phase, when BENCH_PERF is set.
+pub struct Perf(Option<std::process::Child>);
+
+impl Perf {
+    pub fn start(p: &Proc, what: &str) -> Perf {
+        if std::env::var("BENCH_PERF").is_err() {
+            return Perf(None);
+        }
+        let out = format!("target/perf-{what}.data");
+        let child = std::process::Command::new("perf")
+            .args(["record", "-F", "999", "-g", "-o", &out, "-p", &p.pid])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .ok();
+        eprintln!("perf record of {what} into {out}");
+        Perf(child)
+    }
+
+    pub fn stop(self) {
+        if let Some(mut c) = self.0 {
+            let _ = std::process::Command::new("kill")
+                .args(["-INT", &c.id().to_string()])
+                .status();
+            let _ = c.wait();
+        }
+    }
+}
