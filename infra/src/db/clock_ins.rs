@@ -110,12 +110,13 @@ pub async fn facts(
     device: Uuid,
 ) -> Result<Option<ClockInFacts>, Error> {
     let (meeting, member, device) = (meeting.to_string(), member.to_string(), device.to_string());
-    let row: Option<(
+    type Row = (
         String,
         Option<String>,
         Option<DeviceRow>,
         Option<ClockInRow>,
-    )> = on!(conn, |c| members::table
+    );
+    let row: Option<Row> = on!(conn, |c| members::table
         .left_join(devices::table.on(devices::id.eq(device.clone())))
         .left_join(
             clock_ins::table.on(clock_ins::meeting_id
