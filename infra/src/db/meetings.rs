@@ -147,13 +147,20 @@ pub async fn get(
         .await
         .optional())
     .map_err(db_error)?;
-    row.map(|(m, path, secret)| {
-        let secret = base64::engine::general_purpose::STANDARD
-            .decode(secret)
-            .map_err(|e| Error::Internal(format!("bad meeting secret: {e}")))?;
-        Ok((m.into_domain()?, path, secret))
-    })
-    .transpose()
+    row.map(|(m, path, secret)| with_secret(m, path, &secret))
+        .transpose()
+}
+
+/// A stored meeting with its org's path and its decoded code secret.
+fn with_secret(
+    m: MeetingRow,
+    path: String,
+    secret: &str,
+) -> Result<(Meeting, String, Vec<u8>), Error> {
+    let secret = base64::engine::general_purpose::STANDARD
+        .decode(secret)
+        .map_err(|e| Error::Internal(format!("bad meeting secret: {e}")))?;
+    Ok((m.into_domain()?, path, secret))
 }
 
 /// A meeting's status alone (one indexed column, no join).
@@ -217,13 +224,8 @@ pub async fn lock(
         .await
         .optional()
         .map_err(db_error)?;
-    row.map(|r| {
-        let secret = base64::engine::general_purpose::STANDARD
-            .decode(r.secret)
-            .map_err(|e| Error::Internal(format!("bad meeting secret: {e}")))?;
-        Ok((r.meeting.into_domain()?, r.path, secret))
-    })
-    .transpose()
+    row.map(|r| with_secret(r.meeting, r.path, &r.secret))
+        .transpose()
 }
 
 /// Locks a meeting before a change its close-out must see (a clock-in, a video event): shared

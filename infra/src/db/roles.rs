@@ -124,15 +124,17 @@ pub async fn grants_of(conn: &mut Conn<'_>, member: Uuid) -> Result<Vec<Grant>, 
         .await)
     .map_err(db_error)?;
     rows.into_iter()
-        .map(|(org, path, role)| {
-            Ok(Grant {
-                org_id: uuid(&org)?,
-                org_path: path,
-                role: Role::parse(&role)
-                    .ok_or_else(|| Error::Internal(format!("bad role {role}")))?,
-            })
-        })
+        .map(|(org, path, role)| stored_grant(org, path, role))
         .collect()
+}
+
+/// A grant as stored: its org's id and path and the role's name.
+fn stored_grant(org: String, path: String, role: String) -> Result<Grant, Error> {
+    Ok(Grant {
+        org_id: uuid(&org)?,
+        org_path: path,
+        role: Role::parse(&role).ok_or_else(|| Error::Internal(format!("bad role {role}")))?,
+    })
 }
 
 /// Everything a request's principal holds, in one query, when `session` is live (not revoked,
@@ -188,12 +190,7 @@ pub async fn of_live_session(
     let mut grants = Vec::with_capacity(rows.len() + 2);
     for (_, _, _, _, on, path, role) in rows {
         if let (Some(on), Some(path), Some(role)) = (on, path, role) {
-            grants.push(Grant {
-                org_id: uuid(&on)?,
-                org_path: path,
-                role: Role::parse(&role)
-                    .ok_or_else(|| Error::Internal(format!("bad role {role}")))?,
-            });
+            grants.push(stored_grant(on, path, role)?);
         }
     }
     grants.push(Grant {

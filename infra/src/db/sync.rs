@@ -90,20 +90,20 @@ pub(crate) async fn flush(conn: &mut Conn<'_>, mut pending: Vec<Pending>) -> Res
         // change of the scope: the index keeps a row's latest version only.
         let group = latest_of_each(group);
         if let Some(c) = conn.pg() {
-            if bump_and_index_pg(c, &first.scope, &group).await? {
-                continue;
-            }
-            // The scope's first write: create it below, then bump it the same way.
-            create_scope(conn, &first.scope, group[group.len() - 1].at).await?;
-            if let Some(c) = conn.pg() {
-                if bump_and_index_pg(c, &first.scope, &group).await? {
-                    continue;
+            if !bump_and_index_pg(c, &first.scope, &group).await? {
+                // The scope's first write: create it (a racing first writer may win), then
+                // bump it the same way.
+                create_scope(conn, &first.scope, group[group.len() - 1].at).await?;
+                let created = match conn.pg() {
+                    Some(c) => bump_and_index_pg(c, &first.scope, &group).await?,
+                    None => false,
+                };
+                if !created {
+                    let scope = &first.scope;
+                    return Err(Error::Internal(format!("scope {scope} not created")));
                 }
             }
-            return Err(Error::Internal(format!(
-                "scope {} not created",
-                first.scope
-            )));
+            continue;
         }
         let n = group.len();
         let last = bump(conn, &first.scope, n as i64, group[n - 1].at).await?;
