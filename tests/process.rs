@@ -363,12 +363,20 @@ async fn a_backup_taken_during_writes_restores_what_was_committed_and_phones_res
         .create_org(&admin, &root, "branch", "备份村党支部")
         .await;
 
-    // A writer adds members one by one; the backup runs while it writes.
+    // A writer adds members one by one; the backup starts after its first five and the writer
+    // goes on until five more are acknowledged after the backup is done, however fast either is.
+    let backup_over = std::sync::Arc::new(std::sync::OnceLock::<Instant>::new());
+    let (five_in, five_acked) = tokio::sync::oneshot::channel::<()>();
     let writer = {
         let (app, admin, branch) = (app.clone_handle(), admin.clone(), branch.clone());
+        let over = backup_over.clone();
         tokio::spawn(async move {
-            let mut acked: Vec<(Instant, String)> = Vec::new();
-            for i in 0..60u64 {
+            // (sent, acknowledged, id) of each member written.
+            let mut acked: Vec<(Instant, Instant, String)> = Vec::new();
+            let mut five_in = Some(five_in);
+            let mut after = 0;
+            for i in 0..5_000u64 {
+                let sent = Instant::now();
                 let r = app
                     .post(
                         "/v1/members",
@@ -378,12 +386,21 @@ async fn a_backup_taken_during_writes_restores_what_was_committed_and_phones_res
                     )
                     .await;
                 assert_eq!(r.status, StatusCode::CREATED, "{:?}", r.body);
-                acked.push((Instant::now(), r.id()));
+                acked.push((sent, Instant::now(), r.id()));
+                if acked.len() == 5 {
+                    let _ = five_in.take().expect("sent once").send(());
+                }
+                if over.get().is_some_and(|done| sent > *done) {
+                    after += 1;
+                    if after == 5 {
+                        break;
+                    }
+                }
             }
             acked
         })
     };
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    five_acked.await.expect("five members written");
     let file = temp_dir().with_extension("bak");
     let backup_started = Instant::now();
     let (env2, f2) = (env.clone(), file.clone());
@@ -393,17 +410,20 @@ async fn a_backup_taken_during_writes_restores_what_was_committed_and_phones_res
     .await
     .expect("backup");
     let backup_done = Instant::now();
+    backup_over.set(backup_done).expect("set once");
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     let acked = writer.await.expect("writer");
+    // Acknowledged before the backup began: committed before it. Sent after it was done:
+    // committed after it.
     let before: BTreeSet<String> = acked
         .iter()
-        .filter(|(t, _)| *t < backup_started)
-        .map(|(_, id)| id.clone())
+        .filter(|(_, acked, _)| *acked < backup_started)
+        .map(|(_, _, id)| id.clone())
         .collect();
     let after: BTreeSet<String> = acked
         .iter()
-        .filter(|(t, _)| *t > backup_done)
-        .map(|(_, id)| id.clone())
+        .filter(|(sent, _, _)| *sent > backup_done)
+        .map(|(_, _, id)| id.clone())
         .collect();
     assert!(
         !before.is_empty() && !after.is_empty(),
@@ -418,10 +438,10 @@ async fn a_backup_taken_during_writes_restores_what_was_committed_and_phones_res
             .values()
             .flat_map(|rows| rows.keys())
             .filter_map(|k| k.strip_prefix("member/").map(str::to_string))
-            .filter(|id| acked.iter().any(|(_, a)| a == id))
+            .filter(|id| acked.iter().any(|(_, _, a)| a == id))
             .collect()
     };
-    assert_eq!(on_phone(&phone).len(), 60);
+    assert_eq!(on_phone(&phone).len(), acked.len());
     server.stop().await;
 
     let r = env.run(&["restore", file.to_str().expect("path")], None);

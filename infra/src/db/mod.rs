@@ -28,20 +28,59 @@ pub mod sync;
 pub mod synced;
 pub mod warnings;
 
+use diesel::connection::AnsiTransactionManager;
 use diesel::{Connection as _, SqliteConnection};
 use diesel_async::pooled_connection::deadpool::{Object, Pool};
 use diesel_async::pooled_connection::{
     AsyncDieselConnectionManager, ManagerConfig, RecyclingMethod,
 };
-use diesel_async::sync_connection_wrapper::SyncConnectionWrapper;
-use diesel_async::{AsyncConnection, AsyncPgConnection, SimpleAsyncConnection};
+use diesel_async::sync_connection_wrapper::{SyncConnectionWrapper, SyncTransactionManagerWrapper};
+use diesel_async::{AsyncConnection, AsyncPgConnection, SimpleAsyncConnection, TransactionManager};
 use diesel_migrations::{embed_migrations, EmbeddedMigrations, MigrationHarness};
 pub use scoped_futures::{ScopedBoxFuture, ScopedFutureExt};
 use std::sync::Arc;
 use std::time::Duration;
 use yunlian_domain::Error;
 
-pub type SqliteConn = SyncConnectionWrapper<SqliteConnection>;
+pub type SqliteConn = SyncConnectionWrapper<SqliteConnection, Inline>;
+
+/// How the SQLite wrapper runs a statement: on the calling thread, a worker of the database
+/// runtime ([`db_runtime`]), where diesel-async's default hands every statement to
+/// `spawn_blocking` and waits for it.
+///
+/// A statement on the embedded file takes microseconds to a few milliseconds (the page cache is
+/// warm, WAL readers never wait for the writer, and writers queue on [`Db::Sqlite`]'s writer
+/// lock before they begin, so SQLite's busy handler does not sleep in-process), while each
+/// hand-off is two thread wake-ups: a clock-in's transaction was about ten of them end to end,
+/// the largest cost left on that path (see the README's clock-in profile). Running inline keeps
+/// the one diesel-async code path and loses the hand-offs; the price is that a long statement
+/// (an export's page, a retention sweep) holds one runtime worker while it runs, and the
+/// runtime has one worker per core.
+pub struct Inline;
+
+impl diesel_async::sync_connection_wrapper::SpawnBlocking for Inline {
+    fn spawn_blocking<'a, R>(
+        &mut self,
+        task: impl FnOnce() -> R + Send + 'static,
+    ) -> std::pin::Pin<
+        Box<
+            dyn std::future::Future<
+                    Output = Result<R, Box<dyn std::error::Error + Send + Sync + 'static>>,
+                > + Send
+                + 'a,
+        >,
+    >
+    where
+        R: Send + 'static,
+    {
+        let done = task();
+        Box::pin(std::future::ready(Ok(done)))
+    }
+
+    fn get_runtime() -> Self {
+        Inline
+    }
+}
 
 pub(crate) const PG_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/postgres");
 pub(crate) const SQLITE_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/sqlite");
@@ -478,23 +517,40 @@ impl Db {
             Db::Sqlite { pool, write_lock } => {
                 let _writer = write_lock.lock().await;
                 let mut c: Object<SqliteConn> = pool.get().await.map_err(pool_error)?;
-                c.immediate_transaction(async move |c| {
+                let c: &mut SqliteConn = &mut c;
+                // BEGIN IMMEDIATE: the write lock is taken up front, so another process's
+                // writer (the command line) makes this wait in the busy handler rather than
+                // fail on the first write. (diesel-async's `immediate_transaction` exists only
+                // for its default spawn-blocking wrapper.)
+                c.spawn_blocking(|c| {
+                    AnsiTransactionManager::begin_transaction_sql(c, "BEGIN IMMEDIATE")
+                })
+                .await
+                .map_err(db_error)?;
+                let body = async {
                     let mut log = TxLog::default();
                     let r = f(Conn {
                         raw: Raw::Sqlite(&mut *c),
                         tx: Some(&mut log),
                     })
-                    .await
-                    .map_err(TxError::Domain)?;
+                    .await?;
                     let access = log.access;
-                    log.flush(&mut Conn::new(Raw::Sqlite(c)), cx.as_ref())
-                        .await
-                        .map_err(TxError::Domain)?;
-                    Ok::<(R, bool), TxError>((r, access))
-                })
-                .await
-                .map_err(TxError::into_domain)
-                .map(committed)
+                    log.flush(&mut Conn::new(Raw::Sqlite(&mut *c)), cx.as_ref())
+                        .await?;
+                    Ok::<(R, bool), Error>((r, access))
+                }
+                .await;
+                type Manager = SyncTransactionManagerWrapper<AnsiTransactionManager>;
+                match body {
+                    Ok(done) => {
+                        Manager::commit_transaction(c).await.map_err(db_error)?;
+                        Ok(committed(done))
+                    }
+                    Err(e) => {
+                        Manager::rollback_transaction(c).await.map_err(db_error)?;
+                        Err(e)
+                    }
+                }
             }
         }
     }
@@ -574,15 +630,17 @@ fn backoff(attempt: u32) -> Duration {
 /// The runtime all database work runs on, apart from the HTTP workers.
 ///
 /// A request future can be dropped mid-query (a client hangs up; actix drops the other
-/// extractors when one fails). diesel-async's SQLite wrapper must then wait for its blocking
-/// query, which it can only do on a multi-threaded runtime, and actix workers are single-threaded.
-/// Spawning the work here detaches it from the request: a dropped request lets its query (and
-/// transaction) finish or roll back whole, and PostgreSQL connection tasks live here too.
+/// extractors when one fails). Spawning the work here detaches it from the request: a dropped
+/// request lets its query (and transaction) finish or roll back whole instead of leaving a
+/// pooled connection mid-transaction. PostgreSQL's connection tasks live here too, and SQLite's
+/// statements run on its workers (see [`Inline`]), off the single-threaded actix workers.
 fn db_runtime() -> &'static tokio::runtime::Runtime {
     static RT: std::sync::OnceLock<tokio::runtime::Runtime> = std::sync::OnceLock::new();
     RT.get_or_init(|| {
+        // One worker per core (at least two): SQLite statements run on them (see [`Inline`]).
+        let workers = std::thread::available_parallelism().map_or(2, |n| n.get().max(2));
         tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
+            .worker_threads(workers)
             .thread_name("yunlian-db")
             .enable_all()
             .build()
