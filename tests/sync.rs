@@ -4,6 +4,7 @@
 use crate::helpers::{branch_with_members, roster_csv, spawn_app, Phone};
 use reqwest::StatusCode;
 use serde_json::json;
+use std::collections::BTreeSet;
 use uuid::Uuid;
 
 #[tokio::test]
@@ -160,6 +161,23 @@ async fn pulls_reset_then_follow_changes_moves_and_lost_access() {
     let r = phone.pull_page(&app, 500).await;
     assert_eq!(r.body["scopes"], json!([]));
 
+    // A group created under the branch is in the secretary's very next pull, though the
+    // scopes their last pull saw are cached with their principal: a new org drops them.
+    let r = sec.pull_page(&app, 500).await;
+    assert_eq!(r.body["scopes"], json!([]));
+    let group = app.create_org(&admin, &branch, "group", "第一党小组").await;
+    let r = sec.pull_page(&app, 500).await;
+    let new_scope = r.body["scopes"]
+        .as_array()
+        .expect("scopes")
+        .iter()
+        .find(|s| s["scope"] == format!("org:{group}"))
+        .cloned()
+        .unwrap_or_else(|| panic!("the new group's scope: {:?}", r.body));
+    assert_eq!(new_scope["op"], "reset");
+    assert_eq!(new_scope["changes"][0]["id"], group.as_str());
+    sec.apply(&r.body);
+
     // The member reports a new city; the secretary's next pull carries just that row.
     phone.whereabouts(Some("上海"));
     assert_eq!(
@@ -211,9 +229,19 @@ async fn pulls_reset_then_follow_changes_moves_and_lost_access() {
         StatusCode::NO_CONTENT
     );
     let r = sec.pull_page(&app, 500).await;
+    let dropped: BTreeSet<String> = [committee.clone(), format!("org:{group}:committee")]
+        .iter()
+        .map(|s| json!({"scope": s, "op": "drop", "code": "not_visible"}).to_string())
+        .collect();
+    let got: BTreeSet<String> = r.body["scopes"]
+        .as_array()
+        .expect("scopes")
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
     assert_eq!(
-        r.body["scopes"],
-        json!([{"scope": committee, "op": "drop", "code": "not_visible"}])
+        got, dropped,
+        "the roster scopes of the branch and of its group, nothing else"
     );
     sec.apply(&r.body);
     assert!(!sec.rows.contains_key(&committee));

@@ -8,8 +8,11 @@ use actix_web::{dev::Payload, web, FromRequest, HttpRequest};
 use futures_util::future::LocalBoxFuture;
 use jsonwebtoken::{decode, encode, Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeSet;
+use std::sync::Arc;
 use uuid::Uuid;
 use yunlian_domain::auth::Principal;
+use yunlian_domain::sync::Scope;
 use yunlian_domain::Error;
 use yunlian_infra::db::{self, ScopedFutureExt};
 
@@ -123,6 +126,10 @@ pub struct Principals {
 
 struct Cached {
     principal: Principal,
+    /// The sync scopes this principal sees, once a pull or a status has computed them from the
+    /// orgs under its grants (an org created drops them with the principal: see
+    /// `db::orgs::insert`).
+    scopes: Option<Arc<BTreeSet<Scope>>>,
     generation: u64,
     loaded: std::time::Instant,
     loaded_at: chrono::DateTime<chrono::Utc>,
@@ -180,11 +187,43 @@ impl Principals {
             p.session_id,
             Cached {
                 principal: p.clone(),
+                scopes: None,
                 generation,
                 loaded: std::time::Instant::now(),
                 loaded_at: now,
             },
         );
+    }
+}
+
+impl Principals {
+    /// The sync scopes cached for `p`'s session, if its entry is still fresh.
+    pub fn scopes(
+        &self,
+        p: &Principal,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> Option<Arc<BTreeSet<Scope>>> {
+        if self.ttl.is_zero() {
+            return None;
+        }
+        let generation = db::access_generation();
+        let entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
+        let e = entries.get(&p.session_id)?;
+        (e.principal.member_id == p.member_id && self.fresh(e, generation, now))
+            .then(|| e.scopes.clone())
+            .flatten()
+    }
+
+    /// Keeps the sync scopes `p` sees, computed under access generation `generation` (read
+    /// before the orgs were), on its session's entry if that entry was loaded under the same
+    /// generation: scopes and grants then go stale together.
+    pub fn put_scopes(&self, p: &Principal, generation: u64, scopes: Arc<BTreeSet<Scope>>) {
+        let mut entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(e) = entries.get_mut(&p.session_id) {
+            if e.generation == generation && e.principal.member_id == p.member_id {
+                e.scopes = Some(scopes);
+            }
+        }
     }
 }
 

@@ -9,6 +9,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::Arc;
 use uuid::Uuid;
 use yunlian_domain::auth::Principal;
 use yunlian_domain::sync::{
@@ -484,6 +485,53 @@ async fn visible(c: &mut Conn<'_>, p: &Principal) -> Result<BTreeSet<Scope>, Err
     Ok(visible_scopes(p, &orgs))
 }
 
+/// The scopes the caller sees: cached beside their principal for the principal cache's TTL
+/// (a phone's pull pages and status checks come in bursts), or read from the orgs under their
+/// grants in this snapshot. Either way they are the scopes of the grants the request was
+/// authorised with: a change of grants or a new org drops the cached ones on this server at
+/// once (the access generation), and on another replica within the TTL.
+struct Visible {
+    scopes: Arc<BTreeSet<Scope>>,
+    /// Read in this snapshot, under this access generation: to be cached.
+    read_under: Option<u64>,
+}
+
+impl Visible {
+    fn cached(state: &AppState, p: &Principal) -> Option<Arc<BTreeSet<Scope>>> {
+        state.principals.scopes(p, state.clock.now())
+    }
+
+    async fn get(
+        c: &mut Conn<'_>,
+        p: &Principal,
+        cached: Option<Arc<BTreeSet<Scope>>>,
+    ) -> Result<Visible, Error> {
+        Ok(match cached {
+            Some(scopes) => Visible {
+                scopes,
+                read_under: None,
+            },
+            None => {
+                // Read before the orgs: an org committed meanwhile bumps it, so the scopes are
+                // never kept as fresh while missing it.
+                let generation = db::access_generation();
+                Visible {
+                    scopes: Arc::new(visible(c, p).await?),
+                    read_under: Some(generation),
+                }
+            }
+        })
+    }
+
+    fn keep(&self, state: &AppState, p: &Principal) {
+        if let Some(generation) = self.read_under {
+            state
+                .principals
+                .put_scopes(p, generation, self.scopes.clone());
+        }
+    }
+}
+
 pub async fn pull(
     state: web::Data<AppState>,
     user: AuthUser,
@@ -508,13 +556,27 @@ pub async fn pull(
     }
     let principal = user.0.clone();
     let client = body.client_id;
-    let page = state
+    let cached = Visible::cached(&state, &principal);
+    let (page, visible) = state
         .db
         .snapshot(move |mut c| {
-            async move { pull_page(&mut c, &principal, client, &cursors, limit as i64).await }
-                .scope_boxed()
+            async move {
+                let visible = Visible::get(&mut c, &principal, cached).await?;
+                let page = pull_page(
+                    &mut c,
+                    &principal,
+                    client,
+                    &cursors,
+                    limit as i64,
+                    &visible.scopes,
+                )
+                .await?;
+                Ok((page, visible))
+            }
+            .scope_boxed()
         })
         .await?;
+    visible.keep(&state, &user);
     match page {
         Some(p) => {
             let body = serde_json::to_vec(&p).map_err(|e| Error::Internal(e.to_string()))?;
@@ -533,14 +595,13 @@ async fn pull_page(
     client: Uuid,
     cursors: &BTreeMap<Scope, Cursor>,
     limit: i64,
+    visible: &BTreeSet<Scope>,
 ) -> Result<Option<PageOut>, Error> {
-    let ledger = db::sync::ledger(c, client).await?;
+    let names: Vec<String> = visible.iter().map(Scope::to_string).collect();
+    let (ledger, states) = db::sync::ledger_and_states(c, client, &names).await?;
     if ledger.is_some_and(|l| l.member_id != p.member_id) {
         return Ok(None);
     }
-    let visible = visible(c, p).await?;
-    let names: Vec<String> = visible.iter().map(Scope::to_string).collect();
-    let states = db::sync::states(c, &names).await?;
 
     let mut out: Vec<ScopeOut> = Vec::new();
     // Scopes the caller may no longer (or never could) see: the phone purges them.
@@ -557,7 +618,7 @@ async fn pull_page(
     }
     let (mut rows_left, mut bytes_left) = (limit, MAX_PULL_BYTES as i64);
     let mut more = false;
-    for scope in &visible {
+    for scope in visible {
         let name = scope.to_string();
         let st = states.get(&name).copied().unwrap_or(ScopeState::EMPTY);
         let (op, after) = match plan(cursors.get(scope), &st) {
@@ -649,23 +710,26 @@ async fn render(
 /// phone to compare with its cursors before pulling.
 pub async fn status(state: web::Data<AppState>, user: AuthUser) -> Result<HttpResponse, ApiError> {
     let principal = user.0.clone();
-    let scopes = state
+    let cached = Visible::cached(&state, &principal);
+    let (scopes, visible) = state
         .db
         .snapshot(move |mut c| {
             async move {
-                let visible = visible(&mut c, &principal).await?;
-                let names: Vec<String> = visible.iter().map(Scope::to_string).collect();
+                let visible = Visible::get(&mut c, &principal, cached).await?;
+                let names: Vec<String> = visible.scopes.iter().map(Scope::to_string).collect();
                 let states = db::sync::states(&mut c, &names).await?;
-                Ok(names
+                let scopes = names
                     .into_iter()
                     .map(|n| {
                         let st = states.get(&n).copied().unwrap_or(ScopeState::EMPTY);
                         (n, json!({ "v": st.version, "epoch": st.epoch }))
                     })
-                    .collect::<BTreeMap<String, Value>>())
+                    .collect::<BTreeMap<String, Value>>();
+                Ok((scopes, visible))
             }
             .scope_boxed()
         })
         .await?;
+    visible.keep(&state, &user);
     Ok(HttpResponse::Ok().json(json!({ "scopes": scopes })))
 }

@@ -98,6 +98,10 @@ pub async fn insert(conn: &mut Conn<'_>, org: &Org) -> Result<(), Error> {
         org.updated_at,
     )
     .await?;
+    // A new org is a new scope for everyone who sees it: the sync scopes cached per session
+    // (beside their principals) are dropped when this commits. A rename changes no scope, and
+    // orgs never move.
+    conn.access_changed();
     Ok(())
 }
 
