@@ -362,9 +362,12 @@ fn warn_if_readable(path: &std::path::Path) {
 fn sqlite_without_memstatus() {
     static ONCE: std::sync::Once = std::sync::Once::new();
     ONCE.call_once(|| {
-        // SAFETY: `sqlite3_config` with SQLITE_CONFIG_MEMSTATUS takes one int. It is called
-        // once, before this process opens a SQLite connection (`Db::connect` is the first
-        // user), and SQLite refuses it with SQLITE_MISUSE rather than misbehaving if not.
+        // SAFETY: `sqlite3_config` with SQLITE_CONFIG_MEMSTATUS takes one int, passed as one.
+        // SQLite asks that no other thread use it while `sqlite3_config` runs: in the server,
+        // `Db::connect` is the first use, at start-up, and the `Once` makes every other
+        // connect wait for it. Where SQLite is initialised already (a test process whose other
+        // threads opened databases first), the call returns SQLITE_MISUSE before touching
+        // anything; before that, all it sets is the one flag SQLite reads once per allocation.
         let off: std::os::raw::c_int = 0;
         let rc =
             unsafe { libsqlite3_sys::sqlite3_config(libsqlite3_sys::SQLITE_CONFIG_MEMSTATUS, off) };
