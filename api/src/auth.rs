@@ -194,9 +194,7 @@ impl Principals {
             },
         );
     }
-}
 
-impl Principals {
     /// The sync scopes cached for `p`'s session, if its entry is still fresh.
     pub fn scopes(
         &self,

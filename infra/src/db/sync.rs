@@ -266,18 +266,27 @@ pub async fn states(
             .load(c)
             .await)
         .map_err(db_error)?;
-        for (s, version, epoch, floor) in rows {
-            out.insert(
-                s,
-                ScopeState {
-                    version,
-                    epoch: Some(uuid(&epoch)?),
-                    floor,
-                },
-            );
+        for row in rows {
+            let (s, state) = scope_state(row)?;
+            out.insert(s, state);
         }
     }
     Ok(out)
+}
+
+/// A `sync_scopes` row as read by [`states`] and [`ledger_and_states`].
+fn scope_state(
+    (s, version, epoch, floor): (String, i64, String, i64),
+) -> Result<(String, ScopeState), Error> {
+    let epoch = Some(uuid(&epoch)?);
+    Ok((
+        s,
+        ScopeState {
+            version,
+            epoch,
+            floor,
+        },
+    ))
 }
 
 /// One entry of the index: the latest version of a row in a scope.
@@ -434,13 +443,15 @@ pub async fn ledger(conn: &mut Conn<'_>, client_id: Uuid) -> Result<Option<Ledge
         .await
         .optional())
     .map_err(db_error)?;
-    row.map(|(m, last)| {
-        Ok(Ledger {
-            member_id: uuid(&m)?,
-            last_mutation_id: last,
-        })
+    row.map(ledger_row).transpose()
+}
+
+/// A `sync_clients` row as read by [`ledger`] and [`ledger_and_states`].
+fn ledger_row((m, last): (String, i64)) -> Result<Ledger, Error> {
+    Ok(Ledger {
+        member_id: uuid(&m)?,
+        last_mutation_id: last,
     })
-    .transpose()
 }
 
 /// A pull's first reads: the client's ledger and the states of `scopes`. On PostgreSQL the two
@@ -474,26 +485,14 @@ pub async fn ledger_and_states(
     let ledger = ledger
         .optional()
         .map_err(db_error)?
-        .map(|(m, last)| {
-            Ok::<_, Error>(Ledger {
-                member_id: uuid(&m)?,
-                last_mutation_id: last,
-            })
-        })
+        .map(ledger_row)
         .transpose()?;
-    let mut out = HashMap::new();
-    for (s, version, epoch, floor) in states.map_err(db_error)? {
-        let epoch = Some(uuid(&epoch)?);
-        out.insert(
-            s,
-            ScopeState {
-                version,
-                epoch,
-                floor,
-            },
-        );
-    }
-    Ok((ledger, out))
+    let states = states
+        .map_err(db_error)?
+        .into_iter()
+        .map(scope_state)
+        .collect::<Result<_, _>>()?;
+    Ok((ledger, states))
 }
 
 /// What became of one mutation, kept so a retried push gets the same answer.
