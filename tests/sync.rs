@@ -116,6 +116,98 @@ async fn each_queued_mutation_is_applied_exactly_once() {
     );
 }
 
+/// A push runs its batch under one savepoint first, and again with one savepoint per mutation
+/// after a rejection: the mutations around a rejected one are applied exactly once (their first
+/// run undone), and the rejected ones leave nothing behind.
+#[tokio::test]
+async fn mutations_around_a_rejected_one_are_applied_exactly_once() {
+    let app = spawn_app().await;
+    let admin = app.admin().await;
+    let (branch, sec, members) =
+        branch_with_members(&app, &admin, "撤回支部", 13911000000, 1).await;
+    let until = chrono::Utc::now() + chrono::TimeDelta::days(10);
+    let post = crate::moments::post_topic(&app, &sec, &branch, until).await;
+    let (member_id, token) = members[0].clone();
+    let mut phone = Phone::new(token);
+    let comment = |post: &str, category: &str| json!({"post_id": post, "body": "村口的路灯坏了，晚上看不清路", "category": category});
+    let queue = [
+        ("moments.comment.v1", comment(&post, "suggestion")),
+        (
+            "member.update_whereabouts.v1",
+            json!({"residence": "migrant", "migrant_city": "杭州"}),
+        ),
+        (
+            "moments.comment.v1",
+            comment(&Uuid::now_v7().to_string(), "other"),
+        ),
+        ("moments.comment.v1", comment(&post, "other")),
+        (
+            "member.update_whereabouts.v1",
+            json!({"residence": "migrant", "migrant_city": ""}),
+        ),
+        ("moments.comment.v1", comment(&post, "life_need")),
+    ];
+    for (i, (name, args)) in queue.iter().enumerate() {
+        phone
+            .queue
+            .push(json!({"id": i + 1, "name": name, "args": args}));
+    }
+    let r = phone.push(&app, phone.push_body(0, queue.len())).await;
+    assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
+    let results = r.body["results"].as_array().expect("results");
+    let outcomes: Vec<(&str, &str)> = results
+        .iter()
+        .map(|x| {
+            (
+                x["status"].as_str().unwrap_or(""),
+                x["code"].as_str().unwrap_or(""),
+            )
+        })
+        .collect();
+    assert_eq!(
+        outcomes,
+        vec![
+            ("applied", ""),
+            ("applied", ""),
+            ("rejected", "not_found"),
+            ("applied", ""),
+            ("rejected", "invalid_args"),
+            ("applied", ""),
+        ]
+    );
+
+    // Three comments, each once, and exactly the ones the outcomes name; two cases.
+    let comments = app
+        .list_all(&format!("/v1/posts/{post}/comments"), &sec)
+        .await;
+    let stored: BTreeSet<&str> = comments.iter().filter_map(|c| c["id"].as_str()).collect();
+    let answered: BTreeSet<&str> = [0, 3, 5]
+        .iter()
+        .filter_map(|&i| results[i]["result"]["comment_id"].as_str())
+        .collect();
+    assert_eq!((comments.len(), &stored), (3, &answered));
+    let p = app.get(&format!("/v1/posts/{post}"), &sec).await;
+    assert_eq!(p.body["comment_count"], 3);
+    let cases = app
+        .list_all(&format!("/v1/cases?org_id={branch}"), &sec)
+        .await;
+    assert_eq!(cases.len(), 2);
+    let m = app.get(&format!("/v1/members/{member_id}"), &admin).await;
+    assert_eq!(m.body["migrant_city"], "杭州");
+
+    // The secretary's phone pulls each comment once.
+    let mut sec_phone = Phone::new(sec.clone());
+    sec_phone.pull_all(&app, 100).await;
+    let pulled: Vec<&str> = sec_phone
+        .rows
+        .values()
+        .flat_map(|rows| rows.keys())
+        .filter_map(|key| key.strip_prefix("comment/"))
+        .collect();
+    assert_eq!(pulled.len(), 3, "{pulled:?}");
+    assert_eq!(pulled.into_iter().collect::<BTreeSet<_>>(), answered);
+}
+
 #[tokio::test]
 async fn pulls_reset_then_follow_changes_moves_and_lost_access() {
     let app = spawn_app().await;

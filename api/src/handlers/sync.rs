@@ -256,11 +256,16 @@ struct Applied {
 }
 
 /// Applies a push in one transaction, with the phone's ledger row locked from its first
-/// statement: each new mutation runs in a savepoint of its own, so a rejected one is rolled
-/// back alone and recorded as rejected while the others stand; every outcome and the ledger's
-/// advance are written together, and each sync scope the batch touched is bumped once, at the
-/// end (see `db::sync::flush`). A transient error rolls the whole push back: nothing of it was
-/// acknowledged, and the phone sends it again. `None` when the client id is another member's.
+/// statement. A rejected mutation is undone alone and recorded as rejected while the others
+/// stand; every outcome and the ledger's advance are written together, and each sync scope the
+/// batch touched is bumped once, at the end (see `db::sync::flush`). A transient error rolls
+/// the whole push back: nothing of it was acknowledged, and the phone sends it again. `None`
+/// when the client id is another member's.
+///
+/// The batch first runs whole under one savepoint: a push rarely rejects anything, and a
+/// savepoint per mutation costs a round trip each (and a subtransaction each on PostgreSQL).
+/// The first rejection undoes the batch, which then runs again with a savepoint per mutation,
+/// as though the first run had never been.
 async fn apply(
     c: &mut Conn<'_>,
     principal: &Principal,
@@ -273,78 +278,161 @@ async fn apply(
     let Some(ledger) = db::sync::lock_ledger(c, client, principal.member_id, now).await? else {
         return Ok(None);
     };
-    let first_new = ledger.last_mutation_id + 1;
-    let mut last = ledger.last_mutation_id;
-    let mut steps = Vec::with_capacity(batch.len());
-    let mut settled: Vec<Outcome> = Vec::new();
+    let push = Push {
+        principal,
+        client,
+        batch,
+        received,
+        now,
+        settings,
+        first_new: ledger.last_mutation_id + 1,
+    };
     let mut savepoints = db::Steps::default();
-    for q in batch {
-        let m = &q.m;
-        if m.id < first_new {
-            // Seen in an earlier push: its recorded outcome, unless the content differs.
-            let o = db::sync::outcome(c, client, m.id).await?;
-            if o.as_ref()
-                .and_then(|o| o.digest.as_deref())
-                .is_some_and(|d| d != q.digest)
-            {
-                steps.push(Step::Reused(m.id));
+    c.step(&mut savepoints).await?;
+    let (applied, settled) = match push.run(c, None).await? {
+        Ran::Whole(applied, settled) => (applied, settled),
+        Ran::Rejected => {
+            c.undo_step(&mut savepoints).await?;
+            match push.run(c, Some(&mut savepoints)).await? {
+                Ran::Whole(applied, settled) => (applied, settled),
+                Ran::Rejected => {
+                    return Err(Error::Internal(
+                        "a rejection escaped its mutation's savepoint".into(),
+                    ))
+                }
+            }
+        }
+    };
+    db::sync::settle(c, client, &settled, now).await?;
+    Ok(Some(applied))
+}
+
+/// A push being applied: what every mutation of it shares.
+struct Push<'a> {
+    principal: &'a Principal,
+    client: Uuid,
+    batch: &'a [Queued],
+    received: DateTime<Utc>,
+    now: DateTime<Utc>,
+    settings: yunlian_domain::settings::Settings,
+    /// The first mutation id the ledger has not seen.
+    first_new: i64,
+}
+
+/// How one run of a push's batch ended.
+enum Ran {
+    /// Every mutation has its step (up to the first that stops the batch), with the outcomes to
+    /// record.
+    Whole(Applied, Vec<Outcome>),
+    /// A mutation was rejected where it had no savepoint of its own: the batch must be undone.
+    Rejected,
+}
+
+impl Push<'_> {
+    /// Runs the batch: with `savepoints`, each new mutation in a savepoint of its own (a
+    /// rejected one undone alone); without, all in the caller's, stopping at the first
+    /// rejection.
+    async fn run(
+        &self,
+        c: &mut Conn<'_>,
+        mut savepoints: Option<&mut db::Steps>,
+    ) -> Result<Ran, Error> {
+        let mut last = self.first_new - 1;
+        let mut steps = Vec::with_capacity(self.batch.len());
+        let mut settled: Vec<Outcome> = Vec::new();
+        for q in self.batch {
+            let m = &q.m;
+            if m.id < self.first_new {
+                match self.seen(c, q).await? {
+                    step @ Step::Reused(_) => {
+                        steps.push(step);
+                        break;
+                    }
+                    step => {
+                        steps.push(step);
+                        continue;
+                    }
+                }
+            }
+            if m.id > last + 1 {
+                steps.push(Step::Gap { expected: last + 1 });
                 break;
             }
-            steps.push(Step::Seen(match o {
-                Some(o) => MutationOut::from(o),
-                // Processed long ago, its outcome since pruned: done, never applied again.
-                None => MutationOut {
-                    id: m.id,
-                    name: m.name.clone(),
-                    status: "seen".into(),
-                    code: None,
-                    result: None,
-                    event_time: received,
-                    time_source: "server".into(),
-                },
-            }));
-            continue;
+            let (et, ran) = match q.event_time {
+                Ok(et) => {
+                    let cx = crate::mutations::Cx {
+                        principal: self.principal,
+                        event_time: et,
+                        now: self.now,
+                        settings: self.settings,
+                    };
+                    let ran = match savepoints.as_deref_mut() {
+                        Some(sp) => run_one(c, sp, cx, m).await?,
+                        None => match crate::mutations::run(c, cx, &m.name, &m.args).await {
+                            Ok(result) => Ok(result),
+                            Err(e) if rejection(&e).is_some() => return Ok(Ran::Rejected),
+                            Err(e) => return Err(e),
+                        },
+                    };
+                    (et, ran)
+                }
+                // No phone can have made it then: rejected before it runs, so nothing to undo.
+                Err(code) => (
+                    EventTime {
+                        at: self.received,
+                        source: TimeSource::Server,
+                    },
+                    Err((code.to_string(), None)),
+                ),
+            };
+            let (status, code, result) = match ran {
+                Ok(result) => ("applied", None, Some(result)),
+                Err((code, detail)) => {
+                    tracing::info!(client = %self.client, mutation = m.id, name = %m.name, code = %code, "mutation rejected");
+                    ("rejected", Some(code), detail)
+                }
+            };
+            let o = Outcome {
+                mutation_id: m.id,
+                name: m.name.clone(),
+                status: status.into(),
+                code,
+                result,
+                event_time: et.at,
+                time_source: time_source(et),
+                digest: Some(q.digest.clone()),
+            };
+            last = m.id;
+            settled.push(o.clone());
+            steps.push(Step::Done(o));
         }
-        if m.id > last + 1 {
-            steps.push(Step::Gap { expected: last + 1 });
-            break;
-        }
-        let (et, ran) = match q.event_time {
-            Ok(et) => (
-                et,
-                run_one(c, &mut savepoints, principal, m, et, now, settings).await?,
-            ),
-            Err(code) => (
-                EventTime {
-                    at: received,
-                    source: TimeSource::Server,
-                },
-                Err((code.to_string(), None)),
-            ),
-        };
-        let (status, code, result) = match ran {
-            Ok(result) => ("applied", None, Some(result)),
-            Err((code, detail)) => {
-                tracing::info!(client = %client, mutation = m.id, name = %m.name, code = %code, "mutation rejected");
-                ("rejected", Some(code), detail)
-            }
-        };
-        let o = Outcome {
-            mutation_id: m.id,
-            name: m.name.clone(),
-            status: status.into(),
-            code,
-            result,
-            event_time: et.at,
-            time_source: time_source(et),
-            digest: Some(q.digest.clone()),
-        };
-        last = m.id;
-        settled.push(o.clone());
-        steps.push(Step::Done(o));
+        Ok(Ran::Whole(Applied { steps, last }, settled))
     }
-    db::sync::settle(c, client, &settled, now).await?;
-    Ok(Some(Applied { steps, last }))
+
+    /// A mutation seen in an earlier push: its recorded outcome, unless the content differs.
+    async fn seen(&self, c: &mut Conn<'_>, q: &Queued) -> Result<Step, Error> {
+        let m = &q.m;
+        let o = db::sync::outcome(c, self.client, m.id).await?;
+        if o.as_ref()
+            .and_then(|o| o.digest.as_deref())
+            .is_some_and(|d| d != q.digest)
+        {
+            return Ok(Step::Reused(m.id));
+        }
+        Ok(Step::Seen(match o {
+            Some(o) => MutationOut::from(o),
+            // Processed long ago, its outcome since pruned: done, never applied again.
+            None => MutationOut {
+                id: m.id,
+                name: m.name.clone(),
+                status: "seen".into(),
+                code: None,
+                result: None,
+                event_time: self.received,
+                time_source: "server".into(),
+            },
+        }))
+    }
 }
 
 /// Runs one mutation in a savepoint: its result, or, when the phone's input can never succeed,
@@ -352,19 +440,10 @@ async fn apply(
 async fn run_one(
     c: &mut Conn<'_>,
     savepoints: &mut db::Steps,
-    principal: &Principal,
+    cx: crate::mutations::Cx<'_>,
     m: &MutationIn,
-    et: EventTime,
-    now: DateTime<Utc>,
-    settings: yunlian_domain::settings::Settings,
 ) -> Result<Result<Value, (String, Option<Value>)>, Error> {
     c.step(savepoints).await?;
-    let cx = crate::mutations::Cx {
-        principal,
-        event_time: et,
-        now,
-        settings,
-    };
     match crate::mutations::run(c, cx, &m.name, &m.args).await {
         Ok(result) => Ok(Ok(result)),
         Err(e) => match rejection(&e) {

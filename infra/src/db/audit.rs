@@ -182,9 +182,11 @@ pub(crate) async fn flush(
         });
     }
     // A roster import writes thousands: batches on PostgreSQL; SQLite (whose diesel backend
-    // has no batch insert) one prepared statement a row, in the same transaction.
+    // has no batch insert) one prepared statement a row, in the same transaction. A lone entry
+    // (a clock-in's) goes the SQLite way on PostgreSQL too: diesel caches a one-row insert's
+    // prepared statement, never a batch's (a round trip more each time).
     match &mut conn.raw {
-        Raw::Pg(c) => {
+        Raw::Pg(c) if rows.len() > 1 => {
             for chunk in rows.chunks(1000) {
                 diesel::insert_into(audit_events::table)
                     .values(chunk)
@@ -193,13 +195,13 @@ pub(crate) async fn flush(
                     .map_err(db_error)?;
             }
         }
-        Raw::Sqlite(c) => {
+        _ => {
             for row in &rows {
-                diesel::insert_into(audit_events::table)
+                on!(conn, |c| diesel::insert_into(audit_events::table)
                     .values(row)
-                    .execute(&mut **c)
-                    .await
-                    .map_err(db_error)?;
+                    .execute(c)
+                    .await)
+                .map_err(db_error)?;
             }
         }
     }

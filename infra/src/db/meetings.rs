@@ -2,7 +2,7 @@
 //! org's committee scope, whose phones show the rotating code offline.
 
 use super::schema::{meetings, orgs};
-use super::{db_error, enum_parse, enum_text, naive, sync, utc, uuid, Conn};
+use super::{db_error, enum_parse, enum_text, naive, sync, utc, uuid, CachedDsl, Conn};
 use crate::on;
 use base64::Engine as _;
 use diesel::prelude::*;
@@ -220,6 +220,7 @@ pub async fn lock(
     };
     let row: Option<LockedRow> = diesel::sql_query(sql)
         .bind::<diesel::sql_types::Text, _>(id.to_string())
+        .cached()
         .get_result(c)
         .await
         .optional()

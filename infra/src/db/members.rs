@@ -1,7 +1,7 @@
 //! Members, stored.
 
 use super::schema::{members, orgs};
-use super::{db_error, naive, sync, utc, uuid, Conn, Raw};
+use super::{db_error, naive, sync, utc, uuid, CachedDsl, Conn, Raw};
 use crate::on;
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
@@ -277,21 +277,31 @@ pub async fn taken_phones(conn: &mut Conn<'_>, phones: &[String]) -> Result<Vec<
 /// Locks a member's row for the rest of the caller's transaction (PostgreSQL `FOR UPDATE`;
 /// SQLite's write transaction already excludes other writers) and reads it with its org's path:
 /// what an edit that decides from the stored values must start with.
+///
+/// On PostgreSQL the lock and the read are pipelined (one round trip): the server runs them in
+/// order, so the read, whose snapshot is taken when it starts, sees the row as locked.
 pub async fn lock(conn: &mut Conn<'_>, id: Uuid) -> Result<Option<(Member, String)>, Error> {
-    if let Some(c) = conn.pg() {
-        let found: Option<String> = members::table
-            .find(id.to_string())
-            .select(members::id)
-            .for_update()
-            .first(c)
-            .await
-            .optional()
-            .map_err(db_error)?;
-        if found.is_none() {
-            return Ok(None);
-        }
+    let c: &diesel_async::AsyncPgConnection = match &mut conn.raw {
+        Raw::Pg(c) => c,
+        Raw::Sqlite(_) => return get(conn, id).await,
+    };
+    let sid = id.to_string();
+    let lock = members::table
+        .find(&sid)
+        .select(members::id)
+        .for_update()
+        .first::<String>(&mut &*c);
+    let read = members::table
+        .inner_join(orgs::table)
+        .filter(members::id.eq(&sid))
+        .select((MemberRow::as_select(), orgs::path))
+        .first::<(MemberRow, String)>(&mut &*c);
+    let (locked, row) = tokio::join!(lock, read);
+    if locked.optional().map_err(db_error)?.is_none() {
+        return Ok(None);
     }
-    get(conn, id).await
+    let row = row.optional().map_err(db_error)?;
+    row.map(|(r, p)| Ok((r.into_domain()?.0, p))).transpose()
 }
 
 /// Saves an edit of `before` (read under [`lock`]) into `after`, writing only the columns that
@@ -302,6 +312,7 @@ pub async fn update(conn: &mut Conn<'_>, before: &Member, after: &Member) -> Res
         members::table.find(after.id.to_string())
     )
     .set(&diff)
+    .cached()
     .execute(c)
     .await)
     .map_err(phone_conflict)?;

@@ -247,6 +247,55 @@ impl std::fmt::Debug for Db {
     }
 }
 
+/// A statement kept in the connection's statement cache under its SQL text, where diesel
+/// would prepare it afresh every time it runs.
+///
+/// diesel caches no `UPDATE`, no upsert's `DO UPDATE`, no multi-row insert and no raw SQL
+/// (`sql_query`): their text can differ between two runs of the same Rust type, and its cache
+/// is keyed by type where it can be. Uncached, a statement on PostgreSQL is two round trips
+/// (diesel-async prepares it and waits, then binds and runs it) and on SQLite one
+/// `sqlite3_prepare` per run. Keyed by its text and bind types instead ([`QueryId`] without a
+/// static id), any statement is safe to cache, whatever varies in it; the price is one cache
+/// entry per distinct text on each connection. So wrap statements whose text takes a few
+/// shapes (a changeset's optional columns), never one with a list of N binds.
+#[derive(Debug, Clone, Copy)]
+pub struct Cached<Q>(Q);
+
+/// `.cached()` on any statement: see [`Cached`].
+pub trait CachedDsl: Sized {
+    fn cached(self) -> Cached<Self> {
+        Cached(self)
+    }
+}
+
+impl<Q> CachedDsl for Q {}
+
+impl<Q> diesel::query_builder::QueryId for Cached<Q> {
+    type QueryId = ();
+    const HAS_STATIC_QUERY_ID: bool = false;
+}
+
+impl<DB, Q> diesel::query_builder::QueryFragment<DB> for Cached<Q>
+where
+    DB: diesel::backend::Backend,
+    Q: diesel::query_builder::QueryFragment<DB>,
+{
+    fn walk_ast<'b>(
+        &'b self,
+        pass: diesel::query_builder::AstPass<'_, 'b, DB>,
+    ) -> diesel::QueryResult<()> {
+        self.0.walk_ast(pass)
+    }
+
+    fn is_safe_to_cache_prepared(&self, _: &DB) -> diesel::QueryResult<bool> {
+        Ok(true)
+    }
+}
+
+impl<Q: diesel::query_builder::Query> diesel::query_builder::Query for Cached<Q> {
+    type SqlType = Q::SqlType;
+}
+
 /// Maps a diesel error to the domain: unique violations are conflicts, lost connections are
 /// transient (the client retries), everything else is internal.
 pub fn db_error(e: diesel::result::Error) -> Error {

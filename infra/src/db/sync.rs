@@ -7,7 +7,7 @@
 //! already passed it. Never a timestamp or a plain sequence: those commit out of order.
 
 use super::schema::{sync_clients, sync_index, sync_mutations, sync_scopes};
-use super::{db_error, naive, utc, uuid, Conn, Raw};
+use super::{db_error, naive, utc, uuid, CachedDsl, Conn, Raw};
 use crate::on;
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
@@ -161,6 +161,7 @@ async fn bump_and_index_pg(
     .bind::<Array<BigInt>, _>(&back)
     .bind::<Array<Bool>, _>(&deleted)
     .bind::<Array<Timestamp>, _>(&at)
+    .cached()
     .execute(c)
     .await
     .map_err(db_error)?;
@@ -218,6 +219,7 @@ async fn bump_existing(
             sync_scopes::updated_at.eq(t),
         ))
         .returning(sync_scopes::version)
+        .cached()
         .get_result::<i64>(c)
         .await
         .optional())
@@ -242,6 +244,7 @@ async fn upsert_entry(conn: &mut Conn<'_>, p: &Pending, v: i64) -> Result<(), Er
             sync_index::deleted.eq(p.deleted),
             sync_index::changed_at.eq(t),
         ))
+        .cached()
         .execute(c)
         .await)
     .map_err(db_error)?;
@@ -424,6 +427,7 @@ pub async fn lock_ledger(
         upsert, mine
     )
     .returning(sync_clients::last_mutation_id)
+    .cached()
     .get_result(c)
     .await
     .optional())
@@ -568,6 +572,7 @@ pub async fn settle(
                 sync_clients::last_mutation_id.eq(last.mutation_id),
                 sync_clients::updated_at.eq(t),
             ))
+            .cached()
             .execute(c)
             .await
     }
