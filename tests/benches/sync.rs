@@ -19,12 +19,12 @@
 mod common;
 
 use common::{engines, env_or, login, measure, occurrences, post, post_raw, Engine, Perf, Proc};
-use diesel::sql_types::{BigInt, Text};
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
 use serde_json::{json, Value};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use uuid::Uuid;
+use yunlian_infra::db::schema::sync_index;
 
 #[tokio::main]
 async fn main() {
@@ -287,30 +287,43 @@ async fn raw_pg(url: &str, scope: &str, clients: usize, secs: u64, span: u64) ->
         async move {
             let v = ((c as u64 * 7919 + i * 104_729) % span) as i64;
             let mut conn = conn.lock().await;
-            let n = diesel::sql_query(
-                "SELECT entity, entity_id, version, deleted FROM sync_index WHERE scope = $1 AND version > $2 ORDER BY version LIMIT 100",
-            )
-            .bind::<Text, _>(scope)
-            .bind::<BigInt, _>(v)
-            .execute(&mut *conn)
-            .await
-            .expect("raw pull");
+            let rows: Vec<IndexRow> = index_page(scope.clone(), v)
+                .load(&mut *conn)
+                .await
+                .expect("raw pull");
+            let n = rows.len();
             assert_eq!(n, 100);
         }
     })
     .await
 }
 
-#[derive(diesel::QueryableByName)]
-#[allow(dead_code)] // read, to bring each row across as the server's query does
+/// The pull's index query, as the server's `db::sync::changes` builds it for a delta: written
+/// with diesel's query builder, so that its prepared statement is cached on each connection
+/// (as the server's is, and as `pgbench -M prepared` runs shared/bench's).
+#[diesel::dsl::auto_type(no_type_alias)]
+fn index_page(scope: String, after: i64) -> _ {
+    use diesel::{ExpressionMethods, QueryDsl};
+    sync_index::table
+        .filter(sync_index::scope.eq(scope))
+        .filter(sync_index::version.gt(after))
+        .select((
+            sync_index::entity,
+            sync_index::entity_id,
+            sync_index::version,
+            sync_index::deleted,
+        ))
+        .order(sync_index::version)
+        .limit(100i64)
+}
+
+/// An index row, read to bring each row across as the server's query does.
+#[derive(diesel::Queryable)]
+#[allow(dead_code)]
 struct IndexRow {
-    #[diesel(sql_type = Text)]
     entity: String,
-    #[diesel(sql_type = Text)]
     entity_id: String,
-    #[diesel(sql_type = BigInt)]
     version: i64,
-    #[diesel(sql_type = diesel::sql_types::Bool)]
     deleted: bool,
 }
 
@@ -339,12 +352,8 @@ async fn raw_sqlite(
         },
         move |conn, c, i| {
             let v = ((c as u64 * 7919 + i * 104_729) % span) as i64;
-            let rows = diesel::sql_query(
-                "SELECT entity, entity_id, version, deleted FROM sync_index WHERE scope = ? AND version > ? ORDER BY version LIMIT 100",
-            )
-            .bind::<Text, _>(&scope)
-            .bind::<BigInt, _>(v);
-            let rows: Vec<IndexRow> = diesel::RunQueryDsl::load(rows, conn).expect("raw pull");
+            let rows: Vec<IndexRow> =
+                diesel::RunQueryDsl::load(index_page(scope.clone(), v), conn).expect("raw pull");
             assert_eq!(rows.len(), 100);
         },
     )
