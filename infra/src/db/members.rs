@@ -186,6 +186,11 @@ pub async fn insert_many(conn: &mut Conn<'_>, ms: &[Member]) -> Result<(), Error
     Ok(())
 }
 
+/// A member row read with its org's path, decoded.
+fn with_path(row: Option<(MemberRow, String)>) -> Result<Option<(Member, String)>, Error> {
+    row.map(|(r, p)| Ok((r.into_domain()?.0, p))).transpose()
+}
+
 /// A member with the path of their org, for authorisation.
 pub async fn get(conn: &mut Conn<'_>, id: Uuid) -> Result<Option<(Member, String)>, Error> {
     let row: Option<(MemberRow, String)> = on!(conn, |c| members::table
@@ -196,7 +201,7 @@ pub async fn get(conn: &mut Conn<'_>, id: Uuid) -> Result<Option<(Member, String
         .await
         .optional())
     .map_err(db_error)?;
-    row.map(|(r, p)| Ok((r.into_domain()?.0, p))).transpose()
+    with_path(row)
 }
 
 /// The member of a live session (not revoked, not expired) with their branch's path, in one
@@ -217,7 +222,7 @@ pub async fn of_live_session(
         .await
         .optional())
     .map_err(db_error)?;
-    row.map(|(r, p)| Ok((r.into_domain()?.0, p))).transpose()
+    with_path(row)
 }
 
 /// Members by id (for sync pages).
@@ -301,7 +306,7 @@ pub async fn lock(conn: &mut Conn<'_>, id: Uuid) -> Result<Option<(Member, Strin
         return Ok(None);
     }
     let row = row.optional().map_err(db_error)?;
-    row.map(|(r, p)| Ok((r.into_domain()?.0, p))).transpose()
+    with_path(row)
 }
 
 /// Saves an edit of `before` (read under [`lock`]) into `after`, writing only the columns that
