@@ -100,13 +100,14 @@ pub async fn clock_in(
     j: Judging,
 ) -> Result<ClockIn, Error> {
     ev.check()?;
-    let (meeting, path, secret) = lock_for_attendance(c, meeting_id).await?;
+    let ((meeting, path, secret), found) =
+        db::clock_ins::lock_meeting_with_facts(c, meeting_id, p.member_id, ev.device_id)
+            .await?
+            .ok_or(Error::NotFound)?;
     if !p.sees(&path) {
         return Err(Error::NotFound);
     }
-    let found = db::clock_ins::facts(c, meeting.id, p.member_id, ev.device_id)
-        .await?
-        .ok_or(Error::NotFound)?;
+    let found = found.ok_or(Error::NotFound)?;
     let key = match &found.device {
         Some(d) => base64::engine::general_purpose::STANDARD
             .decode(&d.public_key)

@@ -134,16 +134,17 @@ pub async fn record(
         .await
 }
 
-/// End of a write transaction: the notes, and an entry for each synced row changed that no
-/// note covers, written under the context (nothing when there is none).
-pub(crate) async fn flush(
+/// End of a write transaction: the entries to write under the context (none when there is
+/// none), one for each note and one for each synced row changed that no note covers (whose
+/// org paths this reads).
+pub(crate) async fn entries(
     conn: &mut Conn<'_>,
     cx: Option<&Context>,
     mut notes: Vec<Note>,
     synced: &[(String, Uuid, Vec<String>)],
-) -> Result<(), Error> {
+) -> Result<Vec<Entry>, Error> {
     let Some(cx) = cx.filter(|c| c.by_a_person()) else {
-        return Ok(());
+        return Ok(Vec::new());
     };
     let uncovered: Vec<&(String, Uuid, Vec<String>)> = synced
         .iter()
@@ -169,7 +170,7 @@ pub(crate) async fn flush(
     for n in notes {
         let changes = serde_json::to_string(&n.changes)
             .map_err(|e| Error::Internal(format!("audit changes: {e}")))?;
-        rows.push(NewRow {
+        rows.push(Entry {
             id: Uuid::now_v7().to_string(),
             at,
             actor_id: actor.clone(),
@@ -181,36 +182,60 @@ pub(crate) async fn flush(
             changes,
         });
     }
-    // A roster import writes thousands: batches on PostgreSQL; SQLite (whose diesel backend
-    // has no batch insert) one prepared statement a row, in the same transaction. A lone entry
-    // (a clock-in's) goes the SQLite way on PostgreSQL too: diesel caches a one-row insert's
-    // prepared statement, never a batch's (a round trip more each time).
+    Ok(rows)
+}
+
+/// Writes a transaction's audit entries. A roster import writes thousands: batches on
+/// PostgreSQL; SQLite (whose diesel backend has no batch insert) one prepared statement a row,
+/// in the same transaction.
+pub(crate) async fn insert(conn: &mut Conn<'_>, rows: &[Entry]) -> Result<(), Error> {
     match &mut conn.raw {
-        Raw::Pg(c) if rows.len() > 1 => {
-            for chunk in rows.chunks(1000) {
+        Raw::Pg(c) => insert_pg(c, rows).await,
+        Raw::Sqlite(c) => {
+            for row in rows {
                 diesel::insert_into(audit_events::table)
-                    .values(chunk)
+                    .values(row)
                     .execute(&mut **c)
                     .await
                     .map_err(db_error)?;
             }
-        }
-        _ => {
-            for row in &rows {
-                on!(conn, |c| diesel::insert_into(audit_events::table)
-                    .values(row)
-                    .execute(c)
-                    .await)
-                .map_err(db_error)?;
-            }
+            Ok(())
         }
     }
-    Ok(())
 }
 
+/// PostgreSQL, on a shared connection (to be pipelined behind the index's statements). A lone
+/// entry (a clock-in's) is a one-row insert, whose prepared statement diesel caches; it never
+/// caches a batch's (a round trip more each time).
+pub(crate) async fn insert_pg(
+    c: &diesel_async::AsyncPgConnection,
+    rows: &[Entry],
+) -> Result<(), Error> {
+    match rows {
+        [] => Ok(()),
+        [row] => diesel::insert_into(audit_events::table)
+            .values(row)
+            .execute(&mut &*c)
+            .await
+            .map(drop)
+            .map_err(db_error),
+        _ => {
+            for chunk in rows.chunks(1000) {
+                diesel::insert_into(audit_events::table)
+                    .values(chunk)
+                    .execute(&mut &*c)
+                    .await
+                    .map_err(db_error)?;
+            }
+            Ok(())
+        }
+    }
+}
+
+/// An audit entry, ready to insert.
 #[derive(Insertable)]
 #[diesel(table_name = audit_events, treat_none_as_default_value = false)]
-struct NewRow {
+pub(crate) struct Entry {
     id: String,
     at: chrono::NaiveDateTime,
     actor_id: Option<String>,

@@ -3,7 +3,7 @@
 
 use super::devices::DeviceRow;
 use super::schema::{clock_ins, devices, members};
-use super::{db_error, enum_parse, enum_text, naive, sync, utc, uuid, Conn};
+use super::{db_error, enum_parse, enum_text, meetings, naive, sync, utc, uuid, Conn};
 use crate::on;
 use diesel::prelude::*;
 use diesel_async::RunQueryDsl;
@@ -100,6 +100,30 @@ pub async fn of(
     row.map(ClockInRow::into_domain).transpose()
 }
 
+/// The facts' one query on a connection `$c` of either engine (PostgreSQL's may be shared, to
+/// pipeline it), written once.
+macro_rules! facts_query {
+    ($c:expr, $meeting:expr, $member:expr, $device:expr) => {
+        members::table
+            .left_join(devices::table.on(devices::id.eq($device.to_owned())))
+            .left_join(
+                clock_ins::table.on(clock_ins::meeting_id
+                    .eq($meeting.to_owned())
+                    .and(clock_ins::member_id.eq(members::id))),
+            )
+            .filter(members::id.eq($member))
+            .select((
+                members::org_id,
+                members::group_id,
+                Option::<DeviceRow>::as_select(),
+                Option::<ClockInRow>::as_select(),
+            ))
+            .first::<FactsRow>($c)
+            .await
+            .optional()
+    };
+}
+
 /// What judging a member's clock-in needs besides the meeting, in one query: the member's org
 /// and group, the device the evidence names (whoever's it is: the domain checks the owner), and
 /// the member's clock-in at this meeting so far. `None` when there is no such member.
@@ -110,39 +134,66 @@ pub async fn facts(
     device: Uuid,
 ) -> Result<Option<ClockInFacts>, Error> {
     let (meeting, member, device) = (meeting.to_string(), member.to_string(), device.to_string());
-    type Row = (
-        String,
-        Option<String>,
-        Option<DeviceRow>,
-        Option<ClockInRow>,
-    );
-    let row: Option<Row> = on!(conn, |c| members::table
-        .left_join(devices::table.on(devices::id.eq(device.clone())))
-        .left_join(
-            clock_ins::table.on(clock_ins::meeting_id
-                .eq(meeting.clone())
-                .and(clock_ins::member_id.eq(members::id))),
-        )
-        .filter(members::id.eq(&member))
-        .select((
-            members::org_id,
-            members::group_id,
-            Option::<DeviceRow>::as_select(),
-            Option::<ClockInRow>::as_select(),
-        ))
-        .first(c)
-        .await
-        .optional())
-    .map_err(db_error)?;
-    row.map(|(org, group, device, first)| {
-        Ok(ClockInFacts {
-            org_id: uuid(&org)?,
-            group_id: group.as_deref().map(uuid).transpose()?,
-            device: device.map(DeviceRow::into_domain).transpose()?,
-            first: first.map(ClockInRow::into_domain).transpose()?,
+    let row = on!(conn, |c| facts_query!(c, &meeting, &member, &device));
+    facts_of(row)
+}
+
+type FactsRow = (
+    String,
+    Option<String>,
+    Option<DeviceRow>,
+    Option<ClockInRow>,
+);
+
+fn facts_of(row: QueryResult<Option<FactsRow>>) -> Result<Option<ClockInFacts>, Error> {
+    row.map_err(db_error)?
+        .map(|(org, group, device, first)| {
+            Ok(ClockInFacts {
+                org_id: uuid(&org)?,
+                group_id: group.as_deref().map(uuid).transpose()?,
+                device: device.map(DeviceRow::into_domain).transpose()?,
+                first: first.map(ClockInRow::into_domain).transpose()?,
+            })
         })
-    })
-    .transpose()
+        .transpose()
+}
+
+/// A clock-in's meeting locked for the change ([`meetings::lock_for_change`]) and its
+/// [`facts`], read after the lock. On PostgreSQL the facts' read is sent with the lock, in one
+/// round trip: it runs after the lock as a read sent later would, so it sees what that would.
+/// `None` when there is no such meeting.
+pub async fn lock_meeting_with_facts(
+    conn: &mut Conn<'_>,
+    meeting: Uuid,
+    member: Uuid,
+    device: Uuid,
+) -> Result<Option<(meetings::Locked, Option<ClockInFacts>)>, Error> {
+    if conn.pg().is_none() {
+        let Some(locked) = meetings::lock_for_change(conn, meeting).await? else {
+            return Ok(None);
+        };
+        return Ok(Some((locked, facts(conn, meeting, member, device).await?)));
+    }
+    let Some(how) = meetings::change_lock(conn, meeting).await? else {
+        return Ok(None);
+    };
+    let Some(c) = conn.pg() else {
+        return Err(Error::Internal("not PostgreSQL".into()));
+    };
+    let c: &diesel_async::AsyncPgConnection = c;
+    let (ids, mut shared) = (
+        (meeting.to_string(), member.to_string(), device.to_string()),
+        c,
+    );
+    let (locked, row) = tokio::join!(meetings::lock_pg(c, meeting, how), async {
+        facts_query!(&mut shared, &ids.0, &ids.1, &ids.2)
+    });
+    // The lock's error first: it was sent first, and the read's only says the transaction was
+    // aborted.
+    let Some(locked) = meetings::closed_while_locking(how, locked?)? else {
+        return Ok(None);
+    };
+    Ok(Some((locked, facts_of(row)?)))
 }
 
 /// See [`facts`].

@@ -200,14 +200,23 @@ struct LockedRow {
 /// Locks a meeting's row (PostgreSQL; SQLite's write transaction already excludes other
 /// writers) and reads it as [`get`] does, in one statement. Only the meeting's row is locked
 /// (`FOR … OF m`), not its org's.
-pub async fn lock(
-    conn: &mut Conn<'_>,
+pub async fn lock(conn: &mut Conn<'_>, id: Uuid, how: Lock) -> Result<Option<Locked>, Error> {
+    match conn.pg() {
+        Some(c) => lock_pg(c, id, how).await,
+        None => get(conn, id).await,
+    }
+}
+
+/// A meeting as [`lock`] and [`get`] read it: its row, its org's path, its code secret.
+pub type Locked = (Meeting, String, Vec<u8>);
+
+/// [`lock`] on PostgreSQL, on a shared connection: reads sent behind it are pipelined (run
+/// after it, in one round trip).
+pub async fn lock_pg(
+    c: &diesel_async::AsyncPgConnection,
     id: Uuid,
     how: Lock,
-) -> Result<Option<(Meeting, String, Vec<u8>)>, Error> {
-    let Some(c) = conn.pg() else {
-        return get(conn, id).await;
-    };
+) -> Result<Option<Locked>, Error> {
     let sql = match how {
         Lock::Share => {
             "SELECT m.*, o.path FROM meetings m JOIN orgs o ON o.id = m.org_id \
@@ -221,7 +230,7 @@ pub async fn lock(
     let row: Option<LockedRow> = diesel::sql_query(sql)
         .bind::<diesel::sql_types::Text, _>(id.to_string())
         .cached()
-        .get_result(c)
+        .get_result(&mut &*c)
         .await
         .optional()
         .map_err(db_error)?;
@@ -233,27 +242,34 @@ pub async fn lock(
 /// with other such changes while it is planned, exclusive once it is held (the change then
 /// recomputes the final statuses). A close-out holds it exclusively, so it never misses a change
 /// that committed before it, and a change that commits after it finds the meeting held and
-/// recomputes. On PostgreSQL the mode is chosen from a look at the status first: taking the
-/// exclusive lock over a shared one would deadlock two late uploads of one held meeting (and
-/// PostgreSQL takes a second to see it). A meeting closed between the look and the shared lock
-/// is a lost race ([`Error::Busy`]: the transaction runs again). SQLite's write transaction
-/// excludes every other writer already: the meeting is only read.
-pub async fn lock_for_change(
-    conn: &mut Conn<'_>,
-    id: Uuid,
-) -> Result<Option<(Meeting, String, Vec<u8>)>, Error> {
+/// recomputes. On PostgreSQL the mode is chosen from a look at the status first
+/// ([`change_lock`]): taking the exclusive lock over a shared one would deadlock two late
+/// uploads of one held meeting (and PostgreSQL takes a second to see it). A meeting closed
+/// between the look and the shared lock is a lost race ([`Error::Busy`]: the transaction runs
+/// again). SQLite's write transaction excludes every other writer already: the meeting is only
+/// read.
+pub async fn lock_for_change(conn: &mut Conn<'_>, id: Uuid) -> Result<Option<Locked>, Error> {
     if conn.pg().is_none() {
         return get(conn, id).await;
     }
-    let Some(seen) = status(conn, id).await? else {
+    let Some(how) = change_lock(conn, id).await? else {
         return Ok(None);
     };
-    let how = if seen == MeetingStatus::Held {
-        Lock::Update
-    } else {
-        Lock::Share
-    };
     let locked = lock(conn, id, how).await?;
+    closed_while_locking(how, locked)
+}
+
+/// How [`lock_for_change`] locks the meeting, from a look at its status; `None` when there is no
+/// such meeting.
+pub async fn change_lock(conn: &mut Conn<'_>, id: Uuid) -> Result<Option<Lock>, Error> {
+    Ok(status(conn, id).await?.map(|seen| match seen {
+        MeetingStatus::Held => Lock::Update,
+        _ => Lock::Share,
+    }))
+}
+
+/// The meeting locked as [`change_lock`] chose, unless it was closed in between (a lost race).
+pub fn closed_while_locking(how: Lock, locked: Option<Locked>) -> Result<Option<Locked>, Error> {
     if let Some((m, _, _)) = &locked {
         if how == Lock::Share && m.status == MeetingStatus::Held {
             return Err(Error::Busy("meeting closed while locking".into()));

@@ -112,10 +112,25 @@ pub(crate) struct TxLog {
 
 impl TxLog {
     /// The transaction's work is done: its sync-index entries, then its audit entries.
+    ///
+    /// On PostgreSQL the index's statements and the audit entries are one pipeline: sent
+    /// together and run in the order sent, one round trip where a clock-in took three.
     async fn flush(self, conn: &mut Conn<'_>, cx: Option<&audit::Context>) -> Result<(), Error> {
         let synced = sync::subjects(&self.sync);
-        sync::flush(conn, self.sync).await?;
-        audit::flush(conn, cx, self.audit, &synced).await
+        let entries = audit::entries(conn, cx, self.audit, &synced).await?;
+        let groups = sync::by_scope(self.sync);
+        if let Some(c) = conn.pg() {
+            let c: &AsyncPgConnection = c;
+            let (bumped, audited) =
+                tokio::join!(sync::bump_all_pg(c, &groups), audit::insert_pg(c, &entries));
+            // The index's error first: it was sent first, and any after it only says that the
+            // transaction was aborted.
+            let missing = bumped?;
+            audited?;
+            return sync::create_and_bump_pg(conn, &groups, &missing).await;
+        }
+        sync::flush(conn, &groups).await?;
+        audit::insert(conn, &entries).await
     }
 }
 

@@ -55,7 +55,7 @@ pub async fn record(
             tx.sync.extend(ps);
             Ok(())
         }
-        None => flush(conn, ps.collect()).await,
+        None => flush(conn, &by_scope(ps.collect())).await,
     }
 }
 
@@ -78,35 +78,42 @@ pub(crate) fn subjects(pending: &[Pending]) -> Vec<(String, Uuid, Vec<String>)> 
 /// Writes recorded changes: per scope in name order, one bump of the scope's version by the
 /// number of its changes (taking the scope row's lock until commit), then their index entries
 /// with consecutive versions, in the order they were recorded.
-pub(crate) async fn flush(conn: &mut Conn<'_>, mut pending: Vec<Pending>) -> Result<(), Error> {
+/// A transaction's changes grouped by scope, in scope-name order; within a scope in the order
+/// they were recorded, each row once (its latest change: the index keeps a row's latest
+/// version only, and a push may change one member twice).
+pub(crate) fn by_scope(mut pending: Vec<Pending>) -> Vec<Vec<Pending>> {
     // Stable: within a scope, changes keep the order they were recorded in.
     pending.sort_by(|a, b| a.scope.cmp(&b.scope));
-    let mut rest = pending.as_slice();
-    while let Some(first) = rest.first() {
-        let n = rest.iter().take_while(|p| p.scope == first.scope).count();
-        let (group, tail) = rest.split_at(n);
-        rest = tail;
-        // A row changed twice in one transaction (a push's mutations of one member) is one
-        // change of the scope: the index keeps a row's latest version only.
-        let group = latest_of_each(group);
-        if let Some(c) = conn.pg() {
-            if !bump_and_index_pg(c, &first.scope, &group).await? {
-                // The scope's first write: create it (a racing first writer may win), then
-                // bump it the same way.
-                create_scope(conn, &first.scope, group[group.len() - 1].at).await?;
-                let created = match conn.pg() {
-                    Some(c) => bump_and_index_pg(c, &first.scope, &group).await?,
-                    None => false,
-                };
-                if !created {
-                    let scope = &first.scope;
-                    return Err(Error::Internal(format!("scope {scope} not created")));
-                }
-            }
-            continue;
+    let mut groups: Vec<Vec<Pending>> = Vec::new();
+    for p in pending {
+        match groups.last_mut() {
+            Some(g) if g[0].scope == p.scope => g.push(p),
+            _ => groups.push(vec![p]),
         }
+    }
+    for g in &mut groups {
+        let mut seen = std::collections::HashSet::new();
+        let mut latest: Vec<Pending> = std::mem::take(g)
+            .into_iter()
+            .rev()
+            .filter(|p| seen.insert((p.entity, p.id)))
+            .collect();
+        latest.reverse();
+        *g = latest;
+    }
+    groups
+}
+
+/// Writes `groups` (see [`by_scope`]) to the index: each scope bumped by its group's size, in
+/// scope-name order, its entries given consecutive versions ending at the new one.
+pub(crate) async fn flush(conn: &mut Conn<'_>, groups: &[Vec<Pending>]) -> Result<(), Error> {
+    if let Some(c) = conn.pg() {
+        let missing = bump_all_pg(c, groups).await?;
+        return create_and_bump_pg(conn, groups, &missing).await;
+    }
+    for group in groups {
         let n = group.len();
-        let last = bump(conn, &first.scope, n as i64, group[n - 1].at).await?;
+        let last = bump(conn, &group[0].scope, n as i64, group[n - 1].at).await?;
         for (i, p) in group.iter().enumerate() {
             let v = last - (n - 1 - i) as i64;
             upsert_entry(conn, p, v).await?;
@@ -115,26 +122,62 @@ pub(crate) async fn flush(conn: &mut Conn<'_>, mut pending: Vec<Pending>) -> Res
     Ok(())
 }
 
-/// The last of each row's changes, in the order those were recorded.
-fn latest_of_each(group: &[Pending]) -> Vec<&Pending> {
-    let mut seen = std::collections::HashSet::new();
-    let mut out: Vec<&Pending> = group
-        .iter()
-        .rev()
-        .filter(|p| seen.insert((p.entity, p.id)))
-        .collect();
-    out.reverse();
-    out
+/// PostgreSQL: every group's bump and entries, one statement a scope, all sent in one pipeline
+/// and on a shared connection, so the caller can pipeline more behind them. PostgreSQL runs
+/// them in the order sent, and they are sent in scope-name order, so scope locks are still
+/// taken in that order: `join_all` polls them first in order, and diesel-async sends a statement
+/// as it leaves its statement cache's lock, which is first-come first-served (tokio's), even
+/// when one must be prepared first. The indices of the groups whose scope does not exist yet
+/// (nothing written for them): see [`create_and_bump_pg`].
+pub(crate) async fn bump_all_pg(
+    c: &diesel_async::AsyncPgConnection,
+    groups: &[Vec<Pending>],
+) -> Result<Vec<usize>, Error> {
+    let written =
+        futures_util::future::join_all(groups.iter().map(|g| bump_and_index_pg(c, g))).await;
+    let mut missing = Vec::new();
+    // The first error in the order sent is the cause; the ones after it only say that the
+    // transaction was aborted.
+    for (i, w) in written.into_iter().enumerate() {
+        if !w? {
+            missing.push(i);
+        }
+    }
+    Ok(missing)
 }
 
-/// PostgreSQL: one statement bumps `scope` by the group's size (taking its row lock first) and
-/// upserts the group's entries with consecutive versions ending at the new one. False when the
-/// scope does not exist yet (nothing was written).
+/// The scopes [`bump_all_pg`] found missing: each created (a racing first writer may win),
+/// then bumped. Only a scope's first write comes here, after the others were locked, the one
+/// place the scope-name order of locks can break; a deadlock it causes is a lost race, and the
+/// transaction runs again (see `Db::write`).
+pub(crate) async fn create_and_bump_pg(
+    conn: &mut Conn<'_>,
+    groups: &[Vec<Pending>],
+    missing: &[usize],
+) -> Result<(), Error> {
+    for &i in missing {
+        let group = &groups[i];
+        let scope = &group[0].scope;
+        create_scope(conn, scope, group[group.len() - 1].at).await?;
+        let created = match conn.pg() {
+            Some(c) => bump_and_index_pg(c, group).await?,
+            None => false,
+        };
+        if !created {
+            return Err(Error::Internal(format!("scope {scope} not created")));
+        }
+    }
+    Ok(())
+}
+
+/// PostgreSQL: one statement bumps the group's scope by its size (taking the scope's row lock
+/// first) and upserts its entries with consecutive versions ending at the new one. False when
+/// the scope does not exist yet (nothing was written).
 async fn bump_and_index_pg(
-    c: &mut diesel_async::AsyncPgConnection,
-    scope: &str,
-    group: &[&Pending],
+    c: &diesel_async::AsyncPgConnection,
+    group: &[Pending],
 ) -> Result<bool, Error> {
+    let scope = &group[0].scope;
     use diesel::sql_types::{Array, BigInt, Bool, Text, Timestamp};
     let n = group.len();
     let entities: Vec<&str> = group.iter().map(|p| p.entity.as_str()).collect();
@@ -162,7 +205,7 @@ async fn bump_and_index_pg(
     .bind::<Array<Bool>, _>(&deleted)
     .bind::<Array<Timestamp>, _>(&at)
     .cached()
-    .execute(c)
+    .execute(&mut &*c)
     .await
     .map_err(db_error)?;
     match written {
