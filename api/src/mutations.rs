@@ -83,7 +83,7 @@ async fn clock_in(c: &mut Conn<'_>, cx: Cx<'_>, a: &Value) -> Result<Value, Erro
         via: "sync",
         settings: cx.settings,
     };
-    let ci = ops::attendance::clock_in(c, cx.principal, a.meeting_id, &a.evidence, j).await?;
+    let ci = ops::attendance::clock_in(c, cx.principal, a.meeting_id, &a.evidence, j, None).await?;
     serde_json::to_value(ci).map_err(|e| Error::Internal(e.to_string()))
 }
 

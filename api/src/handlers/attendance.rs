@@ -31,9 +31,11 @@ pub async fn clock_in_online(
         source: TimeSource::Server,
     };
     let share = state.config.settings_root();
+    let pre = std::sync::Arc::new(ops::precheck(&state.db, &principal, meeting, &ev).await?);
     let result = state
         .db
         .write(move |mut c| {
+            let pre = pre.clone();
             async move {
                 let j = Judging {
                     judged,
@@ -41,7 +43,7 @@ pub async fn clock_in_online(
                     via: "online",
                     settings: share,
                 };
-                ops::clock_in(&mut c, &principal, meeting, &ev, j).await
+                ops::clock_in(&mut c, &principal, meeting, &ev, j, pre.as_ref().as_ref()).await
             }
             .scope_boxed()
         })

@@ -8,9 +8,9 @@ use serde::Deserialize;
 use std::collections::{HashMap, HashSet};
 use uuid::Uuid;
 use yunlian_domain::attendance::{
-    final_status, is_expected, judge, video_seconds, ClockIn, ClockInError, ClockInEvidence,
-    ClockInFacts, LeaveRequest, LeaveStatus, Location, Meeting, MeetingStatus, Punctuality,
-    Verdict, VideoEventKind,
+    final_status, is_expected, judge, verify_signature, video_seconds, ClockIn, ClockInError,
+    ClockInEvidence, ClockInFacts, KeyAlgorithm, LeaveRequest, LeaveStatus, Location, Meeting,
+    MeetingStatus, Prechecked, Punctuality, Verdict, VideoEventKind,
 };
 use yunlian_domain::auth::Principal;
 use yunlian_domain::events::{DomainEvent, FinalStatusSet};
@@ -98,6 +98,7 @@ pub async fn clock_in(
     meeting_id: Uuid,
     ev: &Evidence,
     j: Judging,
+    pre: Option<&Precheck>,
 ) -> Result<ClockIn, Error> {
     ev.check()?;
     let ((meeting, path, secret), found) =
@@ -123,18 +124,14 @@ pub async fn clock_in(
         on_committee: p.on_committee_of(meeting.org_id),
         device: found.device.as_ref().map(|d| (d, key.as_slice())),
         already: found.first.is_some(),
+        prechecked: pre.map(|pre| Prechecked {
+            algorithm: pre.algorithm,
+            key: &pre.key,
+            verified: pre.verified,
+        }),
     };
-    let evidence = ClockInEvidence {
-        meeting_id: meeting.id,
-        member_id: p.member_id,
-        device_id: ev.device_id,
-        code: ev.code.clone(),
-        event_time: ev.device_time,
-        location: ev.location,
-    };
-    let signature = base64::engine::general_purpose::STANDARD
-        .decode(ev.signature.trim())
-        .ok();
+    let evidence = signed(meeting.id, p.member_id, ev);
+    let signature = signature_bytes(ev);
     let punctuality =
         match judge(&facts, &evidence, signature.as_deref(), j.judged.at, j.now).map_err(refuse)? {
             Verdict::Repeat => {
@@ -151,6 +148,71 @@ pub async fn clock_in(
         close_out(c, meeting.id, j.settings, j.now).await?;
     }
     Ok(ci)
+}
+
+/// What the phone signed: the evidence with its meeting and member.
+fn signed(meeting_id: Uuid, member_id: Uuid, ev: &Evidence) -> ClockInEvidence {
+    ClockInEvidence {
+        meeting_id,
+        member_id,
+        device_id: ev.device_id,
+        code: ev.code.clone(),
+        event_time: ev.device_time,
+        location: ev.location,
+    }
+}
+
+fn signature_bytes(ev: &Evidence) -> Option<Vec<u8>> {
+    base64::engine::general_purpose::STANDARD
+        .decode(ev.signature.trim())
+        .ok()
+}
+
+/// A clock-in's signature checked before its write transaction (see [`precheck`]).
+pub struct Precheck {
+    algorithm: KeyAlgorithm,
+    key: Vec<u8>,
+    verified: bool,
+}
+
+/// Where writers take turns (SQLite: one at a time), checks the evidence's signature against
+/// the key of the device it names before the write transaction waits for its turn, so the
+/// writer does not spend its turn on the curve (about 70 µs of a clock-in's 800 on the
+/// benchmark's machine). `judge` trusts the outcome only if the device still has that key when
+/// the facts are locked, so a changed or missing device is judged as before, and the outcome
+/// never differs from a check made under the lock. `None` on PostgreSQL, where writers do not
+/// queue behind one another, and whenever there is nothing to check (no such device, no
+/// signature): the transaction then judges alone.
+pub async fn precheck(
+    store: &db::Db,
+    p: &Principal,
+    meeting_id: Uuid,
+    ev: &Evidence,
+) -> Result<Option<Precheck>, Error> {
+    if !store.serialises_writes() {
+        return Ok(None);
+    }
+    ev.check()?;
+    let Some(signature) = signature_bytes(ev) else {
+        return Ok(None);
+    };
+    let device_id = ev.device_id;
+    let found = store
+        .read(move |mut c| async move { db::devices::get(&mut c, device_id).await }.scope_boxed())
+        .await?;
+    let Some((device, _)) = found else {
+        return Ok(None);
+    };
+    let Ok(key) = base64::engine::general_purpose::STANDARD.decode(&device.public_key) else {
+        return Ok(None);
+    };
+    let message = signed(meeting_id, p.member_id, ev).canonical();
+    let verified = verify_signature(device.algorithm, &key, &message, &signature).is_ok();
+    Ok(Some(Precheck {
+        algorithm: device.algorithm,
+        key,
+        verified,
+    }))
 }
 
 fn record(

@@ -3,7 +3,7 @@
 
 use super::{
     check_code, check_fence, is_expected, judge_time, verify_signature, ClockInError,
-    ClockInEvidence, Device, Meeting, MeetingStatus, Punctuality,
+    ClockInEvidence, Device, KeyAlgorithm, Meeting, MeetingStatus, Punctuality,
 };
 use chrono::{DateTime, TimeDelta, Utc};
 
@@ -27,6 +27,19 @@ pub struct ClockInFacts<'a> {
     pub device: Option<(&'a Device, &'a [u8])>,
     /// Whether the member already clocked in at this meeting.
     pub already: bool,
+    /// The evidence's signature checked before the facts were locked, if it was.
+    pub prechecked: Option<Prechecked<'a>>,
+}
+
+/// A signature check made before the facts were locked (on SQLite, whose one writer at a time
+/// should not spend its turn on elliptic curves): the device key it was made with and its
+/// outcome. [`judge`] trusts it only when the device's key and algorithm are still those;
+/// otherwise it checks the signature itself.
+#[derive(Debug, Clone, Copy)]
+pub struct Prechecked<'a> {
+    pub algorithm: KeyAlgorithm,
+    pub key: &'a [u8],
+    pub verified: bool,
 }
 
 /// The outcome of a clock-in that is not refused.
@@ -81,7 +94,14 @@ pub fn judge(
         return Err(ClockInError::DeviceRevoked);
     }
     let signature = signature.ok_or(ClockInError::BadSignature)?;
-    verify_signature(device.algorithm, key, &evidence.canonical(), signature)?;
+    match f.prechecked {
+        Some(pre) if pre.algorithm == device.algorithm && pre.key == key => {
+            if !pre.verified {
+                return Err(ClockInError::BadSignature);
+            }
+        }
+        _ => verify_signature(device.algorithm, key, &evidence.canonical(), signature)?,
+    }
     if f.already {
         return Ok(Verdict::Repeat);
     }
@@ -318,6 +338,7 @@ mod tests {
                 on_committee: false,
                 device: Some((&w.device, &w.key)),
                 already,
+                prechecked: None,
             };
             let facts = if row.name == "another branch's member" {
                 ClockInFacts {
@@ -334,5 +355,74 @@ mod tests {
                 row.name
             );
         }
+    }
+
+    /// A signature checked before the lock is trusted for the key it was checked with, and for
+    /// no other: a device whose key changed in between is checked again.
+    #[test]
+    fn a_prechecked_signature_counts_only_for_the_key_it_was_checked_with() {
+        let w = world();
+        let at = t("2026-11-22T09:05:00Z");
+        let ev = ClockInEvidence {
+            meeting_id: w.meeting.id,
+            member_id: w.member,
+            device_id: w.device.id,
+            code: meeting_code(&w.secret, at),
+            event_time: at,
+            location: Some(Location {
+                lat: 30.889,
+                lng: 119.42,
+                accuracy_m: 10.0,
+            }),
+        };
+        let good: Signature = w.signer.sign(&ev.canonical());
+        let good = good.to_der().as_bytes().to_vec();
+        let forged: Signature = w.signer.sign(b"something else");
+        let forged = forged.to_der().as_bytes().to_vec();
+        let other_key = vec![4u8; 65];
+        let judged = |pre: Option<Prechecked<'_>>, sig: &[u8]| {
+            let facts = ClockInFacts {
+                meeting: &w.meeting,
+                secret: &w.secret,
+                member_id: w.member,
+                member_org: w.member_org,
+                member_group: None,
+                on_committee: false,
+                device: Some((&w.device, &w.key)),
+                already: false,
+                prechecked: pre,
+            };
+            judge(&facts, &ev, Some(sig), at, at)
+        };
+        fn with(key: &[u8], verified: bool) -> Option<Prechecked<'_>> {
+            Some(Prechecked {
+                algorithm: KeyAlgorithm::P256,
+                key,
+                verified,
+            })
+        }
+        let on_time = Ok(Verdict::Accept(Punctuality::OnTime));
+        assert_eq!(judged(None, &good), on_time);
+        // Same key: its outcome stands, whichever bytes came (it was made over these).
+        let same = w.key.as_slice();
+        assert_eq!(judged(with(same, true), &good), on_time);
+        assert_eq!(
+            judged(with(same, false), &good),
+            Err(ClockInError::BadSignature)
+        );
+        // Another key (the device changed): ignored, the signature checked again.
+        let other = other_key.as_slice();
+        assert_eq!(
+            judged(with(other, true), &forged),
+            Err(ClockInError::BadSignature)
+        );
+        assert_eq!(judged(with(other, false), &good), on_time);
+        // Another algorithm with the same bytes: ignored too.
+        let ed = Some(Prechecked {
+            algorithm: KeyAlgorithm::Ed25519,
+            key: same,
+            verified: true,
+        });
+        assert_eq!(judged(ed, &forged), Err(ClockInError::BadSignature));
     }
 }

@@ -7,7 +7,7 @@ mod clock_in;
 mod closeout;
 mod evidence;
 mod meeting;
-pub use clock_in::{judge, ClockInFacts, Verdict, FUTURE_TOLERANCE, LATE_UPLOAD_LIMIT};
+pub use clock_in::{judge, ClockInFacts, Prechecked, Verdict, FUTURE_TOLERANCE, LATE_UPLOAD_LIMIT};
 pub use closeout::*;
 pub use evidence::*;
 pub use meeting::*;
