@@ -190,6 +190,43 @@ mod tests {
         }
     }
 
+    impl World {
+        /// The facts of the member's clock-in with their own device.
+        fn facts<'a>(
+            &'a self,
+            already: bool,
+            prechecked: Option<Prechecked<'a>>,
+        ) -> ClockInFacts<'a> {
+            ClockInFacts {
+                meeting: &self.meeting,
+                secret: &self.secret,
+                member_id: self.member,
+                member_org: self.member_org,
+                member_group: None,
+                on_committee: false,
+                device: Some((&self.device, &self.key)),
+                already,
+                prechecked,
+            }
+        }
+    }
+
+    /// The member's evidence at `at`: the meeting's code then, inside the hall's fence.
+    fn evidence(w: &World, at: DateTime<Utc>) -> ClockInEvidence {
+        ClockInEvidence {
+            meeting_id: w.meeting.id,
+            member_id: w.member,
+            device_id: w.device.id,
+            code: meeting_code(&w.secret, at),
+            event_time: at,
+            location: Some(Location {
+                lat: 30.889,
+                lng: 119.42,
+                accuracy_m: 10.0,
+            }),
+        }
+    }
+
     /// One clock-in attempt: what to change in the world and the evidence, and what must come
     /// of it.
     struct Row {
@@ -310,18 +347,7 @@ mod tests {
         for row in rows {
             let mut w = world();
             let at = t(row.at);
-            let mut ev = ClockInEvidence {
-                meeting_id: w.meeting.id,
-                member_id: w.member,
-                device_id: w.device.id,
-                code: meeting_code(&w.secret, at),
-                event_time: at,
-                location: Some(Location {
-                    lat: 30.889,
-                    lng: 119.42,
-                    accuracy_m: 10.0,
-                }),
-            };
+            let mut ev = evidence(&w, at);
             let mut already = false;
             (row.change)(&mut w, &mut ev, &mut already);
             let sig: Signature = w.signer.sign(&ev.canonical());
@@ -329,17 +355,7 @@ mod tests {
             if row.name == FORGED {
                 ev.code = "000000".into(); // changed after it was signed
             }
-            let facts = ClockInFacts {
-                meeting: &w.meeting,
-                secret: &w.secret,
-                member_id: w.member,
-                member_org: w.member_org,
-                member_group: None,
-                on_committee: false,
-                device: Some((&w.device, &w.key)),
-                already,
-                prechecked: None,
-            };
+            let facts = w.facts(already, None);
             let facts = if row.name == "another branch's member" {
                 ClockInFacts {
                     member_org: Uuid::now_v7(),
@@ -363,36 +379,14 @@ mod tests {
     fn a_prechecked_signature_counts_only_for_the_key_it_was_checked_with() {
         let w = world();
         let at = t("2026-11-22T09:05:00Z");
-        let ev = ClockInEvidence {
-            meeting_id: w.meeting.id,
-            member_id: w.member,
-            device_id: w.device.id,
-            code: meeting_code(&w.secret, at),
-            event_time: at,
-            location: Some(Location {
-                lat: 30.889,
-                lng: 119.42,
-                accuracy_m: 10.0,
-            }),
-        };
+        let ev = evidence(&w, at);
         let good: Signature = w.signer.sign(&ev.canonical());
         let good = good.to_der().as_bytes().to_vec();
         let forged: Signature = w.signer.sign(b"something else");
         let forged = forged.to_der().as_bytes().to_vec();
         let other_key = vec![4u8; 65];
         let judged = |pre: Option<Prechecked<'_>>, sig: &[u8]| {
-            let facts = ClockInFacts {
-                meeting: &w.meeting,
-                secret: &w.secret,
-                member_id: w.member,
-                member_org: w.member_org,
-                member_group: None,
-                on_committee: false,
-                device: Some((&w.device, &w.key)),
-                already: false,
-                prechecked: pre,
-            };
-            judge(&facts, &ev, Some(sig), at, at)
+            judge(&w.facts(false, pre), &ev, Some(sig), at, at)
         };
         fn with(key: &[u8], verified: bool) -> Option<Prechecked<'_>> {
             Some(Prechecked {
