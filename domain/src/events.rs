@@ -21,6 +21,7 @@ pub struct FinalStatusSet {
     pub member_id: Uuid,
     pub status: FinalStatus,
     pub previous: Option<FinalStatus>,
+    #[serde(serialize_with = "crate::rfc3339::ser")]
     pub starts_at: DateTime<Utc>,
 }
 
@@ -49,7 +50,9 @@ pub struct CaseTransitioned {
     pub state: CaseState,
     pub actor_id: Option<Uuid>,
     pub assignee_id: Option<Uuid>,
+    #[serde(serialize_with = "crate::rfc3339::ser_opt")]
     pub due_at: Option<DateTime<Utc>>,
+    #[serde(serialize_with = "crate::rfc3339::ser")]
     pub at: DateTime<Utc>,
 }
 
@@ -60,7 +63,9 @@ pub struct CaseOverdue {
     pub org_id: Uuid,
     pub handler_org_id: Uuid,
     pub assignee_id: Option<Uuid>,
+    #[serde(serialize_with = "crate::rfc3339::ser")]
     pub due_at: DateTime<Utc>,
+    #[serde(serialize_with = "crate::rfc3339::ser")]
     pub at: DateTime<Utc>,
 }
 
@@ -70,6 +75,7 @@ pub struct VolunteerConfirmed {
     pub service_id: Uuid,
     pub member_id: Uuid,
     pub org_id: Uuid,
+    #[serde(serialize_with = "crate::rfc3339::ser")]
     pub served_at: DateTime<Utc>,
     pub confirmed_by: Uuid,
 }
@@ -80,6 +86,7 @@ pub struct VolunteerConfirmed {
 pub struct LearningCompleted {
     pub item_id: Uuid,
     pub member_id: Uuid,
+    #[serde(serialize_with = "crate::rfc3339::ser")]
     pub at: DateTime<Utc>,
     pub visit: bool,
 }
@@ -89,6 +96,7 @@ pub struct LearningCompleted {
 pub struct QuizAllCorrect {
     pub item_id: Uuid,
     pub member_id: Uuid,
+    #[serde(serialize_with = "crate::rfc3339::ser")]
     pub at: DateTime<Utc>,
 }
 
@@ -100,6 +108,7 @@ pub struct ListPublished {
     pub period: String,
     /// The members on the yellow list.
     pub yellow: Vec<Uuid>,
+    #[serde(serialize_with = "crate::rfc3339::ser")]
     pub at: DateTime<Utc>,
 }
 
@@ -115,6 +124,7 @@ pub struct WarningRaised {
     /// tells who sees that committee without a query.
     #[serde(default)]
     pub committee_path: Option<String>,
+    #[serde(serialize_with = "crate::rfc3339::ser")]
     pub at: DateTime<Utc>,
 }
 
@@ -128,6 +138,7 @@ pub struct WarningResolved {
     #[serde(default)]
     pub committee_path: Option<String>,
     pub resolution: String,
+    #[serde(serialize_with = "crate::rfc3339::ser")]
     pub at: DateTime<Utc>,
 }
 

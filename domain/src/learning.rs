@@ -59,6 +59,7 @@ pub struct Item {
     /// A course's lessons, in order (empty for any other kind).
     pub lessons: Vec<Lesson>,
     pub created_by: Uuid,
+    #[serde(serialize_with = "crate::rfc3339::ser")]
     pub created_at: DateTime<Utc>,
 }
 

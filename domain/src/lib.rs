@@ -12,6 +12,7 @@ pub mod moments;
 pub mod org;
 pub mod points;
 pub mod ports;
+pub mod rfc3339;
 pub mod roster;
 pub mod settings;
 pub mod sync;

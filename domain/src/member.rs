@@ -202,7 +202,9 @@ pub struct Member {
     pub fields: MemberFields,
     /// Whether the member can log in yet (an imported member gets a password from an admin).
     pub can_login: bool,
+    #[serde(serialize_with = "crate::rfc3339::ser")]
     pub created_at: chrono::DateTime<chrono::Utc>,
+    #[serde(serialize_with = "crate::rfc3339::ser")]
     pub updated_at: chrono::DateTime<chrono::Utc>,
 }
 

@@ -129,6 +129,8 @@ pub struct Org {
     #[serde(skip)]
     pub path: String,
     pub depth: i32,
+    #[serde(serialize_with = "crate::rfc3339::ser")]
     pub created_at: chrono::DateTime<chrono::Utc>,
+    #[serde(serialize_with = "crate::rfc3339::ser")]
     pub updated_at: chrono::DateTime<chrono::Utc>,
 }

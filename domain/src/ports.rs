@@ -62,6 +62,7 @@ pub struct OutboxEvent {
     pub topic: String,
     pub subject: String,
     pub payload: serde_json::Value,
+    #[serde(serialize_with = "crate::rfc3339::ser")]
     pub created_at: DateTime<Utc>,
 }
 

@@ -265,7 +265,7 @@ async fn run(engine: &Engine, clients: &[usize], rounds: usize, secs: u64) -> St
                 }))
                 .await;
             if let Some(perf) = perf {
-                perf.stop();
+                perf.stop(fig.ops);
             }
             eprintln!(
                 "burst: {c} phones at a time, round {}: {} clock-ins in {:.2}s",

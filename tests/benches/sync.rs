@@ -185,7 +185,7 @@ async fn run(engine: &Engine, secs: u64, clients: usize) -> String {
     };
     let perf = Perf::start(&p, &format!("pull-{tag}"));
     let (api_pull, pull_cost) = p.costed(measure(clients, secs, pull.clone())).await;
-    perf.stop();
+    perf.stop(api_pull.ops);
 
     // 2. The same index query straight on the database, from as many connections.
     let raw_pull = match engine {
@@ -222,7 +222,7 @@ async fn run(engine: &Engine, secs: u64, clients: usize) -> String {
     let pushers = phones.len().min(clients);
     let perf = Perf::start(&p, &format!("push-{tag}"));
     let (push_fig, push_cost) = p.costed(measure(pushers, secs, push)).await;
-    perf.stop();
+    perf.stop(push_fig.ops);
 
     let mut out = format!(
         "\n### {} ({rows} rows in the sync index; {clients} clients; {secs} s per figure)\n\n{}\n",

@@ -88,6 +88,7 @@ pub struct ClockInEvidence {
     pub member_id: Uuid,
     pub device_id: Uuid,
     pub code: String,
+    #[serde(serialize_with = "crate::rfc3339::ser")]
     pub event_time: DateTime<Utc>,
     pub location: Option<Location>,
 }
@@ -434,6 +435,8 @@ pub struct Device {
     pub public_key: String,
     pub unlock: Unlock,
     pub label: Option<String>,
+    #[serde(serialize_with = "crate::rfc3339::ser")]
     pub created_at: DateTime<Utc>,
+    #[serde(serialize_with = "crate::rfc3339::ser_opt")]
     pub revoked_at: Option<DateTime<Utc>>,
 }

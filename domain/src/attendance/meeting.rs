@@ -120,7 +120,9 @@ pub struct Meeting {
     pub meeting_type: MeetingType,
     pub title: String,
     pub agenda: Option<String>,
+    #[serde(serialize_with = "crate::rfc3339::ser")]
     pub starts_at: DateTime<Utc>,
+    #[serde(serialize_with = "crate::rfc3339::ser")]
     pub ends_at: DateTime<Utc>,
     pub place: Option<String>,
     pub geofence: Option<Geofence>,
@@ -129,7 +131,9 @@ pub struct Meeting {
     pub status: MeetingStatus,
     pub minutes: Option<String>,
     pub created_by: Uuid,
+    #[serde(serialize_with = "crate::rfc3339::ser")]
     pub created_at: DateTime<Utc>,
+    #[serde(serialize_with = "crate::rfc3339::ser")]
     pub updated_at: DateTime<Utc>,
 }
 

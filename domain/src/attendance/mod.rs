@@ -95,9 +95,11 @@ pub struct ClockIn {
     pub device_id: Uuid,
     pub punctuality: Punctuality,
     /// When it counts as made, and how that was derived (`uptime`, `device_clock`, `server`).
+    #[serde(serialize_with = "crate::rfc3339::ser")]
     pub event_time: DateTime<Utc>,
     pub time_source: crate::sync::TimeSource,
     /// The phone's clock as signed.
+    #[serde(serialize_with = "crate::rfc3339::ser")]
     pub device_time: DateTime<Utc>,
     pub code: String,
     pub location: Option<Location>,
@@ -106,6 +108,7 @@ pub struct ClockIn {
     pub unlock: Unlock,
     /// `online` or `sync`.
     pub via: String,
+    #[serde(serialize_with = "crate::rfc3339::ser")]
     pub created_at: DateTime<Utc>,
 }
 
@@ -201,7 +204,9 @@ pub struct LeaveRequest {
     pub reason: String,
     pub status: LeaveStatus,
     pub decided_by: Option<Uuid>,
+    #[serde(serialize_with = "crate::rfc3339::ser_opt")]
     pub decided_at: Option<DateTime<Utc>>,
     pub note: Option<String>,
+    #[serde(serialize_with = "crate::rfc3339::ser")]
     pub created_at: DateTime<Utc>,
 }

@@ -57,17 +57,23 @@ pub struct Case {
     pub body: String,
     pub state: CaseState,
     pub assignee_id: Option<Uuid>,
+    #[serde(serialize_with = "crate::rfc3339::ser_opt")]
     pub due_at: Option<DateTime<Utc>>,
     /// When the overdue job saw it pass its due time while still open.
+    #[serde(serialize_with = "crate::rfc3339::ser_opt")]
     pub overdue_at: Option<DateTime<Utc>>,
     /// The public reply of a resolved case.
     pub reply: Option<String>,
     pub decline_reason: Option<String>,
     pub merged_into: Option<Uuid>,
+    #[serde(serialize_with = "crate::rfc3339::ser_opt")]
     pub transferred_at: Option<DateTime<Utc>>,
     /// When it was resolved, declined or merged.
+    #[serde(serialize_with = "crate::rfc3339::ser_opt")]
     pub closed_at: Option<DateTime<Utc>>,
+    #[serde(serialize_with = "crate::rfc3339::ser")]
     pub created_at: DateTime<Utc>,
+    #[serde(serialize_with = "crate::rfc3339::ser")]
     pub updated_at: DateTime<Utc>,
 }
 
@@ -137,6 +143,7 @@ pub struct CaseStep {
     pub action: String,
     /// `None` for the server's own steps (submitted with the comment, overdue).
     pub actor_id: Option<Uuid>,
+    #[serde(serialize_with = "crate::rfc3339::ser")]
     pub at: DateTime<Utc>,
     /// The reply, the reason, the assignee, the case merged into, as the step carries it.
     pub note: Option<String>,

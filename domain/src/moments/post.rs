@@ -27,14 +27,18 @@ pub struct Post {
     pub body: String,
     pub image_ids: Vec<Uuid>,
     /// Comments are taken until then.
+    #[serde(serialize_with = "crate::rfc3339::ser")]
     pub feedback_until: DateTime<Utc>,
     pub commenters: Commenters,
     /// With `commenters: groups`, the groups asked.
     pub group_ids: Vec<Uuid>,
     pub pinned: bool,
+    #[serde(serialize_with = "crate::rfc3339::ser_opt")]
     pub closed_at: Option<DateTime<Utc>>,
     pub created_by: Uuid,
+    #[serde(serialize_with = "crate::rfc3339::ser")]
     pub created_at: DateTime<Utc>,
+    #[serde(serialize_with = "crate::rfc3339::ser")]
     pub updated_at: DateTime<Utc>,
     pub comment_count: i64,
     pub like_count: i64,
@@ -186,6 +190,7 @@ impl Category {
 pub struct Hidden {
     pub reason: String,
     pub by: Uuid,
+    #[serde(serialize_with = "crate::rfc3339::ser")]
     pub at: DateTime<Utc>,
 }
 
@@ -203,6 +208,7 @@ pub struct Comment {
     pub case_id: Option<Uuid>,
     pub like_count: i64,
     pub hidden: Option<Hidden>,
+    #[serde(serialize_with = "crate::rfc3339::ser")]
     pub created_at: DateTime<Utc>,
 }
 
@@ -265,7 +271,9 @@ pub struct Report {
     pub reason: String,
     pub state: ReportState,
     pub decided_by: Option<Uuid>,
+    #[serde(serialize_with = "crate::rfc3339::ser_opt")]
     pub decided_at: Option<DateTime<Utc>>,
+    #[serde(serialize_with = "crate::rfc3339::ser")]
     pub created_at: DateTime<Utc>,
 }
 
@@ -300,6 +308,7 @@ pub struct Household {
     pub address: Option<String>,
     pub central_member_id: Option<Uuid>,
     pub created_by: Uuid,
+    #[serde(serialize_with = "crate::rfc3339::ser")]
     pub created_at: DateTime<Utc>,
 }
 

@@ -353,6 +353,7 @@ pub struct Entry {
     pub key: String,
     /// The month it counts in (`YYYY-MM`).
     pub period: String,
+    #[serde(serialize_with = "crate::rfc3339::ser")]
     pub occurred_at: DateTime<Utc>,
     /// Waiting for a second committee member (violations, admonitions).
     pub pending: bool,
@@ -363,6 +364,7 @@ pub struct Entry {
     pub reason: Option<String>,
     /// `None`: the system (a rule applied to an event).
     pub created_by: Option<Uuid>,
+    #[serde(serialize_with = "crate::rfc3339::ser")]
     pub created_at: DateTime<Utc>,
 }
 

@@ -117,7 +117,9 @@ pub struct Requirement {
     pub meeting_type: MeetingType,
     pub cadence: Cadence,
     pub period: String,
+    #[serde(serialize_with = "crate::rfc3339::ser")]
     pub starts_at: DateTime<Utc>,
+    #[serde(serialize_with = "crate::rfc3339::ser")]
     pub ends_at: DateTime<Utc>,
     pub held: u32,
     pub scheduled: u32,

@@ -125,6 +125,7 @@ pub struct Raise {
     /// Facts a phone shows with it (meeting type, due time, points short...).
     pub detail: serde_json::Value,
     /// A red meeting warning issues a rectification notice due then.
+    #[serde(serialize_with = "crate::rfc3339::ser_opt")]
     pub rectification_due: Option<DateTime<Utc>>,
 }
 
@@ -172,16 +173,22 @@ pub struct Warning {
     pub subject: String,
     pub period: String,
     pub detail: serde_json::Value,
+    #[serde(serialize_with = "crate::rfc3339::ser")]
     pub created_at: DateTime<Utc>,
     /// When it first reached a connected phone (set by delivery).
+    #[serde(serialize_with = "crate::rfc3339::ser_opt")]
     pub delivered_at: Option<DateTime<Utc>>,
+    #[serde(serialize_with = "crate::rfc3339::ser_opt")]
     pub read_at: Option<DateTime<Utc>>,
     pub read_by: Option<Uuid>,
+    #[serde(serialize_with = "crate::rfc3339::ser_opt")]
     pub acknowledged_at: Option<DateTime<Utc>>,
     pub acknowledged_by: Option<Uuid>,
+    #[serde(serialize_with = "crate::rfc3339::ser_opt")]
     pub resolved_at: Option<DateTime<Utc>>,
     /// `cleared`, `superseded`, `status_changed`, `answered`...
     pub resolution: Option<String>,
+    #[serde(serialize_with = "crate::rfc3339::ser")]
     pub updated_at: DateTime<Utc>,
     /// The rectification notice a red meeting warning issued.
     pub rectification: Option<Rectification>,

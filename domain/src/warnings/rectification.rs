@@ -28,20 +28,26 @@ pub struct Rectification {
     pub period: String,
     pub state: RectState,
     /// The branch answers by then.
+    #[serde(serialize_with = "crate::rfc3339::ser")]
     pub due_at: DateTime<Utc>,
     pub answer: Option<String>,
     /// Images of what was done (ids from `uploadImage`).
     pub attachments: Vec<Uuid>,
     pub answered_by: Option<Uuid>,
+    #[serde(serialize_with = "crate::rfc3339::ser_opt")]
     pub answered_at: Option<DateTime<Utc>>,
     pub decided_by: Option<Uuid>,
+    #[serde(serialize_with = "crate::rfc3339::ser_opt")]
     pub decided_at: Option<DateTime<Utc>>,
     pub return_reason: Option<String>,
     /// How many answers it has had.
     pub rounds: i64,
     /// When it escalated to the org above, unanswered past its date.
+    #[serde(serialize_with = "crate::rfc3339::ser_opt")]
     pub escalated_at: Option<DateTime<Utc>>,
+    #[serde(serialize_with = "crate::rfc3339::ser")]
     pub created_at: DateTime<Utc>,
+    #[serde(serialize_with = "crate::rfc3339::ser")]
     pub updated_at: DateTime<Utc>,
 }
 

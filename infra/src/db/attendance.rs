@@ -1,10 +1,11 @@
 //! Leave requests, video connection events, and each expected attendee's final status.
 
+use super::rows::within;
 use super::schema::{
     leave_requests, meeting_attendance, meetings, members, orgs, role_grants, video_events,
 };
 use super::{db_error, enum_parse, enum_text, naive, sync, utc, uuid, Conn};
-use crate::on;
+use crate::{load, on};
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 use diesel_async::RunQueryDsl;
@@ -28,6 +29,7 @@ struct LeaveRow {
     decided_by: Option<String>,
     decided_at: Option<chrono::NaiveDateTime>,
     note: Option<String>,
+    #[diesel(deserialize_as = super::rows::Ts)]
     created_at: chrono::NaiveDateTime,
 }
 
@@ -143,11 +145,12 @@ pub async fn leaves_by_ids(
     conn: &mut Conn<'_>,
     ids: &[String],
 ) -> Result<Vec<LeaveRequest>, Error> {
-    let rows: Vec<LeaveRow> = on!(conn, |c| leave_requests::table
-        .filter(leave_requests::id.eq_any(ids))
-        .select(LeaveRow::as_select())
-        .load(c)
-        .await)
+    let rows: Vec<LeaveRow> = load!(
+        conn,
+        leave_requests::table
+            .filter(within(leave_requests::id, ids))
+            .select(LeaveRow::as_select())
+    )
     .map_err(db_error)?;
     rows.into_iter().map(LeaveRow::into_domain).collect()
 }

@@ -2,9 +2,10 @@
 //! after a transfer, still to its branch's committee), and to every member who relayed it or a
 //! duplicate merged into it: their phones show each change and the reply.
 
+use super::rows::within;
 use super::schema::{case_steps, cases, orgs};
 use super::{db_error, enum_parse, enum_text, naive, sync, utc, uuid, Conn};
-use crate::on;
+use crate::{load, on};
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 use diesel_async::RunQueryDsl;
@@ -34,7 +35,9 @@ struct CaseRow {
     merged_into: Option<String>,
     transferred_at: Option<chrono::NaiveDateTime>,
     closed_at: Option<chrono::NaiveDateTime>,
+    #[diesel(deserialize_as = super::rows::Ts)]
     created_at: chrono::NaiveDateTime,
+    #[diesel(deserialize_as = super::rows::Ts)]
     updated_at: chrono::NaiveDateTime,
 }
 
@@ -273,11 +276,12 @@ pub async fn steps(conn: &mut Conn<'_>, case: Uuid) -> Result<Vec<CaseStep>, Err
 }
 
 pub async fn by_ids(conn: &mut Conn<'_>, ids: &[String]) -> Result<Vec<Case>, Error> {
-    let rows: Vec<CaseRow> = on!(conn, |cx| cases::table
-        .filter(cases::id.eq_any(ids))
-        .select(CaseRow::as_select())
-        .load(cx)
-        .await)
+    let rows: Vec<CaseRow> = load!(
+        conn,
+        cases::table
+            .filter(within(cases::id, ids))
+            .select(CaseRow::as_select())
+    )
     .map_err(db_error)?;
     rows.into_iter().map(CaseRow::into_domain).collect()
 }

@@ -2,9 +2,10 @@
 //! committee scope of the meeting's org.
 
 use super::devices::DeviceRow;
+use super::rows::within;
 use super::schema::{clock_ins, devices, members};
 use super::{db_error, enum_parse, enum_text, meetings, naive, sync, utc, uuid, Conn};
-use crate::on;
+use crate::{load, on};
 use diesel::prelude::*;
 use diesel_async::RunQueryDsl;
 use uuid::Uuid;
@@ -20,8 +21,10 @@ struct ClockInRow {
     member_id: String,
     device_id: String,
     punctuality: String,
+    #[diesel(deserialize_as = super::rows::Ts)]
     event_time: chrono::NaiveDateTime,
     time_source: String,
+    #[diesel(deserialize_as = super::rows::Ts)]
     device_time: chrono::NaiveDateTime,
     code: String,
     lat: Option<f64>,
@@ -30,6 +33,7 @@ struct ClockInRow {
     signature: String,
     unlock: String,
     via: String,
+    #[diesel(deserialize_as = super::rows::Ts)]
     created_at: chrono::NaiveDateTime,
 }
 
@@ -264,11 +268,12 @@ pub async fn of_meeting(conn: &mut Conn<'_>, meeting: Uuid) -> Result<Vec<ClockI
 }
 
 pub async fn by_ids(conn: &mut Conn<'_>, ids: &[String]) -> Result<Vec<ClockIn>, Error> {
-    let rows: Vec<ClockInRow> = on!(conn, |c| clock_ins::table
-        .filter(clock_ins::id.eq_any(ids))
-        .select(ClockInRow::as_select())
-        .load(c)
-        .await)
+    let rows: Vec<ClockInRow> = load!(
+        conn,
+        clock_ins::table
+            .filter(within(clock_ins::id, ids))
+            .select(ClockInRow::as_select())
+    )
     .map_err(db_error)?;
     rows.into_iter().map(ClockInRow::into_domain).collect()
 }
@@ -357,11 +362,12 @@ pub async fn orgs_with_precise(
             .load(c)
             .await)
         .map_err(db_error)?;
-        let rows: Vec<(String, String)> = on!(conn, |c| orgs::table
-            .filter(orgs::id.eq_any(&org_ids))
-            .select((orgs::id, orgs::path))
-            .load(c)
-            .await)
+        let rows: Vec<(String, String)> = load!(
+            conn,
+            orgs::table
+                .filter(within(orgs::id, &org_ids))
+                .select((orgs::id, orgs::path))
+        )
         .map_err(db_error)?;
         for (id, p) in rows {
             out.push((uuid(&id)?, p));

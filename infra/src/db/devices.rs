@@ -1,8 +1,9 @@
 //! Members' registered devices, stored. A device row is synced to its member's own scope.
 
+use super::rows::within;
 use super::schema::{devices, members, orgs};
 use super::{db_error, enum_parse, enum_text, naive, sync, utc, uuid, Conn};
-use crate::on;
+use crate::{load, on};
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 use diesel_async::RunQueryDsl;
@@ -20,6 +21,7 @@ pub(crate) struct DeviceRow {
     public_key: String,
     unlock: String,
     label: Option<String>,
+    #[diesel(deserialize_as = super::rows::Ts)]
     created_at: chrono::NaiveDateTime,
     revoked_at: Option<chrono::NaiveDateTime>,
     revoked_by: Option<String>,
@@ -83,11 +85,12 @@ pub async fn get(conn: &mut Conn<'_>, id: Uuid) -> Result<Option<(Device, String
 }
 
 pub async fn by_ids(conn: &mut Conn<'_>, ids: &[String]) -> Result<Vec<Device>, Error> {
-    let rows: Vec<DeviceRow> = on!(conn, |c| devices::table
-        .filter(devices::id.eq_any(ids))
-        .select(DeviceRow::as_select())
-        .load(c)
-        .await)
+    let rows: Vec<DeviceRow> = load!(
+        conn,
+        devices::table
+            .filter(within(devices::id, ids))
+            .select(DeviceRow::as_select())
+    )
     .map_err(db_error)?;
     rows.into_iter().map(DeviceRow::into_domain).collect()
 }

@@ -1,8 +1,9 @@
 //! The red and yellow lists, stored: one per branch and period, a draft until published.
 
+use super::rows::within;
 use super::schema::{members, orgs, points_entries as pe, points_lists as pl};
 use super::{db_error, naive, sync, utc, uuid, Conn};
-use crate::on;
+use crate::{load, on};
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 use diesel_async::RunQueryDsl;
@@ -172,12 +173,8 @@ pub async fn get(conn: &mut Conn<'_>, id: Uuid) -> Result<Option<(List, String)>
 }
 
 pub async fn by_ids(conn: &mut Conn<'_>, ids: &[String]) -> Result<Vec<List>, Error> {
-    let rows: Vec<Row> = on!(conn, |c| pl::table
-        .filter(pl::id.eq_any(ids))
-        .select(COLUMNS)
-        .load(c)
-        .await)
-    .map_err(db_error)?;
+    let rows: Vec<Row> =
+        load!(conn, pl::table.filter(within(pl::id, ids)).select(COLUMNS)).map_err(db_error)?;
     rows.into_iter().map(list).collect()
 }
 

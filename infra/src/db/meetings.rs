@@ -1,9 +1,10 @@
 //! Meetings, stored. A meeting row is synced to its org's scope; its code secret only to the
 //! org's committee scope, whose phones show the rotating code offline.
 
+use super::rows::within;
 use super::schema::{meetings, orgs};
 use super::{db_error, enum_parse, enum_text, naive, sync, utc, uuid, CachedDsl, Conn};
-use crate::on;
+use crate::{load, on};
 use base64::Engine as _;
 use diesel::prelude::*;
 use diesel_async::RunQueryDsl;
@@ -20,7 +21,9 @@ struct MeetingRow {
     meeting_type: String,
     title: String,
     agenda: Option<String>,
+    #[diesel(deserialize_as = super::rows::Ts)]
     starts_at: chrono::NaiveDateTime,
+    #[diesel(deserialize_as = super::rows::Ts)]
     ends_at: chrono::NaiveDateTime,
     place: Option<String>,
     fence_lat: Option<f64>,
@@ -32,7 +35,9 @@ struct MeetingRow {
     status: String,
     minutes: Option<String>,
     created_by: String,
+    #[diesel(deserialize_as = super::rows::Ts)]
     created_at: chrono::NaiveDateTime,
+    #[diesel(deserialize_as = super::rows::Ts)]
     updated_at: chrono::NaiveDateTime,
 }
 
@@ -280,22 +285,24 @@ pub fn closed_while_locking(how: Lock, locked: Option<Locked>) -> Result<Option<
 
 /// Meetings by id, as phones see them (no secrets).
 pub async fn by_ids(conn: &mut Conn<'_>, ids: &[String]) -> Result<Vec<Meeting>, Error> {
-    let rows: Vec<MeetingRow> = on!(conn, |c| meetings::table
-        .filter(meetings::id.eq_any(ids))
-        .select(MeetingRow::as_select())
-        .load(c)
-        .await)
+    let rows: Vec<MeetingRow> = load!(
+        conn,
+        meetings::table
+            .filter(within(meetings::id, ids))
+            .select(MeetingRow::as_select())
+    )
     .map_err(db_error)?;
     rows.into_iter().map(MeetingRow::into_domain).collect()
 }
 
 /// The code secrets of meetings, base64, for committee phones.
 pub async fn secrets(conn: &mut Conn<'_>, ids: &[String]) -> Result<Vec<(Uuid, String)>, Error> {
-    let rows: Vec<(String, String)> = on!(conn, |c| meetings::table
-        .filter(meetings::id.eq_any(ids))
-        .select((meetings::id, meetings::secret))
-        .load(c)
-        .await)
+    let rows: Vec<(String, String)> = load!(
+        conn,
+        meetings::table
+            .filter(within(meetings::id, ids))
+            .select((meetings::id, meetings::secret))
+    )
     .map_err(db_error)?;
     rows.into_iter()
         .map(|(id, s)| Ok((uuid(&id)?, s)))

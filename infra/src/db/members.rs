@@ -1,8 +1,9 @@
 //! Members, stored.
 
+use super::rows::within;
 use super::schema::{members, orgs};
 use super::{db_error, naive, sync, utc, uuid, CachedDsl, Conn, Raw};
-use crate::on;
+use crate::{load, on};
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 use diesel_async::RunQueryDsl;
@@ -26,7 +27,9 @@ struct MemberRow {
     migrant_city: Option<String>,
     elderly_or_infirm: bool,
     central_household: bool,
+    #[diesel(deserialize_as = super::rows::Ts)]
     created_at: chrono::NaiveDateTime,
+    #[diesel(deserialize_as = super::rows::Ts)]
     updated_at: chrono::NaiveDateTime,
 }
 
@@ -227,11 +230,12 @@ pub async fn of_live_session(
 
 /// Members by id (for sync pages).
 pub async fn by_ids(conn: &mut Conn<'_>, ids: &[String]) -> Result<Vec<Member>, Error> {
-    let rows: Vec<MemberRow> = on!(conn, |c| members::table
-        .filter(members::id.eq_any(ids))
-        .select(MemberRow::as_select())
-        .load(c)
-        .await)
+    let rows: Vec<MemberRow> = load!(
+        conn,
+        members::table
+            .filter(within(members::id, ids))
+            .select(MemberRow::as_select())
+    )
     .map_err(db_error)?;
     rows.into_iter()
         .map(|r| r.into_domain().map(|(m, _)| m))

@@ -2,10 +2,11 @@
 //! Counters move by column-only `UPDATE ... SET n = n + 1` after an insert that took, so two
 //! likes at once both count and a repeated like counts once.
 
+use super::rows::within;
 use super::schema::{comment_likes, comment_reports, comments, households, images, orgs};
 use super::schema::{post_likes, posts};
 use super::{db_error, enum_parse, enum_text, naive, sync, utc, uuid, Conn};
-use crate::on;
+use crate::{load, on};
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 use diesel_async::RunQueryDsl;
@@ -50,13 +51,16 @@ struct PostRow {
     title: String,
     body: String,
     image_ids: String,
+    #[diesel(deserialize_as = super::rows::Ts)]
     feedback_until: chrono::NaiveDateTime,
     commenters: String,
     group_ids: String,
     pinned: bool,
     closed_at: Option<chrono::NaiveDateTime>,
     created_by: String,
+    #[diesel(deserialize_as = super::rows::Ts)]
     created_at: chrono::NaiveDateTime,
+    #[diesel(deserialize_as = super::rows::Ts)]
     updated_at: chrono::NaiveDateTime,
     comment_count: i64,
     like_count: i64,
@@ -197,11 +201,12 @@ async fn locked_post(
 }
 
 pub async fn posts_by_ids(conn: &mut Conn<'_>, ids: &[String]) -> Result<Vec<Post>, Error> {
-    let rows: Vec<PostRow> = on!(conn, |c| posts::table
-        .filter(posts::id.eq_any(ids))
-        .select(PostRow::as_select())
-        .load(c)
-        .await)
+    let rows: Vec<PostRow> = load!(
+        conn,
+        posts::table
+            .filter(within(posts::id, ids))
+            .select(PostRow::as_select())
+    )
     .map_err(db_error)?;
     rows.into_iter().map(PostRow::into_domain).collect()
 }
@@ -338,6 +343,7 @@ struct CommentRow {
     hidden_reason: Option<String>,
     hidden_by: Option<String>,
     hidden_at: Option<chrono::NaiveDateTime>,
+    #[diesel(deserialize_as = super::rows::Ts)]
     created_at: chrono::NaiveDateTime,
 }
 
@@ -481,11 +487,12 @@ pub async fn set_comment_case(conn: &mut Conn<'_>, comment: Uuid, case: Uuid) ->
 }
 
 pub async fn comments_by_ids(conn: &mut Conn<'_>, ids: &[String]) -> Result<Vec<Comment>, Error> {
-    let rows: Vec<CommentRow> = on!(conn, |c| comments::table
-        .filter(comments::id.eq_any(ids))
-        .select(CommentRow::as_select())
-        .load(c)
-        .await)
+    let rows: Vec<CommentRow> = load!(
+        conn,
+        comments::table
+            .filter(within(comments::id, ids))
+            .select(CommentRow::as_select())
+    )
     .map_err(db_error)?;
     rows.into_iter().map(CommentRow::into_domain).collect()
 }
@@ -645,6 +652,7 @@ struct ReportRow {
     state: String,
     decided_by: Option<String>,
     decided_at: Option<chrono::NaiveDateTime>,
+    #[diesel(deserialize_as = super::rows::Ts)]
     created_at: chrono::NaiveDateTime,
 }
 
@@ -796,6 +804,7 @@ struct HouseholdRow {
     address: Option<String>,
     central_member_id: Option<String>,
     created_by: String,
+    #[diesel(deserialize_as = super::rows::Ts)]
     created_at: chrono::NaiveDateTime,
 }
 
@@ -858,11 +867,12 @@ pub async fn households_by_ids(
     conn: &mut Conn<'_>,
     ids: &[String],
 ) -> Result<Vec<Household>, Error> {
-    let rows: Vec<HouseholdRow> = on!(conn, |c| households::table
-        .filter(households::id.eq_any(ids))
-        .select(HouseholdRow::as_select())
-        .load(c)
-        .await)
+    let rows: Vec<HouseholdRow> = load!(
+        conn,
+        households::table
+            .filter(within(households::id, ids))
+            .select(HouseholdRow::as_select())
+    )
     .map_err(db_error)?;
     rows.into_iter().map(HouseholdRow::into_domain).collect()
 }
@@ -919,6 +929,7 @@ struct ImageRow {
     height: i64,
     bytes: i64,
     post_id: Option<String>,
+    #[diesel(deserialize_as = super::rows::Ts)]
     created_at: chrono::NaiveDateTime,
 }
 

@@ -19,7 +19,9 @@ pub(crate) struct OrgRow {
     name: String,
     path: String,
     depth: i32,
+    #[diesel(deserialize_as = super::rows::Ts)]
     created_at: chrono::NaiveDateTime,
+    #[diesel(deserialize_as = super::rows::Ts)]
     updated_at: chrono::NaiveDateTime,
 }
 

@@ -1,12 +1,13 @@
 //! The points ledger, stored: rules by version, entries (inserted, never updated: a duplicate
 //! idempotency key inserts nothing), volunteer services.
 
+use super::rows::within;
 use super::schema::{
     members, orgs, points_entries as pe, points_marks as pm, points_rules, points_totals as pt,
     volunteer_services as vs,
 };
 use super::{db_error, naive, sync, utc, uuid, Conn};
-use crate::on;
+use crate::{load, on};
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 use diesel_async::RunQueryDsl;
@@ -93,12 +94,14 @@ struct EntryRow {
     idem_key: String,
     period: String,
     day: String,
+    #[diesel(deserialize_as = super::rows::Ts)]
     occurred_at: chrono::NaiveDateTime,
     pending: bool,
     resolves: Option<String>,
     resolution: Option<String>,
     reason: Option<String>,
     created_by: Option<String>,
+    #[diesel(deserialize_as = super::rows::Ts)]
     created_at: chrono::NaiveDateTime,
 }
 
@@ -333,11 +336,12 @@ pub async fn list(conn: &mut Conn<'_>, f: &EntryFilter) -> Result<Vec<Entry>, Er
 }
 
 pub async fn by_ids(conn: &mut Conn<'_>, ids: &[String]) -> Result<Vec<Entry>, Error> {
-    let rows: Vec<EntryRow> = on!(conn, |c| pe::table
-        .filter(pe::id.eq_any(ids))
-        .select(EntryRow::as_select())
-        .load(c)
-        .await)
+    let rows: Vec<EntryRow> = load!(
+        conn,
+        pe::table
+            .filter(within(pe::id, ids))
+            .select(EntryRow::as_select())
+    )
     .map_err(db_error)?;
     rows.into_iter().map(EntryRow::into_domain).collect()
 }

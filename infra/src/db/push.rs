@@ -115,8 +115,10 @@ struct PushRow {
     items: String,
     state: String,
     attempts: i64,
+    #[diesel(deserialize_as = super::rows::Ts)]
     send_at: chrono::NaiveDateTime,
     last_error: Option<String>,
+    #[diesel(deserialize_as = super::rows::Ts)]
     created_at: chrono::NaiveDateTime,
     sent_at: Option<chrono::NaiveDateTime>,
 }

@@ -30,6 +30,7 @@ struct GrantRow {
     org_id: String,
     role: String,
     granted_by: Option<String>,
+    #[diesel(deserialize_as = super::rows::Ts)]
     created_at: chrono::NaiveDateTime,
 }
 

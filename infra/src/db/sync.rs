@@ -6,9 +6,10 @@
 //! version N keeps N+1 waiting until it commits, so no change can appear behind a cursor that
 //! already passed it. Never a timestamp or a plain sequence: those commit out of order.
 
+use super::rows::within;
 use super::schema::{sync_clients, sync_index, sync_mutations, sync_scopes};
 use super::{db_error, naive, utc, uuid, CachedDsl, Conn, Raw};
-use crate::on;
+use crate::{load, on};
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 use diesel_async::RunQueryDsl;
@@ -301,16 +302,17 @@ pub async fn states(
 ) -> Result<HashMap<String, ScopeState>, Error> {
     let mut out = HashMap::new();
     for chunk in scopes.chunks(500) {
-        let rows: Vec<(String, i64, String, i64)> = on!(conn, |c| sync_scopes::table
-            .filter(sync_scopes::scope.eq_any(chunk))
-            .select((
-                sync_scopes::scope,
-                sync_scopes::version,
-                sync_scopes::epoch,
-                sync_scopes::floor
-            ))
-            .load(c)
-            .await)
+        let rows: Vec<(String, i64, String, i64)> = load!(
+            conn,
+            sync_scopes::table
+                .filter(within(sync_scopes::scope, chunk))
+                .select((
+                    sync_scopes::scope,
+                    sync_scopes::version,
+                    sync_scopes::epoch,
+                    sync_scopes::floor
+                ))
+        )
         .map_err(db_error)?;
         for row in rows {
             let (s, state) = scope_state(row)?;
@@ -353,9 +355,9 @@ pub async fn changes(
     live_only: bool,
     limit: i64,
 ) -> Result<Vec<Change>, Error> {
-    let rows: Vec<(String, String, i64, bool)> = on!(conn, |c| {
+    let rows: Vec<(String, String, i64, bool)> = load!(conn, {
         let mut q = sync_index::table
-            .filter(sync_index::scope.eq(scope))
+            .filter(sync_index::scope.eq(scope.to_string()))
             .filter(sync_index::version.gt(after))
             .select((
                 sync_index::entity,
@@ -369,7 +371,7 @@ pub async fn changes(
         if live_only {
             q = q.filter(sync_index::deleted.eq(false));
         }
-        q.load(c).await
+        q
     })
     .map_err(db_error)?;
     rows.into_iter()
@@ -520,7 +522,7 @@ pub async fn ledger_and_states(
         .select((sync_clients::member_id, sync_clients::last_mutation_id))
         .first::<(String, i64)>(&mut &*c);
     let states = sync_scopes::table
-        .filter(sync_scopes::scope.eq_any(scopes))
+        .filter(within(sync_scopes::scope, scopes))
         .select((
             sync_scopes::scope,
             sync_scopes::version,

@@ -2,14 +2,14 @@
 //! that knows every repository. `sync.rs` keeps the mechanism (versions, the index, the ledger)
 //! and imports none of them.
 
+use super::rows::within;
 use super::schema::orgs as orgs_table;
 use super::{
     attendance, cases, clock_ins, db_error, devices, lists, meetings, members, moments, orgs,
     points, warnings, Conn,
 };
-use crate::on;
+use crate::load;
 use diesel::prelude::*;
-use diesel_async::RunQueryDsl;
 use std::collections::HashMap;
 use uuid::Uuid;
 use yunlian_domain::sync::{Entity, Scope};
@@ -33,11 +33,12 @@ pub async fn rows(
     let mut out = HashMap::new();
     match entity {
         Entity::Org => {
-            let found: Vec<orgs::OrgRow> = on!(conn, |c| orgs_table::table
-                .filter(orgs_table::id.eq_any(&keys))
-                .select(orgs::OrgRow::as_select())
-                .load(c)
-                .await)
+            let found: Vec<orgs::OrgRow> = load!(
+                conn,
+                orgs_table::table
+                    .filter(within(orgs_table::id, &keys))
+                    .select(orgs::OrgRow::as_select())
+            )
             .map_err(db_error)?;
             for r in found {
                 let o = r.into_domain()?;

@@ -2,9 +2,10 @@
 //! member's, or the committee scope of the org it is addressed to), with its notice embedded;
 //! every change of either records the warning again.
 
+use super::rows::within;
 use super::schema::{orgs, rectifications as rt, warnings as wt};
 use super::{db_error, enum_parse, enum_text, naive, sync, utc, uuid, Conn, Raw};
-use crate::on;
+use crate::{load, on};
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 use diesel_async::RunQueryDsl;
@@ -27,6 +28,7 @@ struct WarningRow {
     subject: String,
     period: String,
     detail: String,
+    #[diesel(deserialize_as = super::rows::Ts)]
     created_at: chrono::NaiveDateTime,
     delivered_at: Option<chrono::NaiveDateTime>,
     read_at: Option<chrono::NaiveDateTime>,
@@ -35,6 +37,7 @@ struct WarningRow {
     acknowledged_by: Option<String>,
     resolved_at: Option<chrono::NaiveDateTime>,
     resolution: Option<String>,
+    #[diesel(deserialize_as = super::rows::Ts)]
     updated_at: chrono::NaiveDateTime,
 }
 
@@ -113,6 +116,7 @@ struct RectRow {
     org_id: String,
     period: String,
     state: String,
+    #[diesel(deserialize_as = super::rows::Ts)]
     due_at: chrono::NaiveDateTime,
     answer: Option<String>,
     attachments: String,
@@ -123,7 +127,9 @@ struct RectRow {
     return_reason: Option<String>,
     rounds: i64,
     escalated_at: Option<chrono::NaiveDateTime>,
+    #[diesel(deserialize_as = super::rows::Ts)]
     created_at: chrono::NaiveDateTime,
+    #[diesel(deserialize_as = super::rows::Ts)]
     updated_at: chrono::NaiveDateTime,
 }
 
@@ -352,11 +358,12 @@ async fn with_notices(conn: &mut Conn<'_>, rows: Vec<WarningRow>) -> Result<Vec<
 }
 
 pub async fn by_ids(conn: &mut Conn<'_>, ids: &[String]) -> Result<Vec<Warning>, Error> {
-    let rows: Vec<WarningRow> = on!(conn, |c| wt::table
-        .filter(wt::id.eq_any(ids))
-        .select(WarningRow::as_select())
-        .load(c)
-        .await)
+    let rows: Vec<WarningRow> = load!(
+        conn,
+        wt::table
+            .filter(within(wt::id, ids))
+            .select(WarningRow::as_select())
+    )
     .map_err(db_error)?;
     with_notices(conn, rows).await
 }

@@ -500,7 +500,20 @@ impl Proc {
             let l = std::net::TcpListener::bind("127.0.0.1:0").expect("port");
             l.local_addr().expect("addr").port()
         };
-        let mut cmd = std::process::Command::new(server_bin());
+        // BENCH_CALLGRIND: the server under callgrind, instrumented only during the phases
+        // (`Perf`), for instruction counts that do not depend on what else the host runs.
+        let mut cmd = if callgrind() {
+            let mut c = std::process::Command::new("valgrind");
+            c.args([
+                "--tool=callgrind",
+                "--instr-atstart=no",
+                "--callgrind-out-file=target/callgrind-%p.out",
+                &server_bin(),
+            ]);
+            c
+        } else {
+            std::process::Command::new(server_bin())
+        };
         cmd.env_clear()
             .env("PATH", std::env::var("PATH").unwrap_or_default())
             .env("YUNLIAN_BIND", format!("127.0.0.1:{port}"))
@@ -536,7 +549,7 @@ impl Proc {
             .pool_max_idle_per_host(256)
             .build()
             .expect("client");
-        let deadline = Instant::now() + Duration::from_secs(60);
+        let deadline = Instant::now() + Duration::from_secs(if callgrind() { 600 } else { 60 });
         loop {
             match http.get(format!("{api}/readyz")).send().await {
                 Ok(r) if r.status().is_success() => break,
@@ -656,13 +669,33 @@ pub fn occurrences(hay: &[u8], needle: &[u8]) -> usize {
     hay.windows(needle.len()).filter(|w| *w == needle).count()
 }
 
-/// A `perf record` of the server during one phase, when BENCH_PERF is set.
-pub struct Perf(Option<std::process::Child>);
+/// Whether the server runs under callgrind (BENCH_CALLGRIND).
+pub fn callgrind() -> bool {
+    std::env::var("BENCH_CALLGRIND").is_ok()
+}
+
+/// A `perf record` of the server during one phase, when BENCH_PERF is set; or, under
+/// BENCH_CALLGRIND, the phase's instructions counted by callgrind.
+pub struct Perf {
+    record: Option<std::process::Child>,
+    counted: Option<(String, String)>,
+}
 
 impl Perf {
     pub fn start(p: &Proc, what: &str) -> Perf {
+        if callgrind() {
+            callgrind_control(&["-z"], &p.pid);
+            callgrind_control(&["-i", "on"], &p.pid);
+            return Perf {
+                record: None,
+                counted: Some((what.to_string(), p.pid.clone())),
+            };
+        }
         if std::env::var("BENCH_PERF").is_err() {
-            return Perf(None);
+            return Perf {
+                record: None,
+                counted: None,
+            };
         }
         let out = format!("target/perf-{what}.data");
         let child = std::process::Command::new("perf")
@@ -672,15 +705,60 @@ impl Perf {
             .spawn()
             .ok();
         eprintln!("perf record of {what} into {out}");
-        Perf(child)
+        Perf {
+            record: child,
+            counted: None,
+        }
     }
 
-    pub fn stop(self) {
-        if let Some(mut c) = self.0 {
+    /// Ends the phase, which made `ops` requests.
+    pub fn stop(self, ops: usize) {
+        if let Some(mut c) = self.record {
             let _ = std::process::Command::new("kill")
                 .args(["-INT", &c.id().to_string()])
                 .status();
             let _ = c.wait();
         }
+        if let Some((what, pid)) = self.counted {
+            callgrind_control(&["-i", "off"], &pid);
+            callgrind_control(&["-d", &what], &pid);
+            let ir = callgrind_total(&pid, &what);
+            eprintln!(
+                "callgrind: {what}: {ir} instructions over {ops} requests, {:.0} thousand per request",
+                ir as f64 / ops.max(1) as f64 / 1e3
+            );
+        }
     }
+}
+
+fn callgrind_control(args: &[&str], pid: &str) {
+    let _ = std::process::Command::new("callgrind_control")
+        .args(args)
+        .arg(pid)
+        .stdout(std::process::Stdio::null())
+        .status();
+}
+
+/// The instructions in the dump callgrind wrote for `what` (its `totals:` line).
+fn callgrind_total(pid: &str, what: &str) -> u64 {
+    let prefix = format!("callgrind-{pid}.out.");
+    let mut best: Option<(std::time::SystemTime, String)> = None;
+    for e in std::fs::read_dir("target").into_iter().flatten().flatten() {
+        let name = e.file_name().to_string_lossy().to_string();
+        let modified = e.metadata().and_then(|m| m.modified()).ok();
+        if let (true, Some(m)) = (name.starts_with(&prefix), modified) {
+            if best.as_ref().is_none_or(|(t, _)| m > *t) {
+                best = Some((m, name));
+            }
+        }
+    }
+    let Some((_, name)) = best else { return 0 };
+    let text = std::fs::read_to_string(format!("target/{name}")).unwrap_or_default();
+    if !text.contains(what) {
+        eprintln!("callgrind: the newest dump, {name}, is not {what}'s");
+    }
+    text.lines()
+        .find_map(|l| l.strip_prefix("totals:"))
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        .unwrap_or(0)
 }
