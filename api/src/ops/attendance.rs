@@ -198,18 +198,18 @@ pub async fn precheck(
     };
     let device_id = ev.device_id;
     let found = store
-        .read(move |mut c| async move { db::devices::get(&mut c, device_id).await }.scope_boxed())
+        .read(move |mut c| async move { db::devices::key(&mut c, device_id).await }.scope_boxed())
         .await?;
-    let Some((device, _)) = found else {
+    let Some((algorithm, public_key)) = found else {
         return Ok(None);
     };
-    let Ok(key) = base64::engine::general_purpose::STANDARD.decode(&device.public_key) else {
+    let Ok(key) = base64::engine::general_purpose::STANDARD.decode(&public_key) else {
         return Ok(None);
     };
     let message = signed(meeting_id, p.member_id, ev).canonical();
-    let verified = verify_signature(device.algorithm, &key, &message, &signature).is_ok();
+    let verified = verify_signature(algorithm, &key, &message, &signature).is_ok();
     Ok(Some(Precheck {
-        algorithm: device.algorithm,
+        algorithm,
         key,
         verified,
     }))

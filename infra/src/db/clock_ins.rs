@@ -172,19 +172,16 @@ pub async fn lock_meeting_with_facts(
     member: Uuid,
     device: Uuid,
 ) -> Result<Option<(meetings::Locked, Option<ClockInFacts>)>, Error> {
-    if conn.pg().is_none() {
+    let Some(c) = conn.pg() else {
         let Some(locked) = meetings::lock_for_change(conn, meeting).await? else {
             return Ok(None);
         };
         return Ok(Some((locked, facts(conn, meeting, member, device).await?)));
-    }
-    let Some(how) = meetings::change_lock(conn, meeting).await? else {
-        return Ok(None);
-    };
-    let Some(c) = conn.pg() else {
-        return Err(Error::Internal("not PostgreSQL".into()));
     };
     let c: &diesel_async::AsyncPgConnection = c;
+    let Some(how) = meetings::change_lock_pg(c, meeting).await? else {
+        return Ok(None);
+    };
     let (ids, mut shared) = (
         (meeting.to_string(), member.to_string(), device.to_string()),
         c,

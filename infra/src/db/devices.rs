@@ -84,6 +84,21 @@ pub async fn get(conn: &mut Conn<'_>, id: Uuid) -> Result<Option<(Device, String
     row.map(|(d, p)| Ok((d.into_domain()?, p))).transpose()
 }
 
+/// A device's signing key, its algorithm and public key (base64), by id: what checking a
+/// signature needs, read by primary key alone. A revoked device's key is returned too: whether
+/// a revoked device may sign is the judging's to say, under the lock.
+pub async fn key(conn: &mut Conn<'_>, id: Uuid) -> Result<Option<(KeyAlgorithm, String)>, Error> {
+    let row: Option<(String, String)> = on!(conn, |c| devices::table
+        .filter(devices::id.eq(id.to_string()))
+        .select((devices::algorithm, devices::public_key))
+        .first(c)
+        .await
+        .optional())
+    .map_err(db_error)?;
+    row.map(|(algorithm, key)| Ok((enum_parse::<KeyAlgorithm>("algorithm", &algorithm)?, key)))
+        .transpose()
+}
+
 pub async fn by_ids(conn: &mut Conn<'_>, ids: &[String]) -> Result<Vec<Device>, Error> {
     let rows: Vec<DeviceRow> = load!(
         conn,

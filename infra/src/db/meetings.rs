@@ -267,10 +267,32 @@ pub async fn lock_for_change(conn: &mut Conn<'_>, id: Uuid) -> Result<Option<Loc
 /// How [`lock_for_change`] locks the meeting, from a look at its status; `None` when there is no
 /// such meeting.
 pub async fn change_lock(conn: &mut Conn<'_>, id: Uuid) -> Result<Option<Lock>, Error> {
-    Ok(status(conn, id).await?.map(|seen| match seen {
+    Ok(status(conn, id).await?.map(lock_for))
+}
+
+/// [`change_lock`] on a PostgreSQL connection shared with the statements sent with it.
+pub async fn change_lock_pg(
+    c: &diesel_async::AsyncPgConnection,
+    id: Uuid,
+) -> Result<Option<Lock>, Error> {
+    let s: Option<String> = meetings::table
+        .find(id.to_string())
+        .select(meetings::status)
+        .first(&mut &*c)
+        .await
+        .optional()
+        .map_err(db_error)?;
+    s.map(|s| enum_parse::<MeetingStatus>("status", &s).map(lock_for))
+        .transpose()
+}
+
+/// A held meeting is locked exclusively (the change recomputes its final statuses); any other,
+/// shared with the other changes.
+fn lock_for(seen: MeetingStatus) -> Lock {
+    match seen {
         MeetingStatus::Held => Lock::Update,
         _ => Lock::Share,
-    }))
+    }
 }
 
 /// The meeting locked as [`change_lock`] chose, unless it was closed in between (a lost race).

@@ -195,11 +195,19 @@ fn with_path(row: Option<(MemberRow, String)>) -> Result<Option<(Member, String)
 }
 
 /// A member with the path of their org, for authorisation.
+/// A member by id, with their org's path: the read [`get`], [`of_live_session`] and [`lock`]
+/// share (written once per engine, as `as_select` needs).
+macro_rules! with_path_by_id {
+    ($id:expr) => {
+        members::table
+            .inner_join(orgs::table)
+            .filter(members::id.eq($id))
+            .select((MemberRow::as_select(), orgs::path))
+    };
+}
+
 pub async fn get(conn: &mut Conn<'_>, id: Uuid) -> Result<Option<(Member, String)>, Error> {
-    let row: Option<(MemberRow, String)> = on!(conn, |c| members::table
-        .inner_join(orgs::table)
-        .filter(members::id.eq(id.to_string()))
-        .select((MemberRow::as_select(), orgs::path))
+    let row: Option<(MemberRow, String)> = on!(conn, |c| with_path_by_id!(id.to_string())
         .first(c)
         .await
         .optional())
@@ -216,11 +224,8 @@ pub async fn of_live_session(
     now: DateTime<Utc>,
 ) -> Result<Option<(Member, String)>, Error> {
     let live = super::sessions::live(session.to_string(), id.to_string(), naive(now));
-    let row: Option<(MemberRow, String)> = on!(conn, |c| members::table
-        .inner_join(orgs::table)
-        .filter(members::id.eq(id.to_string()))
+    let row: Option<(MemberRow, String)> = on!(conn, |c| with_path_by_id!(id.to_string())
         .filter(diesel::dsl::exists(live))
-        .select((MemberRow::as_select(), orgs::path))
         .first(c)
         .await
         .optional())
@@ -300,11 +305,7 @@ pub async fn lock(conn: &mut Conn<'_>, id: Uuid) -> Result<Option<(Member, Strin
         .select(members::id)
         .for_update()
         .first::<String>(&mut &*c);
-    let read = members::table
-        .inner_join(orgs::table)
-        .filter(members::id.eq(&sid))
-        .select((MemberRow::as_select(), orgs::path))
-        .first::<(MemberRow, String)>(&mut &*c);
+    let read = with_path_by_id!(&sid).first::<(MemberRow, String)>(&mut &*c);
     let (locked, row) = tokio::join!(lock, read);
     if locked.optional().map_err(db_error)?.is_none() {
         return Ok(None);
