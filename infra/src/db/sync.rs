@@ -300,26 +300,19 @@ pub async fn states(
     conn: &mut Conn<'_>,
     scopes: &[String],
 ) -> Result<HashMap<String, ScopeState>, Error> {
-    let mut out = HashMap::new();
-    for chunk in scopes.chunks(500) {
-        let rows: Vec<(String, i64, String, i64)> = load!(
-            conn,
-            sync_scopes::table
-                .filter(within(sync_scopes::scope, chunk))
-                .select((
-                    sync_scopes::scope,
-                    sync_scopes::version,
-                    sync_scopes::epoch,
-                    sync_scopes::floor
-                ))
-        )
-        .map_err(db_error)?;
-        for row in rows {
-            let (s, state) = scope_state(row)?;
-            out.insert(s, state);
-        }
-    }
-    Ok(out)
+    let rows: Vec<(String, i64, String, i64)> = load!(
+        conn,
+        sync_scopes::table
+            .filter(within(sync_scopes::scope, scopes))
+            .select((
+                sync_scopes::scope,
+                sync_scopes::version,
+                sync_scopes::epoch,
+                sync_scopes::floor
+            ))
+    )
+    .map_err(db_error)?;
+    rows.into_iter().map(scope_state).collect()
 }
 
 /// A `sync_scopes` row as read by [`states`] and [`ledger_and_states`].
@@ -513,8 +506,8 @@ pub async fn ledger_and_states(
 ) -> Result<(Option<Ledger>, HashMap<String, ScopeState>), Error> {
     // Pipelining goes through a shared reference (diesel-async's `&AsyncPgConnection`).
     let c: &diesel_async::AsyncPgConnection = match &mut conn.raw {
-        Raw::Pg(c) if scopes.len() <= 500 => c,
-        _ => return Ok((ledger(conn, client_id).await?, states(conn, scopes).await?)),
+        Raw::Pg(c) => c,
+        Raw::Sqlite(_) => return Ok((ledger(conn, client_id).await?, states(conn, scopes).await?)),
     };
     let id = client_id.to_string();
     let ledger = sync_clients::table
