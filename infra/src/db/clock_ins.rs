@@ -350,26 +350,26 @@ pub async fn orgs_with_precise(
         .load(c)
         .await)
     .map_err(db_error)?;
-    let mut out = Vec::new();
-    for chunk in meeting_ids.chunks(500) {
-        let org_ids: Vec<String> = on!(conn, |c| meetings::table
-            .filter(meetings::id.eq_any(chunk))
+    // Bound as one list each (`within`): no chunks for SQLite's parameter limit.
+    let org_ids: Vec<String> = load!(
+        conn,
+        meetings::table
+            .filter(within(meetings::id, &meeting_ids))
             .select(meetings::org_id)
             .distinct()
-            .load(c)
-            .await)
-        .map_err(db_error)?;
-        let rows: Vec<(String, String)> = load!(
-            conn,
-            orgs::table
-                .filter(within(orgs::id, &org_ids))
-                .select((orgs::id, orgs::path))
-        )
-        .map_err(db_error)?;
-        for (id, p) in rows {
-            out.push((uuid(&id)?, p));
-        }
-    }
+    )
+    .map_err(db_error)?;
+    let rows: Vec<(String, String)> = load!(
+        conn,
+        orgs::table
+            .filter(within(orgs::id, &org_ids))
+            .select((orgs::id, orgs::path))
+    )
+    .map_err(db_error)?;
+    let mut out = rows
+        .into_iter()
+        .map(|(id, p)| Ok((uuid(&id)?, p)))
+        .collect::<Result<Vec<_>, Error>>()?;
     out.sort();
     out.dedup();
     Ok(out)
