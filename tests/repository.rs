@@ -912,3 +912,71 @@ async fn a_rankings_mark_moves_with_every_append_whatever_its_id() {
         assert_eq!(first, vec![(ma.id, 2), (mb.id, 1)], "{}", db.engine());
     }
 }
+
+/// `mxFrame` (frames in the log) and `nBackfill` (of them copied into the database file) from
+/// SQLite's WAL index, the `-shm` file every connection maps (https://www.sqlite.org/walformat.html:
+/// `mxFrame` at byte 16 of the header, `nBackfill` at byte 96; native byte order).
+fn wal_index(db_file: &std::path::Path) -> (u32, u32) {
+    let shm = std::fs::read(db_file.with_extension("db-shm")).expect("shm");
+    let word = |at: usize| u32::from_ne_bytes(shm[at..at + 4].try_into().expect("4 bytes"));
+    (word(16), word(96))
+}
+
+#[tokio::test]
+async fn sqlites_log_is_copied_back_by_its_own_thread_not_by_a_writers_commit() {
+    let dir = crate::helpers::temp_dir();
+    let file = dir.join("wal.db");
+    let db = Db::connect(&format!("sqlite://{}", file.display()), 4)
+        .await
+        .expect("sqlite");
+    // No pooled connection checkpoints in its commit.
+    #[derive(diesel::QueryableByName)]
+    struct Auto {
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        wal_autocheckpoint: i64,
+    }
+    let auto = db
+        .read(move |mut c| {
+            async move {
+                let db::Raw::Sqlite(c) = &mut c.raw else {
+                    unreachable!("a SQLite pool")
+                };
+                diesel_async::RunQueryDsl::get_result::<Auto>(
+                    diesel::sql_query("PRAGMA wal_autocheckpoint"),
+                    &mut **c,
+                )
+                .await
+                .map_err(db::db_error)
+            }
+            .scope_boxed()
+        })
+        .await
+        .expect("pragma");
+    assert_eq!(
+        auto.wal_autocheckpoint, 0,
+        "a pooled connection must not checkpoint in its commit"
+    );
+
+    // A few commits, far from the 1,000 frames that would have made a writer checkpoint.
+    for i in 0..5 {
+        let o = org(None, OrgKind::Committee, &format!("镇{i}"));
+        db.write(move |mut c| async move { db::orgs::insert(&mut c, &o).await }.scope_boxed())
+            .await
+            .expect("insert");
+    }
+    let (frames, _) = wal_index(&file);
+    assert!(frames > 0, "the commits are in the log");
+    // The thread copies them into the file within a few of its periods.
+    let deadline = std::time::Instant::now() + db::checkpoint::PERIOD * 30;
+    loop {
+        let (frames, copied) = wal_index(&file);
+        if frames > 0 && copied == frames {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "log not copied back: {copied} of {frames} frames"
+        );
+        tokio::time::sleep(db::checkpoint::PERIOD / 2).await;
+    }
+}

@@ -8,6 +8,7 @@ pub mod assessment;
 pub mod attendance;
 pub mod audit;
 pub mod cases;
+pub mod checkpoint;
 pub mod clock_ins;
 pub mod devices;
 pub mod learning;
@@ -251,6 +252,8 @@ pub enum Db {
     Sqlite {
         pool: Pool<SqliteConn>,
         write_lock: Arc<tokio::sync::Mutex<()>>,
+        /// Copies the log back into the file, off the writers' turns.
+        _checkpointer: Arc<checkpoint::Checkpointer>,
     },
 }
 
@@ -565,10 +568,14 @@ impl Db {
                     c.batch_execute(SQLITE_PRAGMAS)
                         .await
                         .map_err(diesel::ConnectionError::CouldntSetupConfiguration)?;
+                    c.batch_execute(checkpoint::NO_AUTOCHECKPOINT)
+                        .await
+                        .map_err(diesel::ConnectionError::CouldntSetupConfiguration)?;
                     Ok(c)
                 })
             });
-            let mgr = AsyncDieselConnectionManager::<SqliteConn>::new_with_config(path, cfg);
+            let mgr =
+                AsyncDieselConnectionManager::<SqliteConn>::new_with_config(path.clone(), cfg);
             let pool = Pool::builder(mgr)
                 .max_size(pool_size)
                 // The connection returned last is lent first: reads run on as many connections
@@ -579,9 +586,12 @@ impl Db {
                 .runtime(deadpool::Runtime::Tokio1)
                 .build()
                 .map_err(pool_error)?;
+            let checkpointer = checkpoint::Checkpointer::start(&path)
+                .map_err(|e| Error::Internal(format!("checkpoint thread: {e}")))?;
             Ok(Db::Sqlite {
                 pool,
                 write_lock: Arc::new(tokio::sync::Mutex::new(())),
+                _checkpointer: Arc::new(checkpointer),
             })
         }
     }
@@ -684,7 +694,9 @@ impl Db {
                 .map_err(TxError::into_domain)
                 .map(committed)
             }
-            Db::Sqlite { pool, write_lock } => {
+            Db::Sqlite {
+                pool, write_lock, ..
+            } => {
                 let _writer = write_lock.lock().await;
                 let mut c: Object<SqliteConn> = pool.get().await.map_err(pool_error)?;
                 let c: &mut SqliteConn = &mut c;
