@@ -980,3 +980,67 @@ async fn sqlites_log_is_copied_back_by_its_own_thread_not_by_a_writers_commit() 
         tokio::time::sleep(db::checkpoint::PERIOD / 2).await;
     }
 }
+
+#[tokio::test]
+async fn sqlites_log_starts_over_under_writes_that_never_pause() {
+    let dir = crate::helpers::temp_dir();
+    let file = dir.join("busy.db");
+    let db = Db::connect(&format!("sqlite://{}", file.display()), 4)
+        .await
+        .expect("sqlite");
+    // Pulls that never stop: a reader on the log most of the time.
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let reader = {
+        let (db, stop) = (db.clone(), stop.clone());
+        tokio::spawn(async move {
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let id = Uuid::now_v7();
+                db.read(move |mut c| async move { db::orgs::get(&mut c, id).await }.scope_boxed())
+                    .await
+                    .expect("read");
+            }
+        })
+    };
+    // Writes back to back until the log has taken three times the restart length.
+    let limit = db::checkpoint::RESTART_FRAMES as u32;
+    let (mut grown, mut highest, mut restarts, mut last) = (0u32, 0u32, 0, 0u32);
+    let mut n = 0;
+    while grown < 3 * limit {
+        let orgs: Vec<Org> = (0..20)
+            .map(|i| org(None, OrgKind::Committee, &format!("镇{n}-{i}")))
+            .collect();
+        db.write(move |mut c| {
+            async move {
+                for o in &orgs {
+                    db::orgs::insert(&mut c, o).await?;
+                }
+                Ok(())
+            }
+            .scope_boxed()
+        })
+        .await
+        .expect("write");
+        n += 1;
+        let (frames, _) = wal_index(&file);
+        if frames < last {
+            restarts += 1;
+            grown += frames;
+        } else {
+            grown += frames - last;
+        }
+        highest = highest.max(frames);
+        last = frames;
+        assert!(n < 100_000, "the log stopped growing without starting over");
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    reader.await.expect("reader");
+    println!("{n} writes, {grown} frames, {restarts} restarts, longest log {highest} frames");
+    assert!(
+        restarts > 0,
+        "the log never started over ({highest} frames)"
+    );
+    assert!(
+        highest < 2 * limit,
+        "the log reached {highest} frames, restart at {limit}"
+    );
+}

@@ -15,14 +15,32 @@
 //! the disk within about [`PERIOD`] where it used to wait for the log's thousandth page. With
 //! nothing new in the log a checkpoint reads the log's header and returns, without a sync.
 //!
+//! A passive checkpoint alone never lets the log start over while writes keep coming: a writer
+//! restarts the log from its beginning only when, as it begins, every frame has been copied and
+//! no reader still reads from the log, and with the copying on another thread there is nearly
+//! always a frame or two not yet copied. Under a continuous stream of pushes the log grew past
+//! 1 GB in a minute. So when the log holds [`RESTART_FRAMES`] or more after a passive round,
+//! the thread takes the writers' turn (the same lock the writers queue on) and runs a `RESTART`
+//! checkpoint: it copies the few frames the passive round left and waits for the readers still
+//! on the log (a pull's milliseconds), so the next writer starts the log over. The writers
+//! wait for that once per [`RESTART_FRAMES`] pages, for the frames written since the last round.
+//!
 //! Other processes on the same file (the command line, a restore) keep SQLite's default.
 
 use diesel::{Connection as _, RunQueryDsl, SqliteConnection};
 use std::sync::mpsc::{self, RecvTimeoutError};
+use std::sync::Arc;
 use std::time::Duration;
 
 /// How often the log is copied back.
 pub const PERIOD: Duration = Duration::from_millis(100);
+
+/// The log's length (pages of 4 KiB: 64 MiB) at which the thread makes it start over.
+pub const RESTART_FRAMES: i32 = 16_384;
+
+/// How long a restarting checkpoint waits for readers still on the log before it gives up
+/// until the next round.
+const READERS_WAIT_MS: u32 = 200;
 
 /// Set on every pooled connection: no checkpoint in a commit.
 pub(super) const NO_AUTOCHECKPOINT: &str = "PRAGMA wal_autocheckpoint = 0;";
@@ -47,7 +65,10 @@ struct Outcome {
 
 impl Checkpointer {
     /// Starts the thread on its own connection to `path` (a file already in WAL mode).
-    pub fn start(path: &str) -> std::io::Result<Checkpointer> {
+    pub fn start(
+        path: &str,
+        writers: Arc<tokio::sync::Mutex<()>>,
+    ) -> std::io::Result<Checkpointer> {
         let (stop, stopped) = mpsc::channel::<()>();
         let path = path.to_string();
         std::thread::Builder::new()
@@ -60,10 +81,11 @@ impl Checkpointer {
                         return;
                     }
                 };
-                // A busy writer of another process makes the checkpoint skip a turn, not wait.
+                // How long a restart waits for the readers left on the log (a passive
+                // checkpoint never waits).
                 let _ = diesel::connection::SimpleConnection::batch_execute(
                     &mut conn,
-                    "PRAGMA busy_timeout = 0;",
+                    &format!("PRAGMA busy_timeout = {READERS_WAIT_MS};"),
                 );
                 loop {
                     let last = match stopped.recv_timeout(PERIOD) {
@@ -71,7 +93,11 @@ impl Checkpointer {
                         // The pool is gone: copy what is left and stop.
                         Ok(()) | Err(RecvTimeoutError::Disconnected) => true,
                     };
-                    checkpoint(&mut conn);
+                    if checkpoint(&mut conn, "PASSIVE") >= RESTART_FRAMES {
+                        // In the writers' turn: no frame is appended while it copies the rest.
+                        let _turn = writers.blocking_lock();
+                        checkpoint(&mut conn, "RESTART");
+                    }
                     if last {
                         return;
                     }
@@ -81,15 +107,23 @@ impl Checkpointer {
     }
 }
 
-fn checkpoint(conn: &mut SqliteConnection) {
-    match diesel::sql_query("PRAGMA wal_checkpoint(PASSIVE)").get_result::<Outcome>(conn) {
+/// Runs one checkpoint of `mode`; the frames in the log (0 when it failed).
+fn checkpoint(conn: &mut SqliteConnection, mode: &str) -> i32 {
+    match diesel::sql_query(format!("PRAGMA wal_checkpoint({mode})")).get_result::<Outcome>(conn) {
         Ok(o) => {
             metrics::gauge!("yunlian_sqlite_wal_frames_pending")
                 .set(f64::from((o.log - o.checkpointed).max(0)));
             if o.busy != 0 {
-                tracing::debug!("checkpoint skipped: another process holds the checkpoint lock");
+                tracing::debug!(
+                    mode,
+                    "checkpoint not finished: readers on the log, or another process's checkpoint"
+                );
             }
+            o.log
         }
-        Err(e) => tracing::debug!(error = %e, "checkpoint failed; tried again next time"),
+        Err(e) => {
+            tracing::debug!(error = %e, "checkpoint failed; tried again next time");
+            0
+        }
     }
 }

@@ -586,11 +586,12 @@ impl Db {
                 .runtime(deadpool::Runtime::Tokio1)
                 .build()
                 .map_err(pool_error)?;
-            let checkpointer = checkpoint::Checkpointer::start(&path)
+            let write_lock = Arc::new(tokio::sync::Mutex::new(()));
+            let checkpointer = checkpoint::Checkpointer::start(&path, write_lock.clone())
                 .map_err(|e| Error::Internal(format!("checkpoint thread: {e}")))?;
             Ok(Db::Sqlite {
                 pool,
-                write_lock: Arc::new(tokio::sync::Mutex::new(())),
+                write_lock,
                 _checkpointer: Arc::new(checkpointer),
             })
         }
