@@ -24,6 +24,9 @@
 //! checkpoint: it copies the few frames the passive round left and waits for the readers still
 //! on the log (a pull's milliseconds), so the next writer starts the log over. The writers
 //! wait for that once per [`RESTART_FRAMES`] pages, for the frames written since the last round.
+//! A reader that keeps the log longer than [`READERS_WAIT_MS`] (an export, a backup) makes the
+//! restart give up, and the thread tries again only when the log has grown by as much again, so
+//! a long read never holds the writers up more than once per [`RESTART_FRAMES`] pages.
 //!
 //! Other processes on the same file (the command line, a restore) keep SQLite's default.
 
@@ -40,7 +43,7 @@ pub const RESTART_FRAMES: i32 = 16_384;
 
 /// How long a restarting checkpoint waits for readers still on the log before it gives up
 /// until the next round.
-const READERS_WAIT_MS: u32 = 200;
+const READERS_WAIT_MS: u32 = 50;
 
 /// Set on every pooled connection: no checkpoint in a commit.
 pub(super) const NO_AUTOCHECKPOINT: &str = "PRAGMA wal_autocheckpoint = 0;";
@@ -53,7 +56,8 @@ pub struct Checkpointer {
 
 #[derive(diesel::QueryableByName)]
 struct Outcome {
-    /// 1 when another checkpoint (another process's) held the checkpoint lock.
+    /// 1 when the checkpoint could not finish: another process's checkpoint held the lock, or
+    /// (`RESTART`) readers were still on the log when the wait ran out.
     #[diesel(sql_type = diesel::sql_types::Integer)]
     busy: i32,
     /// Frames in the log, and of them copied into the file.
@@ -87,16 +91,25 @@ impl Checkpointer {
                     &mut conn,
                     &format!("PRAGMA busy_timeout = {READERS_WAIT_MS};"),
                 );
+                // The log's length at which the next restart is tried.
+                let mut restart_at = RESTART_FRAMES;
                 loop {
                     let last = match stopped.recv_timeout(PERIOD) {
                         Err(RecvTimeoutError::Timeout) => false,
                         // The pool is gone: copy what is left and stop.
                         Ok(()) | Err(RecvTimeoutError::Disconnected) => true,
                     };
-                    if checkpoint(&mut conn, "PASSIVE") >= RESTART_FRAMES {
+                    let log = checkpoint(&mut conn, "PASSIVE").log;
+                    if log >= restart_at {
                         // In the writers' turn: no frame is appended while it copies the rest.
                         let _turn = writers.blocking_lock();
-                        checkpoint(&mut conn, "RESTART");
+                        let done = checkpoint(&mut conn, "RESTART");
+                        restart_at = if done.finished {
+                            RESTART_FRAMES
+                        } else {
+                            // A long reader: not again before the log has grown as much again.
+                            done.log.saturating_add(RESTART_FRAMES)
+                        };
                     }
                     if last {
                         return;
@@ -107,8 +120,14 @@ impl Checkpointer {
     }
 }
 
-/// Runs one checkpoint of `mode`; the frames in the log (0 when it failed).
-fn checkpoint(conn: &mut SqliteConnection, mode: &str) -> i32 {
+/// What a checkpoint found: the frames in the log, and whether it did all its mode asks.
+struct Done {
+    log: i32,
+    finished: bool,
+}
+
+/// Runs one checkpoint of `mode` (a failed one finds an empty log, not finished).
+fn checkpoint(conn: &mut SqliteConnection, mode: &str) -> Done {
     match diesel::sql_query(format!("PRAGMA wal_checkpoint({mode})")).get_result::<Outcome>(conn) {
         Ok(o) => {
             metrics::gauge!("yunlian_sqlite_wal_frames_pending")
@@ -119,11 +138,17 @@ fn checkpoint(conn: &mut SqliteConnection, mode: &str) -> i32 {
                     "checkpoint not finished: readers on the log, or another process's checkpoint"
                 );
             }
-            o.log
+            Done {
+                log: o.log,
+                finished: o.busy == 0,
+            }
         }
         Err(e) => {
             tracing::debug!(error = %e, "checkpoint failed; tried again next time");
-            0
+            Done {
+                log: 0,
+                finished: false,
+            }
         }
     }
 }
