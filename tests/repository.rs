@@ -922,13 +922,18 @@ fn wal_index(db_file: &std::path::Path) -> (u32, u32) {
     (word(16), word(96))
 }
 
-#[tokio::test]
-async fn sqlites_log_is_copied_back_by_its_own_thread_not_by_a_writers_commit() {
-    let dir = crate::helpers::temp_dir();
-    let file = dir.join("wal.db");
+/// A SQLite database of its own in a fresh directory, and its file.
+async fn sqlite_file(name: &str) -> (Db, std::path::PathBuf) {
+    let file = crate::helpers::temp_dir().join(name);
     let db = Db::connect(&format!("sqlite://{}", file.display()), 4)
         .await
         .expect("sqlite");
+    (db, file)
+}
+
+#[tokio::test]
+async fn sqlites_log_is_copied_back_by_its_own_thread_not_by_a_writers_commit() {
+    let (db, file) = sqlite_file("wal.db").await;
     // No pooled connection checkpoints in its commit.
     #[derive(diesel::QueryableByName)]
     struct Auto {
@@ -983,11 +988,7 @@ async fn sqlites_log_is_copied_back_by_its_own_thread_not_by_a_writers_commit() 
 
 #[tokio::test]
 async fn sqlites_log_starts_over_under_writes_that_never_pause() {
-    let dir = crate::helpers::temp_dir();
-    let file = dir.join("busy.db");
-    let db = Db::connect(&format!("sqlite://{}", file.display()), 4)
-        .await
-        .expect("sqlite");
+    let (db, file) = sqlite_file("busy.db").await;
     // Pulls that never stop: a reader on the log most of the time.
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let reader = {
