@@ -342,7 +342,7 @@ async fn concurrent_writers_never_hide_a_change_behind_a_cursor() {
                                     "SELECT pg_sleep({})",
                                     ms as f64 / 1000.0
                                 )),
-                                pg,
+                                &mut &*pg,
                             )
                             .await
                             .map_err(db::db_error)?;
@@ -1044,4 +1044,113 @@ async fn sqlites_log_starts_over_under_writes_that_never_pause() {
         highest < 2 * limit,
         "the log reached {highest} frames, restart at {limit}"
     );
+}
+
+/// Runs `sql` on PostgreSQL, outside any transaction.
+async fn pg_execute(db: &Db, sql: &'static str) {
+    db.read(move |c| {
+        async move {
+            let pg = c.pg().expect("postgres");
+            diesel_async::SimpleAsyncConnection::batch_execute(&mut &*pg, sql)
+                .await
+                .map_err(db::db_error)
+        }
+        .scope_boxed()
+    })
+    .await
+    .expect(sql);
+}
+
+/// How many events the outbox holds.
+async fn outbox_len(db: &Db) -> usize {
+    db.read(|mut c| async move { db::outbox::all(&mut c).await }.scope_boxed())
+        .await
+        .expect("outbox")
+        .len()
+}
+
+/// PostgreSQL's write transactions are begun and ended by hand (their `BEGIN` sent with the
+/// first statement, their `COMMIT` with the last ones): a statement that fails beside the
+/// `COMMIT` leaves nothing committed, and a body that panics leaves no connection in the pool
+/// mid-transaction. One connection in the pool, so the reads after are on the same one.
+#[tokio::test]
+async fn a_postgres_transaction_ends_whole_however_its_body_ends() {
+    if crate::helpers::engine() != "postgres" {
+        eprintln!("skipped: hand-managed transactions are PostgreSQL's (TEST_DATABASE_URL)");
+        return;
+    }
+    let url = crate::helpers::fresh_database(&crate::helpers::temp_dir()).await;
+    let db = Db::connect(&url, 1).await.expect("postgres");
+    let refused = Scope::Org(Uuid::now_v7());
+    pg_execute(
+        &db,
+        "CREATE FUNCTION yl_refuse() RETURNS trigger LANGUAGE plpgsql AS $$ \
+         BEGIN IF NEW.entity_id = '00000000-0000-0000-0000-0000000000ff' THEN \
+         RAISE EXCEPTION 'refused'; END IF; RETURN NEW; END $$; \
+         CREATE TRIGGER yl_refuse BEFORE INSERT ON sync_index \
+         FOR EACH ROW EXECUTE FUNCTION yl_refuse();",
+    )
+    .await;
+    let before = outbox_len(&db).await;
+
+    // The index's statement fails in the closing pipeline: the COMMIT sent behind it rolls
+    // back, so the event the body appended is not committed either.
+    let failed = db
+        .write(move |mut c| {
+            async move {
+                append_event_in(&mut c).await?;
+                let id = Uuid::from_u128(0xff);
+                db::sync::record(&mut c, &[refused], Entity::Org, id, false, Utc::now()).await
+            }
+            .scope_boxed()
+        })
+        .await;
+    assert!(matches!(failed, Err(Error::Internal(_))), "{failed:?}");
+    assert_eq!(outbox_len(&db).await, before, "nothing of the failed write");
+
+    // A body that panics after writing: its task ends, and the connection does not go back to
+    // the pool inside that transaction (where the next read would see the uncommitted event).
+    for _ in 0..3 {
+        let panicked = db
+            .write(move |mut c| {
+                async move {
+                    append_event_in(&mut c).await?;
+                    if outbox_len_in(&mut c).await? > 0 {
+                        panic!("the body fails half-way");
+                    }
+                    Ok(())
+                }
+                .scope_boxed()
+            })
+            .await;
+        assert!(matches!(panicked, Err(Error::Internal(_))), "{panicked:?}");
+        assert_eq!(
+            outbox_len(&db).await,
+            before,
+            "nothing of the panicked write"
+        );
+    }
+
+    // And the pool still works: a write commits, a snapshot reads it.
+    let id = append_event(&db, 1, true).await.expect("append after");
+    let seen = db
+        .snapshot(|mut c| async move { db::outbox::all(&mut c).await }.scope_boxed())
+        .await
+        .expect("snapshot");
+    assert!(seen.iter().any(|e| e.id == id));
+}
+
+async fn append_event_in(c: &mut db::Conn<'_>) -> Result<Uuid, Error> {
+    let event = yunlian_domain::events::DomainEvent::RoleEnded(yunlian_domain::events::RoleEnded {
+        grant_id: Uuid::now_v7(),
+        member_id: Uuid::now_v7(),
+        org_id: Uuid::now_v7(),
+        role: Role::CommitteeMember,
+        reason: "panicked".into(),
+    });
+    db::outbox::append(c, &event, Utc::now()).await
+}
+
+async fn outbox_len_in(c: &mut db::Conn<'_>) -> Result<usize, Error> {
+    Ok(db::outbox::all(c).await?.len())
 }

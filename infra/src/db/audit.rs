@@ -204,6 +204,15 @@ pub(crate) async fn insert(conn: &mut Conn<'_>, rows: &[Entry]) -> Result<(), Er
     }
 }
 
+/// Audit entries a PostgreSQL batch insert takes in one statement.
+const PG_CHUNK: usize = 1000;
+
+/// Whether [`insert_pg`] writes `rows` in one statement (or none): a statement pipelined
+/// behind it then follows it on the wire.
+pub(crate) fn in_one_statement(rows: &[Entry]) -> bool {
+    rows.len() <= PG_CHUNK
+}
+
 /// PostgreSQL, on a shared connection (to be pipelined behind the index's statements). A lone
 /// entry (a clock-in's) is a one-row insert, whose prepared statement diesel caches; it never
 /// caches a batch's (a round trip more each time).
@@ -220,7 +229,7 @@ pub(crate) async fn insert_pg(
             .map(drop)
             .map_err(db_error),
         _ => {
-            for chunk in rows.chunks(1000) {
+            for chunk in rows.chunks(PG_CHUNK) {
                 diesel::insert_into(audit_events::table)
                     .values(chunk)
                     .execute(&mut &*c)

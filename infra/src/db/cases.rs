@@ -232,7 +232,7 @@ pub async fn lock(
             .select(cases::id)
             .order(cases::id)
             .for_update()
-            .load(c)
+            .load(&mut &*c)
             .await
             .map_err(db_error)?;
     }

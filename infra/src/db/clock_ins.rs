@@ -186,7 +186,7 @@ pub async fn lock_meeting_with_facts(
         (meeting.to_string(), member.to_string(), device.to_string()),
         c,
     );
-    let (locked, row) = tokio::join!(meetings::lock_pg(c, meeting, how), async {
+    let (locked, row) = tokio::join!(biased; meetings::lock_pg(c, meeting, how), async {
         facts_query!(&mut shared, &ids.0, &ids.1, &ids.2)
     });
     // The lock's error first: it was sent first, and the read's only says the transaction was

@@ -181,7 +181,7 @@ pub async fn lock_progress(
             lp::completed_at,
         ));
     let row: ProgressRow = match &mut conn.raw {
-        super::Raw::Pg(c) => q.for_update().first(&mut **c).await,
+        super::Raw::Pg(c) => q.for_update().first(c).await,
         super::Raw::Sqlite(c) => q.first(&mut **c).await,
     }
     .map_err(db_error)?;
@@ -246,7 +246,7 @@ pub async fn lock_lesson(
             lsp::completed_at,
         ));
     let row: ProgressRow = match &mut conn.raw {
-        super::Raw::Pg(c) => q.for_update().first(&mut **c).await,
+        super::Raw::Pg(c) => q.for_update().first(c).await,
         super::Raw::Sqlite(c) => q.first(&mut **c).await,
     }
     .map_err(db_error)?;

@@ -83,7 +83,7 @@ pub async fn lock(conn: &mut Conn<'_>, org: Uuid, period: &str) -> Result<Option
         .filter(pl::period.eq(period))
         .select(COLUMNS);
     let row: Option<Row> = match &mut conn.raw {
-        super::Raw::Pg(c) => q.for_update().first(&mut **c).await,
+        super::Raw::Pg(c) => q.for_update().first(c).await,
         super::Raw::Sqlite(c) => q.first(&mut **c).await,
     }
     .optional()

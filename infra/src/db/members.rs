@@ -168,7 +168,7 @@ pub async fn insert_many(conn: &mut Conn<'_>, ms: &[Member]) -> Result<(), Error
             for chunk in rows.chunks(500) {
                 diesel::insert_into(members::table)
                     .values(chunk)
-                    .execute(&mut **c)
+                    .execute(c)
                     .await
                     .map_err(phone_conflict)?;
             }
@@ -306,7 +306,7 @@ pub async fn lock(conn: &mut Conn<'_>, id: Uuid) -> Result<Option<(Member, Strin
         .for_update()
         .first::<String>(&mut &*c);
     let read = with_path_by_id!(&sid).first::<(MemberRow, String)>(&mut &*c);
-    let (locked, row) = tokio::join!(lock, read);
+    let (locked, row) = tokio::join!(biased; lock, read);
     if locked.optional().map_err(db_error)?.is_none() {
         return Ok(None);
     }

@@ -89,7 +89,9 @@ pub(crate) const SQLITE_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migr
 
 /// A borrowed connection of either engine.
 pub enum Raw<'c> {
-    Pg(&'c mut AsyncPgConnection),
+    /// Shared: diesel-async pipelines statements sent through `&AsyncPgConnection`, and a
+    /// transaction's `BEGIN` is sent ahead of its body's first statement (see [`Db::write`]).
+    Pg(&'c AsyncPgConnection),
     Sqlite(&'c mut SqliteConn),
 }
 
@@ -113,26 +115,55 @@ pub(crate) struct TxLog {
 }
 
 impl TxLog {
-    /// The transaction's work is done: its sync-index entries, then its audit entries.
-    ///
-    /// On PostgreSQL the index's statements and the audit entries are one pipeline: sent
-    /// together and run in the order sent, one round trip where a clock-in took three.
+    /// The transaction's work is done: its sync-index entries, then its audit entries (on
+    /// SQLite; PostgreSQL's transactions end in [`TxLog::flush_and_commit_pg`]).
     async fn flush(self, conn: &mut Conn<'_>, cx: Option<&audit::Context>) -> Result<(), Error> {
         let synced = sync::subjects(&self.sync);
         let entries = audit::entries(conn, cx, self.audit, &synced).await?;
-        let groups = sync::by_scope(self.sync);
-        if let Some(c) = conn.pg() {
-            let c: &AsyncPgConnection = c;
-            let (bumped, audited) =
-                tokio::join!(sync::bump_all_pg(c, &groups), audit::insert_pg(c, &entries));
-            // The index's error first: it was sent first, and any after it only says that the
-            // transaction was aborted.
-            let missing = bumped?;
-            audited?;
-            return sync::create_and_bump_pg(conn, &groups, &missing).await;
-        }
-        sync::flush(conn, &groups).await?;
+        sync::flush(conn, &sync::by_scope(self.sync)).await?;
         audit::insert(conn, &entries).await
+    }
+
+    /// PostgreSQL: the transaction's sync-index entries, its audit entries and its `COMMIT` in
+    /// one pipeline, sent together and run in the order sent: one round trip where a clock-in
+    /// took four. A statement that fails aborts the transaction, and the `COMMIT` behind it
+    /// then only rolls back; the first error in the order sent is the one reported.
+    ///
+    /// Order is what makes this safe: every statement here goes through diesel-async's
+    /// statement cache, whose lock is first-come first-served and is held while a statement is
+    /// prepared, and they are polled in the order written every time (`biased`: tokio's
+    /// `join!` otherwise starts each poll at the next future, and a poll that ran out of its
+    /// task's budget before one took the lock would let a later one take it first), so the
+    /// `COMMIT` is sent last. An audit batch of more than one statement is sent one statement
+    /// after another, so the `COMMIT` then waits for it.
+    async fn flush_and_commit_pg(
+        self,
+        c: &AsyncPgConnection,
+        cx: Option<&audit::Context>,
+    ) -> Result<(), Error> {
+        let synced = sync::subjects(&self.sync);
+        let entries = audit::entries(&mut Conn::new(Raw::Pg(c)), cx, self.audit, &synced).await?;
+        let groups = sync::by_scope(self.sync);
+        let commit = async {
+            diesel_async::RunQueryDsl::execute(diesel::sql_query("COMMIT").cached(), &mut &*c)
+                .await
+                .map_err(db_error)
+        };
+        let (bumped, audited, committed) = if audit::in_one_statement(&entries) {
+            tokio::join!(
+                biased;
+                sync::bump_all_pg(c, &groups),
+                audit::insert_pg(c, &entries),
+                commit
+            )
+        } else {
+            let (bumped, audited) =
+                tokio::join!(biased; sync::bump_all_pg(c, &groups), audit::insert_pg(c, &entries));
+            (bumped, audited, commit.await)
+        };
+        bumped?;
+        audited?;
+        committed.map(drop)
     }
 }
 
@@ -218,9 +249,9 @@ impl<'c> Conn<'c> {
     }
 
     /// The PostgreSQL connection, when this is one.
-    pub fn pg(&mut self) -> Option<&mut AsyncPgConnection> {
-        match &mut self.raw {
-            Raw::Pg(c) => Some(&mut **c),
+    pub fn pg(&self) -> Option<&'c AsyncPgConnection> {
+        match &self.raw {
+            Raw::Pg(c) => Some(*c),
             Raw::Sqlite(_) => None,
         }
     }
@@ -233,7 +264,7 @@ macro_rules! on {
     ($conn:expr, |$c:ident| $body:expr) => {
         match &mut ($conn).raw {
             $crate::db::Raw::Pg(inner) => {
-                let $c = &mut **inner;
+                let $c = inner;
                 $body
             }
             $crate::db::Raw::Sqlite(inner) => {
@@ -622,8 +653,8 @@ impl Db {
         detached(async move {
             match db {
                 Db::Pg(pool) => {
-                    let mut c: Object<AsyncPgConnection> = pool.get().await.map_err(pool_error)?;
-                    f(Conn::new(Raw::Pg(&mut c))).await
+                    let c: Object<AsyncPgConnection> = pool.get().await.map_err(pool_error)?;
+                    f(Conn::new(Raw::Pg(&c))).await
                 }
                 Db::Sqlite { pool, .. } => {
                     let mut c: Object<SqliteConn> = pool.get().await.map_err(pool_error)?;
@@ -676,24 +707,21 @@ impl Db {
     {
         match self {
             Db::Pg(pool) => {
-                let mut c: Object<AsyncPgConnection> = pool.get().await.map_err(pool_error)?;
-                c.transaction(async move |c| {
+                let tx = PgTx(Some(pool.get().await.map_err(pool_error)?));
+                let c = tx.conn();
+                let body = async {
                     let mut log = TxLog::default();
                     let r = f(Conn {
-                        raw: Raw::Pg(&mut *c),
+                        raw: Raw::Pg(c),
                         tx: Some(&mut log),
                     })
-                    .await
-                    .map_err(TxError::Domain)?;
+                    .await?;
                     let access = log.access;
-                    log.flush(&mut Conn::new(Raw::Pg(c)), cx.as_ref())
-                        .await
-                        .map_err(TxError::Domain)?;
-                    Ok::<(R, bool), TxError>((r, access))
-                })
-                .await
-                .map_err(TxError::into_domain)
-                .map(committed)
+                    log.flush_and_commit_pg(c, cx.as_ref()).await?;
+                    Ok::<(R, bool), Error>((r, access))
+                };
+                let (begun, done) = tokio::join!(biased; send(c, "BEGIN"), body);
+                tx.end(begun, done).await.map(committed)
             }
             Db::Sqlite {
                 pool, write_lock, ..
@@ -751,13 +779,28 @@ impl Db {
         detached(async move {
             match db {
                 Db::Pg(pool) => {
-                    let mut c: Object<AsyncPgConnection> = pool.get().await.map_err(pool_error)?;
-                    c.build_transaction()
-                        .read_only()
-                        .repeatable_read()
-                        .run(async move |c| f(Conn::new(Raw::Pg(c))).await.map_err(TxError::Domain))
-                        .await
-                        .map_err(TxError::into_domain)
+                    let tx = PgTx(Some(pool.get().await.map_err(pool_error)?));
+                    let c = tx.conn();
+                    let (begun, done) = tokio::join!(
+                        biased;
+                        send(c, "BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY"),
+                        f(Conn::new(Raw::Pg(c)))
+                    );
+                    match (begun, done) {
+                        // Read-only: the COMMIT only ends the snapshot, and nothing the caller
+                        // does waits for it. The connection goes back to the pool once it is
+                        // answered (or leaves it, see `PgTx::end`).
+                        (Ok(()), Ok(r)) => {
+                            tokio::spawn(async move {
+                                let ended = send(tx.conn(), "COMMIT").await;
+                                if let Err(e) = tx.end(ended, Ok(())).await {
+                                    tracing::debug!(error = %e, "a snapshot's COMMIT failed");
+                                }
+                            });
+                            Ok(r)
+                        }
+                        (begun, done) => tx.end(begun, done).await,
+                    }
                 }
                 Db::Sqlite { pool, .. } => {
                     let mut c: Object<SqliteConn> = pool.get().await.map_err(pool_error)?;
@@ -846,6 +889,64 @@ fn committed<R>((r, access): (R, bool)) -> R {
         access_changed_now();
     }
     r
+}
+
+/// Sends `sql` (a `BEGIN`, a `COMMIT`) on `c` when first polled, and waits for its answer.
+/// Joined ahead of a transaction's body (`tokio::join!` in `biased` order), a `BEGIN` goes out
+/// before the body's first statement and both are answered in one round trip, where
+/// diesel-async's own transactions wait for the `BEGIN` first. A `BEGIN` fails only with its
+/// connection, and so then does every statement sent behind it.
+async fn send(c: &AsyncPgConnection, sql: &str) -> Result<(), Error> {
+    let mut s = c;
+    s.batch_execute(sql).await.map_err(db_error)
+}
+
+/// A pooled PostgreSQL connection in a transaction begun by hand (see [`send`]). It goes back
+/// to the pool only when [`PgTx::end`] saw the transaction end; dropped before that (the task
+/// panicked) it leaves the pool and closes, so no one is lent a connection mid-transaction.
+/// (diesel-async's own transactions get the same from its transaction manager, which marks
+/// such a connection broken.)
+struct PgTx(Option<Object<AsyncPgConnection>>);
+
+impl PgTx {
+    fn conn(&self) -> &AsyncPgConnection {
+        self.0
+            .as_deref()
+            .unwrap_or_else(|| unreachable!("a PgTx holds its connection until it ends"))
+    }
+
+    /// Ends the transaction after its `BEGIN` and its body (which committed, when it
+    /// succeeded): on any error it rolls back, a no-op after a `COMMIT` that was sent anyway.
+    /// The error reported is the `BEGIN`'s, else the body's.
+    async fn end<R>(
+        mut self,
+        begun: Result<(), Error>,
+        done: Result<R, Error>,
+    ) -> Result<R, Error> {
+        let outcome = match (begun, done) {
+            (Ok(()), Ok(r)) => Ok(r),
+            (Err(e), _) | (Ok(()), Err(e)) => {
+                let mut s = self.conn();
+                if let Err(why) = s.batch_execute("ROLLBACK").await {
+                    // Not back to the pool: dropped here, the connection closes.
+                    tracing::warn!(error = %why, "rollback failed; the connection is closed");
+                    return Err(e);
+                }
+                Err(e)
+            }
+        };
+        // Back to the pool.
+        drop(self.0.take());
+        outcome
+    }
+}
+
+impl Drop for PgTx {
+    fn drop(&mut self) {
+        if let Some(c) = self.0.take() {
+            drop(Object::take(c));
+        }
+    }
 }
 
 /// Transaction error: a domain error from the body, or a database error from begin/commit.

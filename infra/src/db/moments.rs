@@ -187,9 +187,9 @@ async fn locked_post(
     if let Some(c) = conn.pg() {
         let q = posts::table.find(id.to_string()).select(posts::id);
         let found: Option<String> = if shared {
-            q.for_share().first(c).await
+            q.for_share().first(&mut &*c).await
         } else {
-            q.for_update().first(c).await
+            q.for_update().first(&mut &*c).await
         }
         .optional()
         .map_err(db_error)?;
@@ -444,7 +444,7 @@ pub async fn lock_comment(
             .find(id.to_string())
             .select(comments::id)
             .for_update()
-            .first(c)
+            .first(&mut &*c)
             .await
             .optional()
             .map_err(db_error)?;
@@ -708,7 +708,7 @@ pub async fn lock_report(conn: &mut Conn<'_>, id: Uuid) -> Result<Option<(Report
             .find(id.to_string())
             .select(comment_reports::id)
             .for_update()
-            .first(c)
+            .first(&mut &*c)
             .await
             .optional()
             .map_err(db_error)?;

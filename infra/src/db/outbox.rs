@@ -70,7 +70,7 @@ pub async fn unpublished(conn: &mut Conn<'_>, limit: i64) -> Result<Vec<OutboxEv
         .order((outbox::created_at, outbox::id))
         .limit(limit);
     let rows: Vec<OutboxRow> = match &mut conn.raw {
-        Raw::Pg(c) => q.for_update().skip_locked().load(&mut **c).await,
+        Raw::Pg(c) => q.for_update().skip_locked().load(c).await,
         Raw::Sqlite(c) => q.load(&mut **c).await,
     }
     .map_err(db_error)?;

@@ -398,7 +398,7 @@ pub async fn top(
         }};
     }
     let lines: Vec<Line> = match &mut conn.raw {
-        super::Raw::Pg(c) => run!(&mut **c, sql("$", " COLLATE \"C\"")),
+        super::Raw::Pg(c) => run!(c, sql("$", " COLLATE \"C\"")),
         super::Raw::Sqlite(c) => run!(&mut **c, sql("?", "")),
     }
     .map_err(db_error)?;

@@ -161,7 +161,7 @@ pub async fn gather(
             .filter(ps::state.eq(&gathering))
             .select(ps::id)
             .for_update()
-            .load(&mut **c)
+            .load(c)
             .await
             .map_err(db_error)?;
     }
@@ -231,7 +231,7 @@ pub async fn claim_due(
         .limit(limit);
     // Two senders at once claim disjoint pushes (SQLite has one writer anyway).
     let ids: Vec<String> = match &mut conn.raw {
-        Raw::Pg(c) => q.for_update().skip_locked().load(&mut **c).await,
+        Raw::Pg(c) => q.for_update().skip_locked().load(c).await,
         Raw::Sqlite(c) => q.load(&mut **c).await,
     }
     .map_err(db_error)?;

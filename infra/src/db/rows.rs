@@ -88,9 +88,7 @@ impl<C: QueryFragment<Sqlite>> QueryFragment<Sqlite> for Within<C> {
 macro_rules! load {
     ($conn:expr, $query:expr) => {
         match &mut ($conn).raw {
-            $crate::db::Raw::Pg(inner) => {
-                diesel_async::RunQueryDsl::load($query, &mut **inner).await
-            }
+            $crate::db::Raw::Pg(inner) => diesel_async::RunQueryDsl::load($query, inner).await,
             $crate::db::Raw::Sqlite(inner) => {
                 let query = $query;
                 inner

@@ -109,8 +109,7 @@ pub(crate) fn by_scope(mut pending: Vec<Pending>) -> Vec<Vec<Pending>> {
 /// scope-name order, its entries given consecutive versions ending at the new one.
 pub(crate) async fn flush(conn: &mut Conn<'_>, groups: &[Vec<Pending>]) -> Result<(), Error> {
     if let Some(c) = conn.pg() {
-        let missing = bump_all_pg(c, groups).await?;
-        return create_and_bump_pg(conn, groups, &missing).await;
+        return bump_all_pg(c, groups).await;
     }
     for group in groups {
         let n = group.len();
@@ -124,60 +123,29 @@ pub(crate) async fn flush(conn: &mut Conn<'_>, groups: &[Vec<Pending>]) -> Resul
 }
 
 /// PostgreSQL: every group's bump and entries, one statement a scope, all sent in one pipeline
-/// and on a shared connection, so the caller can pipeline more behind them. PostgreSQL runs
-/// them in the order sent, and they are sent in scope-name order, so scope locks are still
-/// taken in that order: `join_all` polls them first in order, and diesel-async sends a statement
-/// as it leaves its statement cache's lock, which is first-come first-served (tokio's), even
-/// when one must be prepared first. The indices of the groups whose scope does not exist yet
-/// (nothing written for them): see [`create_and_bump_pg`].
+/// and on a shared connection, so the caller can pipeline more behind them (the audit entries,
+/// the `COMMIT`). PostgreSQL runs them in the order sent, and they are sent in scope-name order,
+/// so scope locks are taken in that order, a scope's first write included: `join_all` polls
+/// them first in order, and diesel-async sends a statement as it leaves its statement cache's
+/// lock, which is first-come first-served (tokio's), even when one must be prepared first.
 pub(crate) async fn bump_all_pg(
     c: &diesel_async::AsyncPgConnection,
     groups: &[Vec<Pending>],
-) -> Result<Vec<usize>, Error> {
+) -> Result<(), Error> {
     let written =
         futures_util::future::join_all(groups.iter().map(|g| bump_and_index_pg(c, g))).await;
-    let mut missing = Vec::new();
     // The first error in the order sent is the cause; the ones after it only say that the
     // transaction was aborted.
-    for (i, w) in written.into_iter().enumerate() {
-        if !w? {
-            missing.push(i);
-        }
-    }
-    Ok(missing)
-}
-
-/// The scopes [`bump_all_pg`] found missing: each created (a racing first writer may win),
-/// then bumped. Only a scope's first write comes here, after the others were locked, the one
-/// place the scope-name order of locks can break; a deadlock it causes is a lost race, and the
-/// transaction runs again (see `Db::write`).
-pub(crate) async fn create_and_bump_pg(
-    conn: &mut Conn<'_>,
-    groups: &[Vec<Pending>],
-    missing: &[usize],
-) -> Result<(), Error> {
-    for &i in missing {
-        let group = &groups[i];
-        let scope = &group[0].scope;
-        create_scope(conn, scope, group[group.len() - 1].at).await?;
-        let created = match conn.pg() {
-            Some(c) => bump_and_index_pg(c, group).await?,
-            None => false,
-        };
-        if !created {
-            return Err(Error::Internal(format!("scope {scope} not created")));
-        }
-    }
-    Ok(())
+    written.into_iter().collect()
 }
 
 /// PostgreSQL: one statement bumps the group's scope by its size (taking the scope's row lock
-/// first) and upserts its entries with consecutive versions ending at the new one. False when
-/// the scope does not exist yet (nothing was written).
+/// first; a scope's first write creates it, and a racing first writer's row is waited for and
+/// bumped) and upserts its entries with consecutive versions ending at the new one.
 async fn bump_and_index_pg(
     c: &diesel_async::AsyncPgConnection,
     group: &[Pending],
-) -> Result<bool, Error> {
+) -> Result<(), Error> {
     let scope = &group[0].scope;
     use diesel::sql_types::{Array, BigInt, Bool, Text, Timestamp};
     let n = group.len();
@@ -187,9 +155,14 @@ async fn bump_and_index_pg(
     let back: Vec<i64> = (0..n).map(|i| (n - 1 - i) as i64).collect();
     let deleted: Vec<bool> = group.iter().map(|p| p.deleted).collect();
     let at: Vec<chrono::NaiveDateTime> = group.iter().map(|p| naive(p.at)).collect();
+    // A new scope's epoch; unused (and not stored) when the scope exists.
+    let epoch = Uuid::now_v7().to_string();
     let written = diesel::sql_query(
-        "WITH b AS (UPDATE sync_scopes SET version = version + $2, updated_at = $3 \
-                    WHERE scope = $1 RETURNING version) \
+        "WITH b AS (INSERT INTO sync_scopes AS s (scope, version, epoch, floor, updated_at) \
+                    VALUES ($1, $2, $9, 0, $3) \
+                    ON CONFLICT (scope) DO UPDATE \
+                    SET version = s.version + excluded.version, updated_at = excluded.updated_at \
+                    RETURNING s.version) \
          INSERT INTO sync_index (scope, entity, entity_id, version, deleted, changed_at) \
          SELECT $1, e.entity, e.entity_id, b.version - e.back, e.deleted, e.changed_at \
          FROM b CROSS JOIN unnest($4, $5, $6, $7, $8) \
@@ -205,17 +178,17 @@ async fn bump_and_index_pg(
     .bind::<Array<BigInt>, _>(&back)
     .bind::<Array<Bool>, _>(&deleted)
     .bind::<Array<Timestamp>, _>(&at)
+    .bind::<Text, _>(&epoch)
     .cached()
     .execute(&mut &*c)
     .await
     .map_err(db_error)?;
-    match written {
-        0 => Ok(false),
-        w if w == n => Ok(true),
-        w => Err(Error::Internal(format!(
-            "scope {scope}: {w} index entries written of {n}"
-        ))),
+    if written != n {
+        return Err(Error::Internal(format!(
+            "scope {scope}: {written} index entries written of {n}"
+        )));
     }
+    Ok(())
 }
 
 /// Creates a scope at version 0 (a racing first writer may have created it: then nothing).
@@ -523,7 +496,7 @@ pub async fn ledger_and_states(
             sync_scopes::floor,
         ))
         .load::<(String, i64, String, i64)>(&mut &*c);
-    let (ledger, states) = tokio::join!(ledger, states);
+    let (ledger, states) = tokio::join!(biased; ledger, states);
     let ledger = ledger
         .optional()
         .map_err(db_error)?
@@ -589,7 +562,7 @@ pub async fn settle(
             for chunk in rows.chunks(100) {
                 diesel::insert_into(sync_mutations::table)
                     .values(chunk)
-                    .execute(&mut **c)
+                    .execute(c)
                     .await
                     .map_err(db_error)?;
             }

@@ -539,7 +539,7 @@ pub async fn lock_notice(conn: &mut Conn<'_>, id: Uuid) -> Result<Option<Rectifi
             .filter(rt::id.eq(id.to_string()))
             .select(rt::id)
             .for_update()
-            .load(&mut **c)
+            .load(c)
             .await
             .map_err(db_error)?;
     }
