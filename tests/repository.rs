@@ -1131,6 +1131,36 @@ async fn a_postgres_transaction_ends_whole_however_its_body_ends() {
         );
     }
 
+    // A write in more scopes than are bumped in order on every poll: its COMMIT waits for
+    // them, and every scope has the row.
+    let scopes: Vec<Scope> = (0..40).map(|_| Scope::Org(Uuid::now_v7())).collect();
+    let (row, written) = (Uuid::now_v7(), scopes.clone());
+    db.write(move |mut c| {
+        async move { db::sync::record(&mut c, &written, Entity::Org, row, false, Utc::now()).await }
+            .scope_boxed()
+    })
+    .await
+    .expect("a write in 40 scopes");
+    let names: Vec<String> = scopes.iter().map(Scope::to_string).collect();
+    let found = db
+        .snapshot(move |mut c| {
+            async move {
+                let mut found = 0;
+                for n in &names {
+                    let changes = db::sync::changes(&mut c, n, 0, false, 10).await?;
+                    found += changes
+                        .iter()
+                        .filter(|ch| ch.id == row && ch.version == 1)
+                        .count();
+                }
+                Ok(found)
+            }
+            .scope_boxed()
+        })
+        .await
+        .expect("read the scopes");
+    assert_eq!(found, 40, "the row at version 1 in every scope");
+
     // And the pool still works: a write commits, a snapshot reads it.
     let id = append_event(&db, 1, true).await.expect("append after");
     let seen = db

@@ -135,7 +135,8 @@ impl TxLog {
     /// `join!` otherwise starts each poll at the next future, and a poll that ran out of its
     /// task's budget before one took the lock would let a later one take it first), so the
     /// `COMMIT` is sent last. An audit batch of more than one statement is sent one statement
-    /// after another, so the `COMMIT` then waits for it.
+    /// after another, and more than 30 scopes' bumps are not polled in order every time, so
+    /// then the `COMMIT` waits for them.
     async fn flush_and_commit_pg(
         self,
         c: &AsyncPgConnection,
@@ -149,7 +150,9 @@ impl TxLog {
                 .await
                 .map_err(db_error)
         };
-        let (bumped, audited, committed) = if audit::in_one_statement(&entries) {
+        let (bumped, audited, committed) = if sync::bumps_in_order(&groups)
+            && audit::in_one_statement(&entries)
+        {
             tokio::join!(
                 biased;
                 sync::bump_all_pg(c, &groups),

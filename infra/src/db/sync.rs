@@ -128,6 +128,10 @@ pub(crate) async fn flush(conn: &mut Conn<'_>, groups: &[Vec<Pending>]) -> Resul
 /// so scope locks are taken in that order, a scope's first write included: `join_all` polls
 /// them first in order, and diesel-async sends a statement as it leaves its statement cache's
 /// lock, which is first-come first-served (tokio's), even when one must be prepared first.
+///
+/// Up to [`ORDERED_BUMPS`] scopes, every poll polls them in order (`join_all`'s small form), so a
+/// statement pipelined behind them is sent after all of them; past that `join_all` polls them as
+/// they wake, and the caller waits for them before sending more (see [`bumps_in_order`]).
 pub(crate) async fn bump_all_pg(
     c: &diesel_async::AsyncPgConnection,
     groups: &[Vec<Pending>],
@@ -137,6 +141,15 @@ pub(crate) async fn bump_all_pg(
     // The first error in the order sent is the cause; the ones after it only say that the
     // transaction was aborted.
     written.into_iter().collect()
+}
+
+/// The most scopes [`bump_all_pg`] sends strictly in order on every poll: `futures_util`'s
+/// `join_all` polls up to 30 futures in order and more through `FuturesOrdered`.
+const ORDERED_BUMPS: usize = 30;
+
+/// Whether a statement joined behind [`bump_all_pg`] for `groups` is sent after all of them.
+pub(crate) fn bumps_in_order(groups: &[Vec<Pending>]) -> bool {
+    groups.len() <= ORDERED_BUMPS
 }
 
 /// PostgreSQL: one statement bumps the group's scope by its size (taking the scope's row lock
