@@ -929,8 +929,7 @@ impl PgTx {
         let outcome = match (begun, done) {
             (Ok(()), Ok(r)) => Ok(r),
             (Err(e), _) | (Ok(()), Err(e)) => {
-                let mut s = self.conn();
-                if let Err(why) = s.batch_execute("ROLLBACK").await {
+                if let Err(why) = send(self.conn(), "ROLLBACK").await {
                     // Not back to the pool: dropped here, the connection closes.
                     tracing::warn!(error = %why, "rollback failed; the connection is closed");
                     return Err(e);
